@@ -1,0 +1,82 @@
+package emulator
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// faultKinds are the request classes a fault can target.
+var faultKinds = []string{"upload", "read", "metadata", "delete", "list", "any"}
+
+type faultRule struct {
+	kind   string
+	count  int
+	status int
+}
+
+// faults is the switch behind InjectFaults and /_emulator/faults.
+type faults struct {
+	mu    sync.Mutex
+	rules []faultRule
+}
+
+func (f *faults) statusOr(status int) int {
+	if status == 0 {
+		return 503
+	}
+	return status
+}
+
+func (f *faults) add(kind string, count, status int) error {
+	if !slices.Contains(faultKinds, kind) {
+		return fmt.Errorf("%w: kind %q, want one of %v", errBadFault, kind, faultKinds)
+	}
+	if count <= 0 {
+		return fmt.Errorf("%w: count %d must be positive", errBadFault, count)
+	}
+	status = f.statusOr(status)
+	if status < 400 || status > 599 {
+		return fmt.Errorf("%w: status %d must be 4xx or 5xx", errBadFault, status)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, faultRule{kind: kind, count: count, status: status})
+	return nil
+}
+
+// take consumes one matching fault for a request of the given kind ("" for
+// requests only "any" matches) and returns its status.
+func (f *faults) take(kind string) (int, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.rules {
+		r := &f.rules[i]
+		if r.kind != "any" && (kind == "" || r.kind != kind) {
+			continue
+		}
+		status := r.status
+		r.count--
+		if r.count == 0 {
+			f.rules = slices.Delete(f.rules, i, i+1)
+		}
+		return status, true
+	}
+	return 0, false
+}
+
+func (f *faults) clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = nil
+}
+
+// InjectFaults makes the next count GCS API calls of the given kind
+// (upload, read, metadata, delete, list or any) fail with status (0 means
+// 503) and a GCS-style JSON error body. Invalid arguments are logged and
+// ignored; the HTTP route reports them as 400.
+func (e *Emulator) InjectFaults(kind string, count, status int) {
+	if err := e.faults.add(kind, count, status); err != nil {
+		e.log.Warn("ignore fault", "err", err)
+	}
+}

@@ -1,0 +1,74 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DB is the trace index in PostgreSQL, backed by a connection pool. It is
+// safe for concurrent use. Every method that fails because the server cannot
+// be reached, is shutting down or the pool could not hand out a connection in
+// time returns an error wrapping traces.ErrUnavailable (and the pgx error).
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Options tunes Open. The zero value is usable.
+type Options struct {
+	// MaxConns caps the pool; 0 means pgx's default (max(4, GOMAXPROCS)).
+	MaxConns int32
+	// ConnectTimeout bounds each new connection; 0 means 5s. A connect_timeout
+	// in the URL wins.
+	ConnectTimeout time.Duration
+}
+
+// Open connects a pool to the database at url (a postgres:// URL or a
+// key=value DSN) and pings it once, so a bad URL or an unreachable server is
+// reported here. It does not apply the schema (schema.Apply does). A failed
+// ping returns an error wrapping traces.ErrUnavailable. The caller closes the
+// DB with Close.
+func Open(ctx context.Context, url string, o Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open index: parse url: %w", err) // never echo the URL: it may hold a password
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+		if o.ConnectTimeout > 0 {
+			cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+		}
+	}
+	return openConfig(ctx, cfg)
+}
+
+func openConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	db := &DB{pool: pool}
+	if err := db.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes every connection of the pool, waiting for those in use to be
+// released. The DB must not be used afterwards.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that a connection can be acquired and the server answers. The
+// error wraps traces.ErrUnavailable when it cannot.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping index: %w", translate(err))
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// translate wraps err with the traces sentinel it stands for, keeping err in
+// the chain: no row is ErrNotFound, a unique violation ErrConflict, and
+// anything that says the server cannot be reached or is going away
+// ErrUnavailable. Other errors (bugs, constraint violations) pass unchanged.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if sentinel := classify(err); sentinel != nil {
+		return fmt.Errorf("%w: %w", sentinel, err)
+	}
+	return err
+}
+
+func classify(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return traces.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return traces.ErrConflict
+		case pe.Code[:2] == "08", // connection exception
+			pe.Code[:2] == "53", // insufficient resources (too many connections, disk full)
+			pe.Code == "57P01",  // admin_shutdown
+			pe.Code == "57P02",  // crash_shutdown
+			pe.Code == "57P03",  // cannot_connect_now (starting up, shutting down)
+			pe.Code == "40001",  // serialization_failure: retry later
+			pe.Code == "40P01":  // deadlock_detected: retry later
+			return traces.ErrUnavailable
+		}
+		return nil
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce),
+		errors.As(err, &ne),
+		errors.Is(err, context.DeadlineExceeded), // pool acquire or query timed out
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		pgconn.SafeToRetry(err),
+		pgconn.Timeout(err):
+		return traces.ErrUnavailable
+	}
+	return nil
+}

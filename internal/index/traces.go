@@ -1,0 +1,215 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// putTraceSQL writes one trace's rows in one statement (one round trip, one
+// implicit transaction). The trace_tlids and toplevels inserts run only if the
+// traces row was new, so a retry changes nothing. A toplevel that already
+// exists is left alone (DO NOTHING takes no row lock, so hot handlers do not
+// serialise their saves): its renew_after is already a lower bound, because a
+// new trace's customTime is newer than its keepers'.
+const putTraceSQL = `
+WITH t AS (
+  INSERT INTO traces (canvas_id, trace_id, root_tlid, tlids, ts, generation, custom_time, layers)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  ON CONFLICT (canvas_id, trace_id) DO NOTHING
+  RETURNING 1
+), tt AS (
+  INSERT INTO trace_tlids (canvas_id, tlid, trace_id, ts, root_tlid)
+  SELECT $1, u.tlid, $2, $5, $3 FROM unnest($4::bigint[]) AS u(tlid)
+  WHERE EXISTS (SELECT FROM t)
+  ON CONFLICT DO NOTHING
+), tl AS (
+  INSERT INTO toplevels (canvas_id, tlid, renew_after)
+  SELECT $1, u.tlid, $7 FROM unnest($4::bigint[]) AS u(tlid)
+  WHERE EXISTS (SELECT FROM t)
+  ON CONFLICT DO NOTHING
+)
+SELECT EXISTS (SELECT FROM t)`
+
+// PutTrace indexes one trace in one round trip: its traces row, one
+// trace_tlids row per toplevel it touched (r.RootTLID is added to r.TLIDs if
+// missing; duplicates are dropped) and a toplevels row for each toplevel not
+// yet known, with renew_after = r.CustomTime. r.Held is ignored: a new trace
+// is not held. created is false if the trace was already indexed, in which
+// case nothing changes (a retry is safe, even with different contents).
+// Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
+// for concurrent use.
+func (db *DB) PutTrace(ctx context.Context, r traces.Record) (created bool, err error) {
+	tlids := tlidArray(r.RootTLID, r.TLIDs)
+	err = db.pool.QueryRow(ctx, putTraceSQL,
+		[16]byte(r.Canvas), [16]byte(r.ID), int64(r.RootTLID), tlids,
+		r.Timestamp, r.Generation, r.CustomTime, int32(r.Layers),
+	).Scan(&created)
+	if err != nil {
+		return false, fmt.Errorf("put trace %s/%s: %w", r.Canvas, r.ID, translate(err))
+	}
+	return created, nil
+}
+
+// tlidArray returns root and tlids as sorted, distinct int64 bit patterns.
+// Sorted, so that concurrent saves touching the same new toplevels insert
+// them in the same order and cannot deadlock.
+func tlidArray(root traces.TLID, tlids []traces.TLID) []int64 {
+	a := make([]int64, 0, len(tlids)+1)
+	a = append(a, int64(root))
+	for _, t := range tlids {
+		a = append(a, int64(t))
+	}
+	slices.Sort(a)
+	return slices.Compact(a)
+}
+
+const recordColumns = `canvas_id, trace_id, root_tlid, tlids, ts, generation, custom_time, layers, held_at IS NOT NULL`
+
+const getSQL = `SELECT ` + recordColumns + ` FROM traces WHERE canvas_id = $1 AND trace_id = $2`
+
+// findSQL uses traces_by_id. A trace ID is unique in practice (UUIDv7 with 74
+// random bits); should two canvases share one, the lowest canvas ID wins.
+const findSQL = `SELECT ` + recordColumns + ` FROM traces WHERE trace_id = $1 ORDER BY canvas_id LIMIT 1`
+
+// Get returns the indexed record of one trace. The error wraps
+// traces.ErrNotFound if the trace is not indexed, traces.ErrUnavailable if
+// the server cannot be reached. Safe for concurrent use.
+func (db *DB) Get(ctx context.Context, canvas traces.CanvasID, id traces.TraceID) (traces.Record, error) {
+	r, err := scanRecord(db.pool.QueryRow(ctx, getSQL, [16]byte(canvas), [16]byte(id)))
+	if err != nil {
+		return traces.Record{}, fmt.Errorf("get trace %s/%s: %w", canvas, id, translate(err))
+	}
+	return r, nil
+}
+
+// Find returns the indexed record of a trace by its ID alone, whatever its
+// canvas (admin support lookups). Errors as for Get.
+func (db *DB) Find(ctx context.Context, id traces.TraceID) (traces.Record, error) {
+	r, err := scanRecord(db.pool.QueryRow(ctx, findSQL, [16]byte(id)))
+	if err != nil {
+		return traces.Record{}, fmt.Errorf("find trace %s: %w", id, translate(err))
+	}
+	return r, nil
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanRecord(row rowScanner) (traces.Record, error) {
+	var (
+		r            traces.Record
+		canvas, id   [16]byte
+		root         int64
+		tlids        []int64
+		ts, customTS time.Time
+		layers       int32
+	)
+	if err := row.Scan(&canvas, &id, &root, &tlids, &ts, &r.Generation, &customTS, &layers, &r.Held); err != nil {
+		return traces.Record{}, err
+	}
+	r.Canvas, r.ID, r.RootTLID = traces.CanvasID(canvas), traces.TraceID(id), traces.TLID(root)
+	r.TLIDs = make([]traces.TLID, len(tlids))
+	for i, t := range tlids {
+		r.TLIDs[i] = traces.TLID(t)
+	}
+	r.Timestamp, r.CustomTime, r.Layers = ts.UTC(), customTS.UTC(), int(layers)
+	return r, nil
+}
+
+// removeSQL deletes a trace's rows if they describe generation $3 or older:
+// the traces row, then its trace_tlids rows by primary key, from the row's
+// own tlids array. One statement, so one round trip and all or nothing.
+const removeSQL = `
+WITH d AS (
+  DELETE FROM traces
+  WHERE canvas_id = $1 AND trace_id = $2 AND generation <= $3
+  RETURNING tlids
+), dt AS (
+  DELETE FROM trace_tlids tt
+  USING d, unnest(d.tlids) AS u(tlid)
+  WHERE tt.canvas_id = $1 AND tt.tlid = u.tlid AND tt.trace_id = $2
+)
+SELECT count(*) FROM d`
+
+// Remove deletes the index rows of one trace if they describe maxGeneration
+// or an older generation: a deletion notification or a failed read names the
+// generation that is gone, and rows already describing a newer object must
+// survive it. removed is false if there was nothing to delete (gone already,
+// or newer); that is not an error. The toplevels rows stay: GC owns them.
+// Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
+// for concurrent use.
+func (db *DB) Remove(ctx context.Context, canvas traces.CanvasID, id traces.TraceID, maxGeneration int64) (removed bool, err error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, removeSQL, [16]byte(canvas), [16]byte(id), maxGeneration).Scan(&n); err != nil {
+		return false, fmt.Errorf("remove trace %s/%s: %w", canvas, id, translate(err))
+	}
+	return n > 0, nil
+}
+
+// Deletion names index rows to remove: the trace's rows go if they describe
+// Generation or an older generation.
+type Deletion struct {
+	Canvas     traces.CanvasID
+	ID         traces.TraceID
+	Generation int64
+}
+
+const removeManySQL = `
+WITH d AS (
+  DELETE FROM traces t
+  USING unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS r(canvas_id, trace_id, generation)
+  WHERE t.canvas_id = r.canvas_id AND t.trace_id = r.trace_id AND t.generation <= r.generation
+  RETURNING t.canvas_id, t.trace_id, t.tlids
+), dt AS (
+  DELETE FROM trace_tlids tt
+  USING d, unnest(d.tlids) AS u(tlid)
+  WHERE tt.canvas_id = d.canvas_id AND tt.tlid = u.tlid AND tt.trace_id = d.trace_id
+)
+SELECT count(*) FROM d`
+
+// RemoveMany is Remove for a batch, in one statement (one round trip, all or
+// nothing), for the deletion-notification consumer. Rows already gone or
+// newer than the named generation are skipped, not errors, so a redelivered
+// batch is harmless; removed counts the traces whose rows were deleted. A
+// trace named twice is removed if either generation allows it. Errors wrap
+// traces.ErrUnavailable when the server cannot be reached or the batch lost a
+// deadlock to a concurrent one three times in a row. Safe for concurrent use.
+func (db *DB) RemoveMany(ctx context.Context, ds []Deletion) (removed int, err error) {
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	// Deleting in key order makes overlapping concurrent batches lock rows
+	// in the same order, which makes deadlocks rare.
+	ds = slices.Clone(ds)
+	slices.SortFunc(ds, func(a, b Deletion) int {
+		if c := bytes.Compare(a.Canvas[:], b.Canvas[:]); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	canvases := make([][16]byte, len(ds))
+	ids := make([][16]byte, len(ds))
+	gens := make([]int64, len(ds))
+	for i, d := range ds {
+		canvases[i], ids[i], gens[i] = d.Canvas, d.ID, d.Generation
+	}
+	var n int64
+	for attempt := 1; ; attempt++ {
+		err = db.pool.QueryRow(ctx, removeManySQL, canvases, ids, gens).Scan(&n)
+		var pe *pgconn.PgError
+		if err == nil || attempt == 3 || !errors.As(err, &pe) || pe.Code != "40P01" {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("remove %d traces: %w", len(ds), translate(err))
+	}
+	return int(n), nil
+}

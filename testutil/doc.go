@@ -1,0 +1,6 @@
+// Package testutil starts the real services tests need: PG and PGPrivate
+// give PostgreSQL databases with the schema applied. Helpers take a
+// testing.TB, call t.Fatal on setup errors (never skip) and clean up with
+// t.Cleanup. testutil imports schema and libraries only, never internal/...,
+// so any package's tests can use it without an import cycle.
+package testutil

@@ -1,0 +1,69 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// Errors that only exist at the HTTP layer.
+var (
+	errUnauthenticated = errors.New("unauthenticated")
+	errPermission      = errors.New("permission denied")
+	errMediaType       = errors.New("unsupported media type")
+)
+
+// apiError is the JSON error body of API.md.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+// classify is the one error→status table. A 5xx message never carries the
+// error text (it may hold keys or SQL); the request id ties it to the log.
+func classify(err error) (status int, code, message, field string) {
+	var fe *traces.FieldError
+	switch {
+	case errors.As(err, &fe):
+		if fe.Limit > 0 {
+			return http.StatusRequestEntityTooLarge, "payload_too_large", fe.Error(), fe.Field
+		}
+		return http.StatusBadRequest, "invalid_argument", fe.Error(), fe.Field
+	case errors.Is(err, traces.ErrInvalid):
+		return http.StatusBadRequest, "invalid_argument", err.Error(), ""
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, "unauthenticated", err.Error(), ""
+	case errors.Is(err, errPermission):
+		return http.StatusForbidden, "permission_denied", err.Error(), ""
+	case errors.Is(err, traces.ErrNotFound):
+		return http.StatusNotFound, "not_found", err.Error(), ""
+	case errors.Is(err, traces.ErrConflict):
+		return http.StatusConflict, "already_exists", err.Error(), ""
+	case errors.Is(err, traces.ErrHeld):
+		return http.StatusConflict, "failed_precondition", "the trace is held: release the hold first (DELETE …/hold) or add a layer with POST …/function-results", ""
+	case errors.Is(err, traces.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed, "failed_precondition", err.Error(), ""
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error(), ""
+	case errors.Is(err, traces.ErrExhausted):
+		return http.StatusTooManyRequests, "resource_exhausted", err.Error(), ""
+	case errors.Is(err, traces.ErrUnavailable):
+		return http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry with backoff", ""
+	}
+	return http.StatusInternalServerError, "internal", "internal error", ""
+}
+
+// writeError answers err as API.md's JSON error and logs server faults.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg, field := classify(err)
+	if status >= 500 {
+		logger(r.Context(), s.log).Error("request failed", "status", status, "err", err)
+	}
+	var body apiError
+	body.Error.Code, body.Error.Message, body.Error.Field = code, msg, field
+	writeJSON(w, status, body)
+}

@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+func (s *Server) routeTraces() {
+	s.handle("POST /v1/canvases/{canvasID}/traces", RoleExecutor, s.saveTrace)
+	s.handle("GET /v1/canvases/{canvasID}/traces/{traceID}", RoleEditor, s.getTrace)
+	s.handle("GET /v1/canvases/{canvasID}/toplevels/{tlid}/traces", RoleEditor, s.listToplevel)
+	s.handle("POST /v1/canvases/{canvasID}/recent-traces", RoleEditor, s.recentTraces)
+	s.handle("GET /v1/traces/{traceID}", RoleAdmin, s.findTrace)
+}
+
+// stamp is a time that JSON renders as RFC 3339 UTC with milliseconds and
+// msgpack as a timestamp extension (API.md's conventions).
+type stamp time.Time
+
+func (t stamp) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"`), nil
+}
+
+func (t stamp) EncodeMsgpack(e *msgpack.Encoder) error { return e.EncodeTime(time.Time(t)) }
+
+// generation is an object generation: a decimal string in JSON (64-bit), a
+// native int in msgpack.
+type generation int64
+
+func (g generation) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatInt(int64(g), 10) + `"`), nil
+}
+
+type summary struct {
+	TraceID   traces.TraceID `json:"traceID" msgpack:"traceID"`
+	Timestamp stamp          `json:"timestamp" msgpack:"timestamp"`
+	RootTLID  traces.TLID    `json:"rootTLID" msgpack:"rootTLID"`
+	Held      bool           `json:"held" msgpack:"held"`
+}
+
+func summaries(in []traces.Summary) []summary {
+	out := make([]summary, len(in))
+	for i, x := range in {
+		out[i] = summary{TraceID: x.ID, Timestamp: stamp(x.Timestamp), RootTLID: x.RootTLID, Held: x.Held}
+	}
+	return out
+}
+
+func canvasParam(r *http.Request) (traces.CanvasID, error) {
+	return traces.ParseCanvasID(r.PathValue("canvasID"))
+}
+
+func traceParams(r *http.Request) (traces.CanvasID, traces.TraceID, error) {
+	c, err := canvasParam(r)
+	if err != nil {
+		return c, traces.TraceID{}, err
+	}
+	id, err := traces.ParseTraceID(r.PathValue("traceID"))
+	return c, id, err
+}
+
+func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	if err != nil {
+		return err
+	}
+	t, err := traces.DecodeTrace(body, isJSON, s.limits)
+	if err != nil {
+		return err
+	}
+	saved, err := s.svc.Save(r.Context(), c, t)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if saved.Created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("Location", "/v1/canvases/"+c.String()+"/traces/"+saved.ID.String())
+	respond(w, r, status, struct {
+		TraceID    traces.TraceID `json:"traceID" msgpack:"traceID"`
+		Generation generation     `json:"generation" msgpack:"generation"`
+	}{saved.ID, generation(saved.Generation)})
+	return nil
+}
+
+func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) error {
+	c, id, err := traceParams(r)
+	if err != nil {
+		return err
+	}
+	read, err := s.svc.Get(r.Context(), c, id)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", `"`+strconv.FormatInt(read.Generation, 10)+`"`)
+	if wantsMsgpack(r) {
+		rawResponse(w, http.StatusOK, ctMsgpack, traces.AppendTraceMsgpack(nil, read.Trace))
+		return nil
+	}
+	b, err := traces.AppendTraceJSON(nil, read.Trace)
+	if err != nil {
+		return err
+	}
+	rawResponse(w, http.StatusOK, ctJSON, b)
+	return nil
+}
+
+func (s *Server) listToplevel(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	tlid, err := traces.ParseTLID("tlid", r.PathValue("tlid"))
+	if err != nil {
+		return err
+	}
+	limit := traces.DefaultListLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil {
+			return traces.Invalid("limit", "must be an integer between 1 and %d", traces.MaxListLimit)
+		}
+	}
+	list, err := s.svc.Recent(r.Context(), c, tlid, limit)
+	if err != nil {
+		return err
+	}
+	respond(w, r, http.StatusOK, struct {
+		Traces []summary `json:"traces" msgpack:"traces"`
+	}{summaries(list)})
+	return nil
+}
+
+func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	if err != nil {
+		return err
+	}
+	var tlids []traces.TLID
+	limit := traces.DefaultListLimit
+	err = traces.DecodeFields(body, isJSON, s.limits, map[string]func(*traces.Reader, string) error{
+		"tlids": func(rd *traces.Reader, f string) (err error) {
+			tlids, err = rd.TLIDs(f, traces.MaxBatchTLIDs)
+			return err
+		},
+		"limit": func(rd *traces.Reader, f string) error {
+			n, err := rd.Int(f)
+			limit = int(n)
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if len(tlids) == 0 {
+		return traces.Invalid("tlids", "required: at least one tlid")
+	}
+	m, err := s.svc.RecentMany(r.Context(), c, tlids, limit)
+	if err != nil {
+		return err
+	}
+	out := make(map[string][]summary, len(m))
+	for tlid, list := range m {
+		out[tlid.String()] = summaries(list)
+	}
+	respond(w, r, http.StatusOK, struct {
+		Toplevels map[string][]summary `json:"toplevels" msgpack:"toplevels"`
+	}{out})
+	return nil
+}
+
+func (s *Server) findTrace(w http.ResponseWriter, r *http.Request) error {
+	id, err := traces.ParseTraceID(r.PathValue("traceID"))
+	if err != nil {
+		return err
+	}
+	rec, err := s.svc.Find(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	respond(w, r, http.StatusOK, struct {
+		CanvasID  traces.CanvasID `json:"canvasID" msgpack:"canvasID"`
+		TraceID   traces.TraceID  `json:"traceID" msgpack:"traceID"`
+		RootTLID  traces.TLID     `json:"rootTLID" msgpack:"rootTLID"`
+		Timestamp stamp           `json:"timestamp" msgpack:"timestamp"`
+		Held      bool            `json:"held" msgpack:"held"`
+	}{rec.Canvas, rec.ID, rec.RootTLID, stamp(rec.Timestamp), rec.Held})
+	return nil
+}

@@ -65,6 +65,10 @@ func New(o Options) *Server {
 	}
 	s.routeHealth()
 	s.routeTraces()
+	s.routeExecute()   // execute.go: replace, layers (issue: execute buttons)
+	s.routeUnmatched() // unmatched.go: 404s
+	s.routeCanvases()  // canvases.go: toplevel forget, canvas deletion, jobs
+	s.routeHolds()     // holds.go
 	return s
 }
 

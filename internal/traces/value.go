@@ -1,0 +1,845 @@
+package traces
+
+// The JSON <-> msgpack mapping of values.
+//
+// A Value is held as msgpack; JSON is converted on the way in and out.
+//
+// JSON to msgpack (JSONToMsgpack):
+//   - null -> nil; true, false -> bool; string -> str; array -> array.
+//   - object -> map with string keys in the order they appear. A key that
+//     appears twice in one object is an error naming it.
+//   - A number written without fraction or exponent is an integer: one that
+//     is not negative becomes the smallest msgpack uint (positive fixint,
+//     uint 8/16/32/64), a negative one the smallest signed int (negative
+//     fixint, int 8/16/32/64). Integers beyond int64 and uint64 range, and
+//     every number with a fraction or exponent, become float64 (1.0 is a
+//     float; a number too large for float64 is an error).
+//   - Strings are unescaped; invalid UTF-8 and lone surrogates become U+FFFD,
+//     as in encoding/json.
+//
+// msgpack to JSON (AppendJSON):
+//   - nil -> null; bool -> true/false; every integer format -> a JSON number
+//     (the exact decimal, also for uint64 beyond 2^53).
+//   - float32, float64 -> the shortest number that reads back to the same
+//     float (formatted as encoding/json does); NaN and ±Inf -> null.
+//   - str -> string (invalid UTF-8 becomes \ufffd, as in encoding/json;
+//     U+2028 and U+2029 are escaped; HTML characters are not).
+//   - bin -> a base64 (standard, padded) string.
+//   - timestamp extension (-1) -> an RFC 3339 string in UTC with as many
+//     fractional digits as needed ("2026-11-22T03:48:01.123Z").
+//   - other extensions -> {"$ext":{"type":N,"data":"<base64>"}}.
+//   - map -> object in the msgpack order. A str key is used as is; any
+//     other key is rendered as JSON and that text is the key (1 -> "1",
+//     [1,2] -> "[1,2]"); a key whose JSON is already a string (bin,
+//     timestamp) is that string.
+//
+// So JSON -> msgpack -> JSON reproduces any JSON text modulo whitespace,
+// escapes, duplicate-free keys and number spelling (1.0 -> 1, 1e2 -> 100),
+// while bin, extensions, timestamps, float32 and non-string keys have no
+// JSON form that converts back to them: only msgpack keeps those exact.
+
+import (
+	"encoding/base64"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds AppendJSON's recursion. Stored values are bounded by
+// Limits.MaxDepth (128 by default) long before this.
+const maxJSONDepth = 10_000
+
+// MarshalJSON renders v by the mapping above (an empty Value is null). The
+// error is a *FieldError (field "value") when v is not one well-formed
+// msgpack value.
+func (v Value) MarshalJSON() ([]byte, error) {
+	if len(v) == 0 {
+		return []byte("null"), nil
+	}
+	return AppendJSON(nil, v)
+}
+
+// UnmarshalJSON converts one JSON value by the mapping above with the
+// default limits. The error is a *FieldError wrapping ErrInvalid.
+func (v *Value) UnmarshalJSON(data []byte) error {
+	b, err := JSONToMsgpack(nil, data, DefaultLimits)
+	if err != nil {
+		return err
+	}
+	*v = b
+	return nil
+}
+
+// MarshalMsgpack returns the raw msgpack bytes, so msgpack encoders (such
+// as github.com/vmihailenco/msgpack/v5) embed the value unchanged. An empty
+// Value is nil.
+func (v Value) MarshalMsgpack() ([]byte, error) {
+	if len(v) == 0 {
+		return []byte{0xc0}, nil
+	}
+	return v, nil
+}
+
+// UnmarshalMsgpack keeps a copy of one msgpack value after checking it is
+// well formed and no deeper than the default limit. The error is a
+// *FieldError wrapping ErrInvalid.
+func (v *Value) UnmarshalMsgpack(b []byte) error {
+	r := Reader{b: b, maxDepth: DefaultLimits.MaxDepth}
+	if err := r.Skip("value"); err != nil {
+		return err
+	}
+	if r.off != len(b) {
+		return Invalid("value", "trailing bytes after the msgpack value")
+	}
+	*v = append(Value(nil), b...)
+	return nil
+}
+
+// AppendJSON appends the JSON form of the msgpack value v to dst by the
+// mapping above. The error is a *FieldError (field "value", wrapping
+// ErrInvalid) when v is not exactly one well-formed msgpack value or nests
+// deeper than 10,000; dst is then returned as far as it was written.
+func AppendJSON(dst []byte, v Value) ([]byte, error) {
+	r := Reader{b: v, maxDepth: maxJSONDepth}
+	dst, err := r.appendJSON(dst, 0)
+	if err == nil && r.off != len(v) {
+		err = Invalid("value", "trailing bytes after the msgpack value")
+	}
+	return dst, err
+}
+
+func (r *Reader) appendJSON(dst []byte, depth int) ([]byte, error) {
+	const field = "value"
+	t, hdr, n, err := r.head(field)
+	if err != nil {
+		return dst, err
+	}
+	c := r.b[r.off]
+	switch t {
+	case TypeNil:
+		r.off++
+		return append(dst, "null"...), nil
+	case TypeBool:
+		r.off++
+		if c == 0xc3 {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case TypeInt:
+		if c >= 0xe0 || (c >= 0xd0 && c <= 0xd3) {
+			i, err := r.Int(field)
+			return strconv.AppendInt(dst, i, 10), err
+		}
+		u, err := r.Uint(field)
+		return strconv.AppendUint(dst, u, 10), err
+	case TypeFloat:
+		f, err := r.Float(field)
+		return appendJSONFloat(dst, f, int(n)*8), err
+	case TypeString:
+		s, err := r.payload(field, hdr, n)
+		if err != nil {
+			return dst, err
+		}
+		return appendJSONString(dst, s), nil
+	case TypeBin:
+		b, err := r.payload(field, hdr, n)
+		if err != nil {
+			return dst, err
+		}
+		return appendBase64(dst, b), nil
+	case TypeExt:
+		typ, data, err := r.Ext(field)
+		if err != nil {
+			return dst, err
+		}
+		if typ == timestampExt {
+			tm, _ := parseTimestamp(field, data) // validated by Ext
+			dst = append(dst, '"')
+			dst = tm.AppendFormat(dst, time.RFC3339Nano)
+			return append(dst, '"'), nil
+		}
+		dst = append(dst, `{"$ext":{"type":`...)
+		dst = strconv.AppendInt(dst, int64(typ), 10)
+		dst = append(dst, `,"data":`...)
+		dst = appendBase64(dst, data)
+		return append(dst, "}}"...), nil
+	case TypeArray, TypeMap:
+		if depth >= r.maxDepth {
+			return dst, depthError(field, r.maxDepth)
+		}
+		cnt, err := r.container(field, t)
+		if err != nil {
+			return dst, err
+		}
+		if t == TypeArray {
+			dst = append(dst, '[')
+			for i := range cnt {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				if dst, err = r.appendJSON(dst, depth+1); err != nil {
+					return dst, err
+				}
+			}
+			return append(dst, ']'), nil
+		}
+		dst = append(dst, '{')
+		for i := range cnt {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = r.appendJSONKey(dst, depth+1); err != nil {
+				return dst, err
+			}
+			dst = append(dst, ':')
+			if dst, err = r.appendJSON(dst, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	return dst, Invalid(field, "invalid msgpack byte 0x%02x", c)
+}
+
+// appendJSONKey writes a map key as a JSON string: a str as is, anything
+// else as its JSON text (quoted unless that text already is a string).
+func (r *Reader) appendJSONKey(dst []byte, depth int) ([]byte, error) {
+	if r.Peek() == TypeString {
+		s, err := r.StringBytes("value")
+		if err != nil {
+			return dst, err
+		}
+		return appendJSONString(dst, s), nil
+	}
+	p := len(dst)
+	dst, err := r.appendJSON(dst, depth)
+	if err != nil || dst[p] == '"' {
+		return dst, err
+	}
+	text := append([]byte(nil), dst[p:]...)
+	return appendJSONString(dst[:p], text), nil
+}
+
+func appendBase64(dst, b []byte) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
+	return append(dst, '"')
+}
+
+// appendJSONFloat formats f as encoding/json does; bits is 32 or 64.
+func appendJSONFloat(b []byte, f float64, bits int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
+			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	b = strconv.AppendFloat(b, f, format, -1, bits)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONStr is appendJSONString for a string, copying only when s
+// needs escaping.
+func appendJSONStr(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return appendJSONString(b, []byte(s))
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendJSONString writes s as a JSON string, replacing invalid UTF-8 with
+// U+FFFD as encoding/json does.
+func appendJSONString(b []byte, s []byte) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		ru, size := utf8.DecodeRune(s[i:])
+		switch {
+		case ru == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case ru == '\u2028' || ru == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[ru&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// JSONToMsgpack appends the msgpack form of the JSON text data (exactly one
+// value, surrounded by optional whitespace) to dst by the mapping above. It
+// streams over data once, keeping object key order. Errors are *FieldErrors
+// wrapping ErrInvalid whose field is the JSON path of the problem
+// ("a.b[2]", or "body" at the top); nesting deeper than lim.MaxDepth names
+// the limit.
+func JSONToMsgpack(dst []byte, data []byte, lim Limits) ([]byte, error) {
+	d := lim.OrDefault().MaxDepth
+	return jsonToMsgpack(dst, data, d, d, 8)
+}
+
+// jsonToMsgpack converts with a frame budget of maxDepth, reporting
+// reportDepth in depth errors, and names at most pathFrames path segments in
+// errors. The document decoders allow a few frames for the document's own
+// structure around each value, then check each value's depth exactly.
+func jsonToMsgpack(dst, data []byte, maxDepth, reportDepth, pathFrames int) ([]byte, error) {
+	c := jsonConv{in: data, out: dst, maxDepth: maxDepth, reportDepth: reportDepth, pathFrames: pathFrames}
+	c.frames = c.frameBuf[:0]
+	if err := c.run(); err != nil {
+		return dst, err
+	}
+	return c.out, nil
+}
+
+type jsonFrame struct {
+	obj  bool
+	hdr  int // offset in out of the placeholder header byte
+	n    int // completed elements (objects: entries)
+	keys int // index in jsonConv.keys of this object's first key
+	seen map[string]struct{}
+}
+
+type keySpan struct{ start, end int } // a key's payload in out
+
+type jsonConv struct {
+	in          []byte
+	pos         int
+	out         []byte
+	maxDepth    int
+	reportDepth int
+	pathFrames  int
+	frames      []jsonFrame
+	keys        []keySpan
+	scratch     []byte
+	strStart    int // offset in out of the payload of the last str written
+	frameBuf    [16]jsonFrame
+}
+
+// smallObject is the number of keys checked for duplicates by a linear scan
+// before an object switches to a set.
+const smallObject = 16
+
+func (c *jsonConv) ws() {
+	for c.pos < len(c.in) {
+		switch c.in[c.pos] {
+		case ' ', '\t', '\n', '\r':
+			c.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (c *jsonConv) run() error {
+	for {
+		// A value starts here.
+		c.ws()
+		if c.pos >= len(c.in) {
+			return c.errEOF()
+		}
+		switch ch := c.in[c.pos]; ch {
+		case '{', '[':
+			if len(c.frames) >= c.maxDepth {
+				return depthError(c.path(""), c.reportDepth)
+			}
+			c.pos++
+			f := jsonFrame{obj: ch == '{', hdr: len(c.out), keys: len(c.keys)}
+			if f.obj {
+				c.out = append(c.out, 0x80)
+			} else {
+				c.out = append(c.out, 0x90)
+			}
+			c.frames = append(c.frames, f)
+			c.ws()
+			if c.pos < len(c.in) && c.in[c.pos] == ch+2 { // '}' or ']'
+				c.pos++
+				c.close()
+				break
+			}
+			if f.obj {
+				if err := c.key(); err != nil {
+					return err
+				}
+			}
+			continue
+		case '"':
+			if err := c.str(); err != nil {
+				return err
+			}
+		case 't':
+			if err := c.lit("true", 0xc3); err != nil {
+				return err
+			}
+		case 'f':
+			if err := c.lit("false", 0xc2); err != nil {
+				return err
+			}
+		case 'n':
+			if err := c.lit("null", 0xc0); err != nil {
+				return err
+			}
+		default:
+			if ch != '-' && (ch < '0' || ch > '9') {
+				return c.errUnexpected()
+			}
+			if err := c.num(); err != nil {
+				return err
+			}
+		}
+		// A value is complete: continue its container or close it.
+		for {
+			if len(c.frames) == 0 {
+				c.ws()
+				if c.pos != len(c.in) {
+					return Invalid("body", "invalid JSON: data after the value at offset %d", c.pos)
+				}
+				return nil
+			}
+			f := &c.frames[len(c.frames)-1]
+			f.n++
+			c.ws()
+			if c.pos >= len(c.in) {
+				return c.errEOF()
+			}
+			ch := c.in[c.pos]
+			end := byte(']')
+			if f.obj {
+				end = '}'
+			}
+			if ch == end {
+				c.pos++
+				c.close()
+				continue
+			}
+			if ch != ',' {
+				return c.errUnexpected()
+			}
+			c.pos++
+			if f.obj {
+				if err := c.key(); err != nil {
+					return err
+				}
+			}
+			break
+		}
+	}
+}
+
+// close finishes the innermost container: its header gets the real count,
+// moving the content when the count needs a longer header.
+func (c *jsonConv) close() {
+	f := c.frames[len(c.frames)-1]
+	c.frames = c.frames[:len(c.frames)-1]
+	if f.obj {
+		c.keys = c.keys[:f.keys]
+	}
+	if f.n <= 15 {
+		c.out[f.hdr] |= byte(f.n)
+		return
+	}
+	var h [5]byte
+	var hb []byte
+	if f.obj {
+		hb = appendMapHeader(h[:0], f.n)
+	} else {
+		hb = appendArrayHeader(h[:0], f.n)
+	}
+	grow := len(hb) - 1
+	end := len(c.out)
+	c.out = append(c.out, hb[1:]...) // grow by len(hb)-1
+	copy(c.out[f.hdr+1+grow:], c.out[f.hdr+1:end])
+	copy(c.out[f.hdr:], hb)
+}
+
+// key reads an object key and the colon after it, checking for duplicates.
+func (c *jsonConv) key() error {
+	c.ws()
+	if c.pos >= len(c.in) {
+		return c.errEOF()
+	}
+	if c.in[c.pos] != '"' {
+		return c.errUnexpected()
+	}
+	if err := c.str(); err != nil {
+		return err
+	}
+	f := &c.frames[len(c.frames)-1]
+	k := c.lastPayload()
+	ks := c.out[k.start:k.end]
+	if f.seen != nil {
+		if _, dup := f.seen[string(ks)]; dup {
+			return Invalid(c.path(string(ks)), "duplicate key")
+		}
+		f.seen[string(ks)] = struct{}{}
+	} else {
+		for _, o := range c.keys[f.keys:] {
+			if string(c.out[o.start:o.end]) == string(ks) {
+				return Invalid(c.path(string(ks)), "duplicate key")
+			}
+		}
+		if len(c.keys)-f.keys >= smallObject {
+			f.seen = make(map[string]struct{}, 2*smallObject)
+			for _, o := range c.keys[f.keys:] {
+				f.seen[string(c.out[o.start:o.end])] = struct{}{}
+			}
+			f.seen[string(ks)] = struct{}{}
+		}
+	}
+	c.keys = append(c.keys, k)
+	c.ws()
+	if c.pos >= len(c.in) {
+		return c.errEOF()
+	}
+	if c.in[c.pos] != ':' {
+		return c.errUnexpected()
+	}
+	c.pos++
+	return nil
+}
+
+// lastPayload returns the payload span of the str just written to out.
+func (c *jsonConv) lastPayload() keySpan {
+	return keySpan{start: c.strStart, end: len(c.out)}
+}
+
+func (c *jsonConv) lit(word string, b byte) error {
+	if len(c.in)-c.pos < len(word) || string(c.in[c.pos:c.pos+len(word)]) != word {
+		if len(c.in)-c.pos < len(word) && string(c.in[c.pos:]) == word[:len(c.in)-c.pos] {
+			return c.errEOF()
+		}
+		return c.errUnexpected()
+	}
+	c.pos += len(word)
+	c.out = append(c.out, b)
+	return nil
+}
+
+func (c *jsonConv) num() error {
+	in, start := c.in, c.pos
+	i := start
+	neg := in[i] == '-'
+	if neg {
+		i++
+	}
+	intStart := i
+	switch {
+	case i < len(in) && in[i] == '0':
+		i++
+	case i < len(in) && in[i] >= '1' && in[i] <= '9':
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+	default:
+		c.pos = i
+		if i >= len(in) {
+			return c.errEOF()
+		}
+		return c.errUnexpected()
+	}
+	isInt := true
+	if i < len(in) && in[i] == '.' {
+		isInt = false
+		i++
+		d := i
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+		if i == d {
+			c.pos = i
+			if i >= len(in) {
+				return c.errEOF()
+			}
+			return c.errUnexpected()
+		}
+	}
+	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
+		isInt = false
+		i++
+		if i < len(in) && (in[i] == '+' || in[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
+			i++
+		}
+		if i == d {
+			c.pos = i
+			if i >= len(in) {
+				return c.errEOF()
+			}
+			return c.errUnexpected()
+		}
+	}
+	c.pos = i
+	if isInt {
+		digits := in[intStart:i]
+		if len(digits) <= 19 { // < 10^19: fits uint64
+			var u uint64
+			for _, d := range digits {
+				u = u*10 + uint64(d-'0')
+			}
+			switch {
+			case !neg:
+				c.out = appendUint(c.out, u)
+				return nil
+			case u <= 1<<63:
+				c.out = appendInt(c.out, int64(-u))
+				return nil
+			}
+		} else if u, err := strconv.ParseUint(string(digits), 10, 64); err == nil && !neg {
+			c.out = appendUint(c.out, u)
+			return nil
+		}
+	}
+	f, err := strconv.ParseFloat(string(in[start:i]), 64)
+	if err != nil {
+		return Invalid(c.path(""), "number %s out of range", in[start:i])
+	}
+	c.out = appendFloat64(c.out, f)
+	return nil
+}
+
+// str converts the string at c.pos (its opening quote) to a msgpack str.
+func (c *jsonConv) str() error {
+	in := c.in
+	i := c.pos + 1
+	for i < len(in) {
+		ch := in[i]
+		if ch == '"' || ch == '\\' || ch < 0x20 || ch >= utf8.RuneSelf {
+			break
+		}
+		i++
+	}
+	if i < len(in) && in[i] == '"' { // plain ASCII: copy as is
+		c.out = appendStringHeader(c.out, i-c.pos-1)
+		c.strStart = len(c.out)
+		c.out = append(c.out, in[c.pos+1:i]...)
+		c.pos = i + 1
+		return nil
+	}
+	s := append(c.scratch[:0], in[c.pos+1:i]...)
+	for {
+		if i >= len(in) {
+			c.pos = i
+			return c.errEOF()
+		}
+		ch := in[i]
+		switch {
+		case ch == '"':
+			c.scratch = s
+			c.out = appendStringHeader(c.out, len(s))
+			c.strStart = len(c.out)
+			c.out = append(c.out, s...)
+			c.pos = i + 1
+			return nil
+		case ch == '\\':
+			var err error
+			if s, i, err = c.escape(s, i); err != nil {
+				return err
+			}
+		case ch < 0x20:
+			c.pos = i
+			return Invalid(c.path(""), "invalid JSON: control character 0x%02x in string at offset %d", ch, i)
+		case ch < utf8.RuneSelf:
+			s = append(s, ch)
+			i++
+		default:
+			r, size := utf8.DecodeRune(in[i:])
+			if r == utf8.RuneError && size == 1 {
+				s = utf8.AppendRune(s, utf8.RuneError)
+			} else {
+				s = append(s, in[i:i+size]...)
+			}
+			i += size
+		}
+	}
+}
+
+// escape decodes the escape sequence at in[i] (a backslash) onto s.
+func (c *jsonConv) escape(s []byte, i int) ([]byte, int, error) {
+	in := c.in
+	if i+1 >= len(in) {
+		c.pos = len(in)
+		return s, i, c.errEOF()
+	}
+	switch e := in[i+1]; e {
+	case '"', '\\', '/':
+		return append(s, e), i + 2, nil
+	case 'b':
+		return append(s, '\b'), i + 2, nil
+	case 'f':
+		return append(s, '\f'), i + 2, nil
+	case 'n':
+		return append(s, '\n'), i + 2, nil
+	case 'r':
+		return append(s, '\r'), i + 2, nil
+	case 't':
+		return append(s, '\t'), i + 2, nil
+	case 'u':
+		r, ok := hex4(in, i+2)
+		if !ok {
+			c.pos = i
+			if i+6 > len(in) {
+				return s, i, c.errEOF()
+			}
+			return s, i, Invalid(c.path(""), "invalid JSON: bad \\u escape at offset %d", i)
+		}
+		i += 6
+		if utf16IsSurrogate(r) {
+			r2 := rune(-1)
+			if i+1 < len(in) && in[i] == '\\' && in[i+1] == 'u' {
+				r2, _ = hex4(in, i+2)
+			}
+			if dec := utf16Decode(r, r2); dec != utf8.RuneError {
+				return utf8.AppendRune(s, dec), i + 6, nil
+			}
+			r = utf8.RuneError
+		}
+		return utf8.AppendRune(s, r), i, nil
+	}
+	c.pos = i
+	return s, i, Invalid(c.path(""), "invalid JSON: bad escape at offset %d", i)
+}
+
+func hex4(in []byte, i int) (rune, bool) {
+	if i+4 > len(in) {
+		return 0, false
+	}
+	var r rune
+	for _, ch := range in[i : i+4] {
+		switch {
+		case ch >= '0' && ch <= '9':
+			ch -= '0'
+		case ch >= 'a' && ch <= 'f':
+			ch = ch - 'a' + 10
+		case ch >= 'A' && ch <= 'F':
+			ch = ch - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(ch)
+	}
+	return r, true
+}
+
+func utf16IsSurrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }
+
+// utf16Decode combines a surrogate pair, or returns U+FFFD.
+func utf16Decode(hi, lo rune) rune {
+	if hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000 {
+		return (hi-0xd800)<<10 | (lo - 0xdc00) + 0x10000
+	}
+	return utf8.RuneError
+}
+
+func (c *jsonConv) errEOF() error {
+	return Invalid(c.path(""), "invalid JSON: unexpected end of input")
+}
+
+func (c *jsonConv) errUnexpected() error {
+	if c.pos >= len(c.in) {
+		return c.errEOF()
+	}
+	return Invalid(c.path(""), "invalid JSON: unexpected %q at offset %d", c.in[c.pos], c.pos)
+}
+
+// path renders the JSON path of the current position, plus key when a key
+// is being added, keeping at most c.pathFrames segments.
+func (c *jsonConv) path(key string) string {
+	var b []byte
+	segs := 0
+	seg := func(obj bool, k []byte, idx int) {
+		segs++
+		if segs > c.pathFrames {
+			return
+		}
+		if !obj {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(idx), 10)
+			b = append(b, ']')
+			return
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		if len(k) > 64 {
+			k = append(k[:64:64], "…"...)
+		}
+		b = append(b, k...)
+	}
+	for i, f := range c.frames {
+		if !f.obj {
+			seg(false, nil, f.n)
+			continue
+		}
+		end := len(c.keys)
+		if i+1 < len(c.frames) && c.frames[i+1].obj {
+			end = c.frames[i+1].keys
+		} else {
+			for _, g := range c.frames[i+1:] {
+				if g.obj {
+					end = g.keys
+					break
+				}
+			}
+		}
+		if end > f.keys && end-f.keys > f.n { // a key whose value is pending
+			k := c.keys[end-1]
+			seg(true, c.out[k.start:k.end], 0)
+		}
+	}
+	if key != "" {
+		seg(true, []byte(key), 0)
+	}
+	if len(b) == 0 {
+		return "body"
+	}
+	return string(b)
+}

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
@@ -27,6 +27,7 @@ type gateway struct {
 	GCS    *objstore.GCS
 	Client *storage.Client
 	Bucket string
+	Emu    *testutil.Emu
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -37,19 +38,13 @@ func newGateway(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "traces"})
-	client := srv.Client()
-	gcs := objstore.New(client, "traces")
+	emu := testutil.Emulator(t)
+	gcs := objstore.New(emu.Client, emu.Bucket)
 	svc := traces.NewService(gcs, db, time.Now, nil)
-	api := httpapi.New(httpapi.Options{Service: svc, Limits: traces.Limits{MaxBody: 1 << 20}})
+	api := httpapi.New(httpapi.Options{Service: svc, Limits: traces.Limits{MaxBody: 1 << 20}, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	hs := httptest.NewServer(api.Handler())
 	t.Cleanup(hs.Close)
-	return &gateway{URL: hs.URL, DB: db, GCS: gcs, Client: client, Bucket: "traces"}
+	return &gateway{URL: hs.URL, DB: db, GCS: gcs, Client: emu.Client, Bucket: emu.Bucket, Emu: emu}
 }
 
 // call sends a request and returns status, headers and body.

@@ -106,10 +106,12 @@ func (g *GCS) writeOnce(ctx context.Context, key string, body []byte, o traces.N
 	return info(w.Attrs()), nil
 }
 
-// Open reads the whole object as stored (compressed bytes are not
-// transcoded) together with its attributes. Absent: traces.ErrNotFound.
+// Open reads the whole object together with its attributes. An object
+// stored with Content-Encoding: gzip may arrive compressed or transcoded,
+// depending on the endpoint and transport; callers tell by the bytes.
+// Absent: traces.ErrNotFound.
 func (g *GCS) Open(ctx context.Context, key string) ([]byte, traces.ObjectInfo, error) {
-	r, err := g.obj(key, false).ReadCompressed(true).NewReader(ctx)
+	r, err := g.obj(key, false).NewReader(ctx)
 	if err != nil {
 		return nil, traces.ObjectInfo{}, translate("open "+key, err)
 	}

@@ -202,7 +202,9 @@ func (s *Service) Get(ctx context.Context, c CanvasID, id TraceID) (Read, error)
 // decodeStored undoes the storage format.
 func (s *Service) decodeStored(raw []byte, info ObjectInfo) (*Trace, error) {
 	doc := raw
-	if info.ContentEncoding == gzipEncoding {
+	// GCS transcodes gzip objects unless the reader accepts gzip, so look at
+	// the bytes: a msgpack document never starts with gzip's magic.
+	if len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
 		var err error
 		if doc, err = decompress(raw); err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)

@@ -804,3 +804,61 @@ func appendResultsJSON(dst []byte, rs []FunctionResult) ([]byte, error) {
 	}
 	return append(dst, ']'), nil
 }
+
+// Layer is one layer of function results added to a trace after it was
+// saved ("execute function" in the editor), as DecodeLayer reads it.
+type Layer struct {
+	TLIDs           []TLID
+	FunctionResults []FunctionResult
+}
+
+// resultKey is what a later layer replaces a result by.
+type resultKey struct {
+	tlid        TLID
+	exprID      uint64
+	fnName, arg string
+}
+
+// MergeLayers returns base with layers applied in order: a result with the
+// same (TLID, ExprID, FnName, ArgHash) as an earlier one replaces it in
+// place (the later layer wins), other results are appended in layer order,
+// and TLIDs become the union (first-seen order) of base's, the layers' and
+// the layers' results'. base and layers are not modified; values are
+// shared, not copied. It is a pure function, safe for concurrent use.
+func MergeLayers(base *Trace, layers []Layer) *Trace {
+	out := *base
+	n, nt := len(base.FunctionResults), len(base.TLIDs)
+	for _, l := range layers {
+		n += len(l.FunctionResults)
+		nt += len(l.TLIDs) + len(l.FunctionResults)
+	}
+	res := make([]FunctionResult, len(base.FunctionResults), n)
+	copy(res, base.FunctionResults)
+	tlids := make([]TLID, 0, nt)
+	tlids = append(tlids, base.TLIDs...)
+	if len(layers) > 0 {
+		at := make(map[resultKey]int, n)
+		for i := range res {
+			k := resultKey{res[i].TLID, res[i].ExprID, res[i].FnName, res[i].ArgHash}
+			if _, dup := at[k]; !dup {
+				at[k] = i
+			}
+		}
+		for _, l := range layers {
+			tlids = append(tlids, l.TLIDs...)
+			for _, fr := range l.FunctionResults {
+				tlids = append(tlids, fr.TLID)
+				k := resultKey{fr.TLID, fr.ExprID, fr.FnName, fr.ArgHash}
+				if i, ok := at[k]; ok {
+					res[i] = fr
+					continue
+				}
+				at[k] = len(res)
+				res = append(res, fr)
+			}
+		}
+	}
+	out.FunctionResults = res
+	out.TLIDs = dedupeTLIDs(tlids)
+	return &out
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -387,4 +388,138 @@ func TestAppendTraceJSONBadValue(t *testing.T) {
 	if err == nil || err.Error() != "functionResults[1].value: truncated msgpack data" {
 		t.Errorf("got %v, want functionResults[1].value: truncated msgpack data", err)
 	}
+}
+
+func TestMergeLayers(t *testing.T) {
+	r := func(tlid TLID, expr uint64, fn, arg string, v int) FunctionResult {
+		return FunctionResult{TLID: tlid, ExprID: expr, FnName: fn, ArgHash: arg, Value: enc(v)}
+	}
+	base := &Trace{RootTLID: 1, TLIDs: []TLID{1, 2}, Input: []InputVar{{Name: "x", Value: enc(1)}},
+		FunctionResults: []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3)}}
+	for _, tc := range []struct {
+		name      string
+		layers    []Layer
+		wantTLIDs []TLID
+		want      []FunctionResult
+	}{
+		{"no layers", nil, []TLID{1, 2}, base.FunctionResults},
+		{"replace in place", []Layer{{TLIDs: []TLID{2}, FunctionResults: []FunctionResult{r(2, 11, "g", "", 20)}}},
+			[]TLID{1, 2}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 20), r(3, 12, "h", "", 3)}},
+		{"other argHash appends", []Layer{{FunctionResults: []FunctionResult{r(2, 10, "f", "b", 4)}}},
+			[]TLID{1, 2}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3), r(2, 10, "f", "b", 4)}},
+		{"each key part matters", []Layer{{FunctionResults: []FunctionResult{r(9, 10, "f", "a", 5), r(2, 99, "f", "a", 6), r(2, 10, "F", "a", 7)}}},
+			[]TLID{1, 2, 9}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3), r(9, 10, "f", "a", 5), r(2, 99, "f", "a", 6), r(2, 10, "F", "a", 7)}},
+		{"later layer wins, new ones in layer order", []Layer{
+			{TLIDs: []TLID{5}, FunctionResults: []FunctionResult{r(5, 1, "n", "", 8), r(2, 10, "f", "a", 9)}},
+			{TLIDs: []TLID{6, 1}, FunctionResults: []FunctionResult{r(2, 10, "f", "a", 10), r(5, 1, "n", "", 11), r(6, 2, "m", "", 12)}},
+		}, []TLID{1, 2, 5, 6}, []FunctionResult{r(2, 10, "f", "a", 10), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3), r(5, 1, "n", "", 11), r(6, 2, "m", "", 12)}},
+		{"within one layer the later wins", []Layer{{FunctionResults: []FunctionResult{r(3, 12, "h", "", 13), r(3, 12, "h", "", 14)}}},
+			[]TLID{1, 2, 3}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 14)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := AppendTraceMsgpack(nil, base)
+			got := MergeLayers(base, tc.layers)
+			if diff := cmp.Diff(tc.want, got.FunctionResults); diff != "" {
+				t.Errorf("results (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantTLIDs, got.TLIDs); diff != "" {
+				t.Errorf("tlids (-want +got):\n%s", diff)
+			}
+			if got.RootTLID != base.RootTLID || !cmp.Equal(got.Input, base.Input) {
+				t.Errorf("got root %d input %v, want base's", got.RootTLID, got.Input)
+			}
+			if after := AppendTraceMsgpack(nil, base); !bytes.Equal(before, after) {
+				t.Error("MergeLayers modified base")
+			}
+		})
+	}
+}
+
+// benchTrace builds a trace of about size bytes of msgpack.
+func benchTrace(b testing.TB, size int) *Trace {
+	tr := &Trace{ID: mustTraceID(b, testTraceID), RootTLID: 1, TLIDs: []TLID{1, 2, 3},
+		Timestamp: time.Date(2026, 11, 22, 3, 48, 1, 123e6, time.UTC),
+		Input:     []InputVar{{Name: "request", Value: enc(obj{"body", obj{"user", "ada", "id", 42}, "headers", obj{"accept", "application/json", "x-request-id", "abc123"}})}}}
+	for i := 0; len(AppendTraceMsgpack(nil, tr)) < size; i++ {
+		tr.FunctionResults = append(tr.FunctionResults, FunctionResult{
+			TLID: TLID(2 + i%2), ExprID: uint64(1_000_000 + i), FnName: "HttpClient.get", HashVersion: 1, ArgHash: "a1b2c3d4",
+			Value: enc(obj{"status", 200, "body", obj{"items", []any{1, 2.5, "three", true, nil}, "name", "item " + strconv.Itoa(i)}}),
+		})
+	}
+	return tr
+}
+
+func BenchmarkDecodeTrace(b *testing.B) {
+	for _, size := range []int{2 << 10, 16 << 10} {
+		tr := benchTrace(b, size)
+		mp := AppendTraceMsgpack(nil, tr)
+		js, err := AppendTraceJSON(nil, tr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range []struct {
+			name   string
+			body   []byte
+			isJSON bool
+		}{{"msgpack", mp, false}, {"json", js, true}} {
+			b.Run(fmt.Sprintf("%s/size=%dKiB", f.name, size>>10), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(f.body)))
+				for b.Loop() {
+					if _, err := DecodeTrace(f.body, f.isJSON, Limits{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkAppendTraceJSON(b *testing.B) {
+	for _, size := range []int{2 << 10, 16 << 10} {
+		tr := benchTrace(b, size)
+		b.Run(fmt.Sprintf("size=%dKiB", size>>10), func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 4*size)
+			for b.Loop() {
+				out, err := AppendTraceJSON(buf[:0], tr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(out)))
+			}
+		})
+	}
+}
+
+func BenchmarkAppendTraceMsgpack(b *testing.B) {
+	tr := benchTrace(b, 16<<10)
+	b.ReportAllocs()
+	buf := make([]byte, 0, 32<<10)
+	for b.Loop() {
+		buf = AppendTraceMsgpack(buf[:0], tr)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkMergeLayers(b *testing.B) {
+	const results = 1000
+	base := benchTrace(b, 0)
+	for i := range results {
+		base.FunctionResults = append(base.FunctionResults, FunctionResult{TLID: TLID(i % 50), ExprID: uint64(i), FnName: "f", ArgHash: "h", Value: enc(i)})
+	}
+	var layers []Layer
+	for l := range 3 {
+		var rs []FunctionResult
+		for i := l; i < results; i += 7 { // replaces some, adds some
+			rs = append(rs, FunctionResult{TLID: TLID(i % 50), ExprID: uint64(i + l*results/2), FnName: "f", ArgHash: "h", Value: enc(-i)})
+		}
+		layers = append(layers, Layer{TLIDs: []TLID{TLID(l)}, FunctionResults: rs})
+	}
+	b.Run(fmt.Sprintf("results=%d", results), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			MergeLayers(base, layers)
+		}
+	})
 }

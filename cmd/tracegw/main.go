@@ -16,9 +16,11 @@ import (
 )
 
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"serve":   runServe,
-	"migrate": runMigrate,
-	"version": runVersion,
+	"serve":    runServe,
+	"migrate":  runMigrate,
+	"version":  runVersion,
+	"emulator": runEmulator,
+	"dev":      runDev,
 }
 
 func main() {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// pgBin is where Debian's PostgreSQL 15 server binaries live.
+const pgBin = "/usr/lib/postgresql/15/bin"
+
+// devPG is the private PostgreSQL server of `tracegw dev`: a cluster in
+// <data-dir>/pg, listening only on a Unix socket in that directory, kept
+// between runs. As root it runs as the OS user postgres (initdb and
+// postgres refuse root).
+type devPG struct{ dir string }
+
+// startDevPG initialises the cluster on first use, starts it and returns
+// its URL.
+func startDevPG(ctx context.Context, dataDir string) (*devPG, string, error) {
+	dir, err := filepath.Abs(filepath.Join(dataDir, "pg"))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(dir) > 90 {
+		return nil, "", fmt.Errorf("--data-dir: the socket path %s/.s.PGSQL.5432 is too long for a Unix socket; use a shorter --data-dir or set DATABASE_URL", dir)
+	}
+	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
+		return nil, "", fmt.Errorf("PostgreSQL 15 server binaries not found in %s (apt-get install postgresql-15), or set DATABASE_URL", pgBin)
+	}
+	p := &devPG{dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
+		if err := p.init(ctx); err != nil {
+			return nil, "", err
+		}
+	}
+	// A previous run killed hard may have left the server running: stop it first.
+	_, _ = p.ctl(ctx, "stop", "-m", "fast")
+	if out, err := p.ctl(ctx, "start", "-l", filepath.Join(dir, "log")); err != nil {
+		return nil, "", fmt.Errorf("start PostgreSQL in %s: %w\n%s", dir, err, out)
+	}
+	return p, "postgres://postgres@/postgres?host=" + url.QueryEscape(dir), nil
+}
+
+func (p *devPG) init(ctx context.Context) error {
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return err
+	}
+	if err := chownPostgres(p.dir); err != nil {
+		return err
+	}
+	out, err := asPostgres(ctx, filepath.Join(pgBin, "initdb"), "-D", filepath.Join(p.dir, "data"),
+		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\n", p.dir)
+	f, err := os.OpenFile(filepath.Join(p.dir, "data", "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(conf); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Stop shuts the server down (fast: rolls back open transactions).
+func (p *devPG) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := p.ctl(ctx, "stop", "-m", "fast"); err != nil {
+		return fmt.Errorf("stop PostgreSQL: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (p *devPG) ctl(ctx context.Context, args ...string) ([]byte, error) {
+	args = append([]string{"-D", filepath.Join(p.dir, "data"), "-w", "-t", "60"}, args...)
+	return asPostgres(ctx, filepath.Join(pgBin, "pg_ctl"), args...).CombinedOutput()
+}
+
+// asPostgres runs a server binary as the OS user postgres when we are root.
+// It gets its own process group, so the Ctrl-C that stops dev does not also
+// kill the pg_ctl that dev runs to stop the server cleanly.
+func asPostgres(ctx context.Context, name string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, name, args...)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+func chownPostgres(dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root needs the OS user postgres: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(dir, uid, gid)
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/tracegw/tracegw/emulator"
+)
+
+// runEmulator serves only the GCS emulator (with its Pub/Sub), for other
+// programs' local setups.
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := Load("emulator", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, true)
+	ps := startPubSub()
+	defer ps.Close()
+	emu, err := emulator.New(ctx, emulator.Options{
+		Dir: filepath.Join(c.DataDir, "gcs"), PublicHost: c.Listen,
+		PubSubClientOptions: ps.Opts, Logger: log.With("component", "emulator"),
+	})
+	if err != nil {
+		return fmt.Errorf("start emulator: %w", err)
+	}
+	defer emu.Close()
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", c.Listen, err)
+	}
+	fmt.Fprintf(stdout, "GCS emulator on http://%s (data in %s)\n", ln.Addr(), c.DataDir)
+	fmt.Fprintf(stdout, "  export STORAGE_EMULATOR_HOST=%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "  export PUBSUB_EMULATOR_HOST=%s   # where its notifications are published\n", ps.Addr)
+	fmt.Fprintf(stdout, "  clock: curl http://%s/_emulator/clock ; curl -X POST 'http://%s/_emulator/clock/advance?by=8d'\n", ln.Addr(), ln.Addr())
+	return serveHTTP(ctx, ln, emu.Handler(), c.ShutdownTimeout, log)
+}

@@ -35,8 +35,9 @@ func (db *DB) Recent(ctx context.Context, canvas traces.CanvasID, tlid traces.TL
 		root int64
 		held bool
 	)
+	dest := []any{&id, &ts, &root, &held} // built once: a variadic call per row would allocate
 	for rows.Next() {
-		if err := rows.Scan(&id, &ts, &root, &held); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("recent traces of tlid %d: %w", tlid, translate(err))
 		}
 		out = append(out, traces.Summary{ID: id, Timestamp: ts.UTC(), RootTLID: traces.TLID(root), Held: held})
@@ -83,21 +84,42 @@ func (db *DB) RecentMany(ctx context.Context, canvas traces.CanvasID, tlids []tr
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
 	}
 	defer rows.Close()
+	// Rows arrive grouped by tlid (one LATERAL scan per tlid), so they go into
+	// one slab and each toplevel gets a capped window of it: no per-toplevel
+	// slice growth, and appending to one list cannot overwrite the next.
+	all := make([]traces.Summary, 0, min(len(keys)*limit, 4096))
 	var (
 		tlid, root int64
 		id         [16]byte
 		ts         time.Time
 		held       bool
+		cur        traces.TLID
+		start      = -1
 	)
+	flush := func() {
+		if start < 0 {
+			return
+		}
+		w := all[start:len(all):len(all)]
+		if prev := out[cur]; len(prev) > 0 { // only if a plan ever interleaved tlids
+			w = append(slices.Clip(prev), w...)
+		}
+		out[cur] = w
+	}
+	dest := []any{&tlid, &id, &ts, &root, &held}
 	for rows.Next() {
-		if err := rows.Scan(&tlid, &id, &ts, &root, &held); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
 		}
-		t := traces.TLID(tlid)
-		out[t] = append(out[t], traces.Summary{ID: id, Timestamp: ts.UTC(), RootTLID: traces.TLID(root), Held: held})
+		if t := traces.TLID(tlid); t != cur || start < 0 {
+			flush()
+			cur, start = t, len(all)
+		}
+		all = append(all, traces.Summary{ID: id, Timestamp: ts.UTC(), RootTLID: traces.TLID(root), Held: held})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
 	}
+	flush()
 	return out, nil
 }

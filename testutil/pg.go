@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tracegw/tracegw/schema"
@@ -74,7 +75,9 @@ var (
 // The migrations are applied once into a template database named after
 // schema.Hash (tracegw_tpl_…), shared by every test binary using the same
 // schema and kept on the server between runs; each PG call then costs one
-// CREATE DATABASE … TEMPLATE. PG is safe to call from parallel tests.
+// CREATE DATABASE … TEMPLATE. PG is safe to call from parallel tests. A test
+// binary killed before its cleanups ran leaves tracegw_t_… databases behind;
+// drop them by hand.
 func PG(tb testing.TB) string {
 	tb.Helper()
 	s := sharedServer(tb)
@@ -217,6 +220,13 @@ func (s *server) ensureTemplate(ctx context.Context, name, from string, seed fun
 	}
 	// RENAME waits (up to 5 s) for the sessions just closed to go away.
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+tmp+" RENAME TO "+name); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P04" {
+			// Built meanwhile by a binary whose admin connection was to
+			// another database (advisory locks are per database): use theirs.
+			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+tmp+" WITH (FORCE)")
+			return nil
+		}
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
 	// No connections means CREATE DATABASE … TEMPLATE never finds it in use.

@@ -115,6 +115,15 @@ func joinField(parent, name string) string {
 	return parent + "." + name
 }
 
+// keyField names the value of an unknown key, quoting an empty one so the
+// field is never blank. It only runs for keys the decoder does not know.
+func keyField(parent string, key []byte) string {
+	if len(key) == 0 {
+		return joinField(parent, `""`)
+	}
+	return joinField(parent, string(key))
+}
+
 // TLID reads a toplevel ID: a non-negative msgpack integer or its decimal
 // string (the form JSON uses for 64-bit integers).
 func (r *Reader) TLID(field string) (TLID, error) {
@@ -277,13 +286,15 @@ func DecodeTrace(body []byte, isJSON bool, lim Limits) (*Trace, error) {
 			if r.Nil() {
 				return nil
 			}
-			t.Timestamp, err = r.Timestamp("timestamp")
+			if t.Timestamp, err = r.Timestamp("timestamp"); err == nil && !timestampInRange(t.Timestamp) {
+				err = Invalid("timestamp", "must be between 1970 and 9999")
+			}
 		case 4:
 			t.Input, err = r.inputVars("input")
 		case 5:
 			t.FunctionResults, err = r.functionResults("functionResults", lim)
 		default:
-			err = r.Skip(string(key))
+			err = r.Skip(keyField("body", key))
 		}
 		return err
 	})
@@ -298,6 +309,12 @@ func DecodeTrace(body []byte, isJSON bool, lim Limits) (*Trace, error) {
 	}
 	t.TLIDs = addTLID(t.TLIDs, t.RootTLID)
 	return t, nil
+}
+
+// timestampInRange keeps trace times where a UUIDv7 and RFC 3339 can
+// carry them.
+func timestampInRange(t time.Time) bool {
+	return t.Unix() >= 0 && t.Year() <= 9999
 }
 
 // addTLID appends id unless ids holds it.
@@ -394,7 +411,7 @@ func (r *Reader) functionResult(fr *FunctionResult) error {
 		case 5:
 			fr.Value, err = r.Raw(".value")
 		default:
-			err = r.Skip("." + string(key))
+			err = r.Skip(keyField("", key))
 		}
 		if i >= 0 {
 			have |= 1 << i
@@ -434,7 +451,7 @@ func DecodeLayer(body []byte, isJSON bool, lim Limits) (tlids []TLID, results []
 		case 1:
 			results, err = r.functionResults("functionResults", lim)
 		default:
-			err = r.Skip(string(key))
+			err = r.Skip(keyField("body", key))
 		}
 		return err
 	})
@@ -497,7 +514,7 @@ func DecodeUnmatched(body []byte, isJSON bool, lim Limits) (Unmatched, error) {
 		case 3:
 			u.Input, err = r.inputVars("input")
 		default:
-			err = r.Skip(string(key))
+			err = r.Skip(keyField("body", key))
 		}
 		return err
 	})
@@ -543,7 +560,7 @@ func DecodeFields(body []byte, isJSON bool, lim Limits, fields map[string]func(r
 		}
 		fn := fields[k]
 		if fn == nil {
-			if err := r.Skip(k); err != nil {
+			if err := r.Skip(keyField("body", []byte(k))); err != nil {
 				return err
 			}
 			continue
@@ -556,7 +573,7 @@ func DecodeFields(body []byte, isJSON bool, lim Limits, fields map[string]func(r
 		// little or too much is caught here rather than as a confusing
 		// error at the next key.
 		start := r.off
-		if err := r.Skip(k); err != nil {
+		if err := r.Skip(keyField("body", []byte(k))); err != nil {
 			return err
 		}
 		end := r.off

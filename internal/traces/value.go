@@ -12,8 +12,8 @@ package traces
 //     is not negative becomes the smallest msgpack uint (positive fixint,
 //     uint 8/16/32/64), a negative one the smallest signed int (negative
 //     fixint, int 8/16/32/64). Integers beyond int64 and uint64 range, and
-//     every number with a fraction or exponent, become float64 (1.0 is a
-//     float; a number too large for float64 is an error).
+//     every number with a fraction or exponent, become float64 (1.0 and -0
+//     are floats; a number too large for float64 is an error).
 //   - Strings are unescaped; invalid UTF-8 and lone surrogates become U+FFFD,
 //     as in encoding/json.
 //
@@ -618,7 +618,8 @@ func (c *jsonConv) num() error {
 		}
 	}
 	c.pos = i
-	if isInt {
+	// "-0" stays a float (-0), so it renders back as -0.
+	if isInt && !(neg && i-intStart == 1 && in[intStart] == '0') {
 		digits := in[intStart:i]
 		if len(digits) <= 19 { // < 10^19: fits uint64
 			var u uint64

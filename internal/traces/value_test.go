@@ -20,7 +20,7 @@ func TestJSONToMsgpack(t *testing.T) {
 		{` true `, enc(true)},
 		{`false`, enc(false)},
 		{`0`, []byte{0x00}},
-		{`-0`, []byte{0x00}},
+		{`-0`, enc(math.Copysign(0, -1))},
 		{`127`, []byte{0x7f}},
 		{`128`, []byte{0xcc, 0x80}},
 		{`255`, []byte{0xcc, 0xff}},

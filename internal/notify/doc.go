@@ -1,0 +1,70 @@
+// Package notify keeps the index exact when Cloud Storage deletes trace
+// objects: Consumer applies GCS deletion notifications from a Pub/Sub
+// subscription, and Reconcile repairs the index in bulk when notifications
+// were lost. It imports only traces and index (plus libraries); the
+// *pubsub.Message stays inside the consumer, and the only writes to Cloud
+// Storage are best-effort deletions of a removed trace's layer objects.
+//
+// # Decisions
+//
+// Decide is the pure rule for one notification (table-tested): an
+// OBJECT_DELETE of {canvasID}/traces/{traceID} removes that trace's rows if
+// they describe objectGeneration or an older generation — so a late delete
+// of generation 1 leaves the rows of generation 2 alone — and one carrying
+// overwrittenByGeneration (an overwrite) removes nothing. Layer deletions,
+// unmatched requests ("404s"), other event types, other buckets and names
+// outside the layout are ignored with a Reason; a message missing the
+// required attributes is Malformed. Both are acked, never retried.
+//
+// OBJECT_ARCHIVE is treated exactly like OBJECT_DELETE: GCS sends it
+// instead of a delete when the bucket is versioned and the live version
+// becomes noncurrent, after which reading the name finds nothing, just as
+// after a delete. So a bucket that somebody switched to versioning keeps a
+// correct index (provided its notification config also selects
+// OBJECT_ARCHIVE), although noncurrent versions are billed until deleted;
+// setup-bucket turns versioning off.
+//
+// # Consumer
+//
+//	client, _ := pubsub.NewClient(ctx, project) // honours PUBSUB_EMULATOR_HOST
+//	c, err := notify.New(client.Subscriber(sub), db, gcs, notify.Options{
+//		Bucket: bucket, Logger: log, Registry: reg, Now: clock.Now,
+//	})
+//	err = c.Run(ctx) // nil on a clean stop
+//
+// Deletions are collected into batches (MaxBatch, default 1000, or what
+// arrived within MaxWait, default 50 ms, of the batch's first message) and
+// applied in one transaction (index.DB.RemoveManyWithLayers); the batch's
+// messages are acked only after the commit, and all nacked if it fails
+// (they come back; the consumer backs off up to 2 s between failed
+// batches). Duplicates and any order are harmless, because removal is
+// idempotent and bounded by generation. Ignored and malformed messages are
+// acked at once, counted, and logged (malformed ones at Warn with their
+// message_id). After a commit, the layer objects 1..n of each removed trace
+// are deleted through the layerDeleter (*objstore.GCS); a missing object is
+// fine, and one that cannot be deleted is logged and left to the lifecycle
+// rule, as are those pending when Run stops and ShutdownTimeout passes.
+// Unmatched-request deletions can be routed to Options.Unmatched once they
+// have index rows of their own.
+//
+// Received and Applied are atomic counters: `tracegw dev` waits until
+// Applied reaches the number of notifications the emulator published.
+// Prometheus series (on the registry passed in): tracegw_notify_received_total,
+// _applied_total, _ignored_total{reason}, _malformed_total, _nacked_total,
+// _traces_removed_total, _layers_deleted_total, _layer_delete_errors_total,
+// and the histograms tracegw_notify_batch_size and tracegw_notify_lag_seconds
+// (eventTime to commit).
+//
+// EnsureSubscription creates the topic and a subscription that never
+// expires, retains messages 7 days and has a 60 s ack deadline, for dev and
+// tests.
+//
+// # Reconcile
+//
+// Reconcile compares the bucket listing with the index, one canvas or all,
+// in keyset batches on both sides: it removes the rows of traces whose
+// object is gone (each confirmed by a Stat, so a trace saved while the
+// listing ran is never touched), and reports objects without index rows
+// (they expire on their own) and objects without customTime (they never
+// expire). See ReconcileReport.
+package notify

@@ -61,8 +61,10 @@ type Emulator struct {
 	mu      sync.Mutex // guards st, journal, uploads, hooks
 	st      *snapshot
 	journal *os.File
-	uploads map[string]pendingUpload
-	hooks   Hooks
+	// journalBytes counts what was appended since the last snapshot.
+	journalBytes int64
+	uploads      map[string]pendingUpload
+	hooks        Hooks
 
 	locks     [128]sync.Mutex // per-object write locks, striped by name
 	advanceMu sync.Mutex      // serialises Advance

@@ -3,6 +3,7 @@ package emulator
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 )
@@ -15,6 +16,21 @@ type conds struct {
 }
 
 var condParams = []string{"ifGenerationMatch", "ifGenerationNotMatch", "ifMetagenerationMatch", "ifMetagenerationNotMatch"}
+
+// requestConds reads preconditions from the query, or from the XML API's
+// x-goog-if-* headers (signed URLs).
+func requestConds(r *http.Request) (conds, error) {
+	q := r.URL.Query()
+	for hdr, p := range map[string]string{
+		"X-Goog-If-Generation-Match":     "ifGenerationMatch",
+		"X-Goog-If-Metageneration-Match": "ifMetagenerationMatch",
+	} {
+		if v := r.Header.Get(hdr); v != "" && q.Get(p) == "" {
+			q.Set(p, v)
+		}
+	}
+	return parseConds(q)
+}
 
 func parseConds(q url.Values) (conds, error) {
 	var c conds

@@ -239,7 +239,7 @@ func (e *Emulator) getObjectMeta(w http.ResponseWriter, r *http.Request, rt rout
 		writeError(w, http.StatusNotFound, "notFound", "No such object: "+rt.bucket+"/"+rt.object)
 		return
 	}
-	c, err := parseConds(q)
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return
@@ -253,7 +253,7 @@ func (e *Emulator) getObjectMeta(w http.ResponseWriter, r *http.Request, rt rout
 
 // readObjectMedia checks read preconditions, then lets the fake stream.
 func (e *Emulator) readObjectMedia(w http.ResponseWriter, r *http.Request, rt route) {
-	c, err := parseConds(r.URL.Query())
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return

@@ -1,6 +1,10 @@
 package emulator_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -286,5 +290,62 @@ func TestResumableUpload(t *testing.T) {
 	once := v.obj("big").If(storage.Conditions{DoesNotExist: true})
 	if _, err := v.tryPut(t, once, data, func(w *storage.Writer) { w.ChunkSize = 256 << 10 }); code(err) != 412 {
 		t.Fatalf("resumable create-only over existing: got %v, want 412", err)
+	}
+}
+
+// V4 signed-URL PUTs (the XML API) honour x-goog-if-generation-match and
+// x-goog-custom-time, which fake-gcs-server ignores, and notify like any
+// upload.
+func TestSignedURLUpload(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, emulator.Options{})
+	topic := v.topic(t, "signed")
+	v.notify(t, storage.Notification{TopicID: topic, EventTypes: []string{storage.ObjectFinalizeEvent}})
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatalf("key: %v", err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	ct := v.secs()
+	headers := []string{"x-goog-if-generation-match:0", "x-goog-custom-time:" + ct.Format(time.RFC3339)}
+	u, err := v.Client.Bucket(v.Bucket).SignedURL("up/1", &storage.SignedURLOptions{
+		Scheme: storage.SigningSchemeV4, Method: http.MethodPut, Expires: time.Now().Add(10 * time.Minute),
+		GoogleAccessID: "emu@example.iam.gserviceaccount.com", PrivateKey: pemKey,
+		ContentType: "application/json", Headers: headers,
+		Hostname: strings.TrimPrefix(v.URL, "http://"), Insecure: true,
+	})
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	put := func() int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, u, strings.NewReader(`{"a":1}`))
+		if err != nil {
+			t.Fatalf("request: %v", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for _, h := range headers {
+			k, val, _ := strings.Cut(h, ":")
+			req.Header.Set(k, val)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := put(); s != 200 {
+		t.Fatalf("signed PUT: %d", s)
+	}
+	a := v.attrs(t, "up/1")
+	if !a.CustomTime.Equal(ct) || a.ContentType != "application/json" || a.Size != 7 || a.Metageneration != 1 {
+		t.Errorf("signed upload attrs: customTime %s type %s size %d metageneration %d", a.CustomTime, a.ContentType, a.Size, a.Metageneration)
+	}
+	if s := put(); s != 412 {
+		t.Errorf("replayed signed PUT: %d, want 412", s)
+	}
+	if n := len(v.messages(topic)); n != 1 {
+		t.Errorf("%d FINALIZE messages, want 1", n)
 	}
 }

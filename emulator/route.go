@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -44,6 +45,7 @@ type route struct {
 	dstObject string
 	notifID   string
 	uploadID  string
+	rewrite   bool // rewriteTo (answers a rewrite response), not copyTo
 }
 
 func unescape(s string) string {
@@ -96,7 +98,7 @@ func parseRoute(r *http.Request, publicHost string) route {
 	case http.MethodPost:
 		rt.fault = "upload"
 	case http.MethodDelete:
-		rt.fault = "delete"
+		rt.op, rt.fault = opObjectDelete, "delete"
 	}
 	return rt
 }
@@ -174,7 +176,7 @@ func parseObjectRoute(rt route, o, m, alt string) route {
 			if src, dst, ok := strings.Cut(o, kind); ok {
 				db, do, _ := strings.Cut(dst, "/o/")
 				rt.object, rt.dstBucket, rt.dstObject = unescape(src), unescape(db), unescape(do)
-				rt.op, rt.fault = opObjectRewrite, "upload"
+				rt.op, rt.fault, rt.rewrite = opObjectRewrite, "upload", kind == "/rewriteTo/b/"
 				return rt
 			}
 		}
@@ -212,6 +214,13 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveControl(w, r)
 		return
 	}
+	if e.log.Enabled(r.Context(), slog.LevelDebug) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			e.log.Debug("request", "method", r.Method, "path", r.URL.EscapedPath(), "status", sw.status)
+		}()
+		w = sw
+	}
 	rt := parseRoute(r, e.opts.PublicHost)
 	if status, ok := e.faults.take(rt.fault); ok {
 		writeError(w, status, reasonFor(status), "injected fault")
@@ -237,15 +246,15 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case opObjectDelete:
 		e.deleteObject(w, r, rt)
 	case opObjectRewrite:
-		c, err := parseConds(r.URL.Query())
+		c, err := requestConds(r)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "invalid", err.Error())
 			return
 		}
 		e.commitWrite(w, r, writeReq{bucket: rt.dstBucket, name: rt.dstObject, conds: c,
-			wrapped: strings.Contains(r.URL.Path, "/rewriteTo/")})
+			wrapped: rt.rewrite})
 	case opObjectCompose:
-		c, err := parseConds(r.URL.Query())
+		c, err := requestConds(r)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "invalid", err.Error())
 			return
@@ -259,6 +268,33 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveNotifications(w, r, rt)
 	default:
 		e.fakeH.ServeHTTP(w, r)
+	}
+}
+
+// statusWriter remembers the status for the debug log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed downloads through.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

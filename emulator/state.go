@@ -64,8 +64,9 @@ type record struct {
 }
 
 const (
-	snapshotFile = "state.json"
-	journalFile  = "journal.jsonl"
+	snapshotFile        = "state.json"
+	journalFile         = "journal.jsonl"
+	journalCompactBytes = 32 << 20
 )
 
 func (s *snapshot) apply(r record) {
@@ -175,6 +176,7 @@ func (e *Emulator) compactLocked() error {
 	if e.journal != nil {
 		e.journal.Close()
 	}
+	e.journalBytes = 0
 	e.journal, err = os.OpenFile(filepath.Join(e.opts.Dir, journalFile), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
@@ -192,6 +194,12 @@ func (e *Emulator) appendLocked(r record) error {
 	line = append(line, '\n')
 	if _, err := e.journal.Write(line); err != nil {
 		return fmt.Errorf("journal %s: %w", r.Op, err)
+	}
+	e.journalBytes += int64(len(line))
+	if e.journalBytes > journalCompactBytes {
+		// Amortised: a snapshot costs O(objects), written once per 32 MiB
+		// of changes.
+		return e.compactLocked()
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // the object under a new generation. Metadata stays editable while held.
 func (e *Emulator) updateObject(w http.ResponseWriter, r *http.Request, rt route, replace bool) {
 	q := r.URL.Query()
-	c, err := parseConds(q)
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return

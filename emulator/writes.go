@@ -52,7 +52,7 @@ func (e *Emulator) handleUpload(w http.ResponseWriter, r *http.Request, rt route
 		e.uploadChunk(w, r, id)
 		return
 	}
-	c, err := parseConds(q)
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return
@@ -284,7 +284,7 @@ func (e *Emulator) newState(b baseObject, m uploadMeta, ct time.Time) objState {
 // deleteObject serves objects.delete: 404, then 412, then 403.
 func (e *Emulator) deleteObject(w http.ResponseWriter, r *http.Request, rt route) {
 	q := r.URL.Query()
-	c, err := parseConds(q)
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return
@@ -328,16 +328,7 @@ func (e *Emulator) deleteLocked(ctx context.Context, v view, baseURL string) err
 // x-goog-if-generation-match and x-goog-custom-time headers that the fake
 // ignores are honoured here.
 func (e *Emulator) xmlUpload(w http.ResponseWriter, r *http.Request, rt route) {
-	q := url.Values{}
-	for hdr, p := range map[string]string{
-		"X-Goog-If-Generation-Match":     "ifGenerationMatch",
-		"X-Goog-If-Metageneration-Match": "ifMetagenerationMatch",
-	} {
-		if v := r.Header.Get(hdr); v != "" {
-			q.Set(p, v)
-		}
-	}
-	c, err := parseConds(q)
+	c, err := requestConds(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return

@@ -3,6 +3,7 @@ package testutil
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -34,14 +35,24 @@ func Emulator(t testing.TB) *Emu {
 }
 
 // EmulatorWithOptions is Emulator with options, for example
-// PubSubClientOptions from PubSub. An empty o.Dir becomes t.TempDir().
+// PubSubClientOptions from PubSub. An empty o.Dir becomes t.TempDir(); an
+// empty o.PublicHost becomes the server's host:port, so XML API and V4
+// signed URLs (SignedURLOptions{Hostname: host, Insecure: true}) work too.
 func EmulatorWithOptions(t testing.TB, o emulator.Options) *Emu {
 	t.Helper()
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen on loopback: %v", err)
+	}
+	if o.PublicHost == "" {
+		o.PublicHost = ln.Addr().String()
+	}
 	e, err := emulator.New(t.Context(), o)
 	if err != nil {
+		ln.Close()
 		t.Fatalf("start emulator: %v", err)
 	}
 	t.Cleanup(func() {
@@ -49,7 +60,10 @@ func EmulatorWithOptions(t testing.TB, o emulator.Options) *Emu {
 			t.Errorf("close emulator: %v", err)
 		}
 	})
-	srv := httptest.NewServer(e.Handler())
+	srv := httptest.NewUnstartedServer(e.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
 	t.Cleanup(srv.Close)
 	client, err := StorageClient(t, srv.URL)
 	if err != nil {

@@ -21,6 +21,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"version":  runVersion,
 	"emulator": runEmulator,
 	"dev":      runDev,
+	"token":    runToken,
 }
 
 func main() {

@@ -5,9 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tracegw/tracegw/internal/httpapi"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -19,20 +26,64 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(stderr, false)
-	if err := migrate(ctx, c.DatabaseURL); err != nil {
-		return err
-	}
-	st, err := newStack(ctx, c, log, time.Now, nil)
+	auth, err := serveAuth(c, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	if err := migrate(ctx, c.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := newStack(ctx, c, log, time.Now, auth)
+	if err != nil {
+		return err
+	}
+	defer st.Close() // after both listeners have drained
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	if c.AdminListen != "" {
+		aln, err := net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin-listen %s: %w", c.AdminListen, err)
+		}
+		log.Info("admin listener", "addr", aln.Addr().String(), "pprof", c.Pprof)
+		g.Go(func() error { return serveHTTP(gctx, aln, st.adminHandler(c.Pprof), c.ShutdownTimeout, log) })
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "bucket", c.Bucket)
-	return serveHTTP(ctx, ln, st.api.Handler(), c.ShutdownTimeout, log)
+	g.Go(func() error { return serveHTTP(gctx, ln, st.api.Handler(), c.ShutdownTimeout, log) })
+	return g.Wait()
+}
+
+// serveAuth loads the signing key, or (only with --insecure-no-auth) warns
+// loudly and returns nil: every caller is then admin.
+func serveAuth(c Config, log *slog.Logger) (httpapi.Authenticator, error) {
+	if c.SigningKeyFile == "" {
+		log.Warn("AUTHENTICATION IS DISABLED (--insecure-no-auth): every caller is admin and may read and delete every canvas's traces; never expose this listener")
+		return nil, nil
+	}
+	key, err := httpapi.LoadKey(c.SigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key-file: %w", err)
+	}
+	return &httpapi.HMACAuth{Key: key}, nil
+}
+
+// adminHandler serves /metrics and, with --pprof, /debug/pprof: operator
+// routes that never share the API listener when --admin-listen is set.
+func (s *stack) adminHandler(withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpapi.MetricsHandler(s.reg))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // validateServe reports every configuration problem at once, naming flags.
@@ -49,6 +100,21 @@ func (c Config) validateServe() error {
 	}
 	if c.HoldQuota < 0 {
 		errs = append(errs, fmt.Errorf("--hold-quota %d: must not be negative", c.HoldQuota))
+	}
+	switch {
+	case c.SigningKeyFile == "" && !c.InsecureNoAuth:
+		errs = append(errs, errors.New("--signing-key-file (TRACEGW_SIGNING_KEY_FILE) is required: serve refuses to start without a signing key (mint tokens with `tracegw token`); --insecure-no-auth disables authentication for local testing only"))
+	case c.SigningKeyFile != "" && c.InsecureNoAuth:
+		errs = append(errs, errors.New("--insecure-no-auth and --signing-key-file are both set: choose one"))
+	}
+	if c.Pprof && c.AdminListen == "" {
+		errs = append(errs, errors.New("--pprof needs --admin-listen: pprof is never served on the API listener"))
+	}
+	if c.AdminListen != "" && c.AdminListen == c.Listen {
+		errs = append(errs, fmt.Errorf("--admin-listen %s: must differ from --listen", c.AdminListen))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %s: must be positive", c.ShutdownTimeout))
 	}
 	errs = append(errs, c.ValidateRetention())
 	return errors.Join(errs...)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/api/option"
 
 	"github.com/tracegw/tracegw/internal/httpapi"
@@ -29,6 +31,15 @@ type stack struct {
 	svc    *traces.Service
 	api    *httpapi.Server
 	limits traces.Limits
+	// reg is the process's one metrics registry: the HTTP layer, the GCS
+	// call counters and whatever GC and notify register (pass reg to them).
+	reg *prometheus.Registry
+	// objects is gcs with its calls counted by kind; hand it, not gcs, to
+	// anything that talks to the bucket.
+	objects *meteredGCS
+	// subscriptionReady, when set (by whoever runs the notification
+	// consumer), is checked by /readyz as "subscription".
+	subscriptionReady func(ctx context.Context) error
 }
 
 // storageClient connects to GCS, or to an emulator when endpoint is set.
@@ -52,12 +63,19 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 		return nil, fmt.Errorf("storage client: %w", err)
 	}
 	s := &stack{log: log, now: now, db: db, client: client, gcs: objstore.New(client, c.Bucket)}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.objects = newMeteredGCS(s.gcs, s.reg)
 	s.limits = traces.Limits{MaxBody: c.MaxBody}.OrDefault()
-	s.svc = traces.NewService(s.gcs, db, now, log.With("component", "traces"))
+	s.svc = traces.NewService(s.objects, db, now, log.With("component", "traces"))
 	s.svc.Limits = s.limits
+	var metrics prometheus.Gatherer = s.reg
+	if c.AdminListen != "" {
+		metrics = nil // served on the admin listener only
+	}
 	s.api = httpapi.New(httpapi.Options{
 		Service: s.svc, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
-		Ready: s.ready,
+		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
 	})
 	return s, nil
 }
@@ -71,6 +89,11 @@ func (s *stack) ready(ctx context.Context) map[string]error {
 	if _, err := s.client.Bucket(s.gcs.Bucket()).Attrs(ctx); err != nil {
 		failed["bucket"] = err
 	}
+	if s.subscriptionReady != nil {
+		if err := s.subscriptionReady(ctx); err != nil {
+			failed["subscription"] = err
+		}
+	}
 	return failed
 }
 
@@ -81,6 +104,9 @@ func (s *stack) Close() {
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully:
 // stop accepting, let in-flight requests (saves) finish within timeout.
+// Requests do not inherit ctx, so a signal never cancels a save halfway;
+// past the timeout the remaining connections are closed. The caller closes
+// the backends (pools) after serveHTTP returns.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
@@ -94,6 +120,10 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, timeout tim
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err != nil {
+		log.Warn("shutdown timed out; closing remaining connections", "duration", timeout, "err", err)
+		_ = srv.Close()
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return serr
 	}

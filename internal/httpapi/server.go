@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -44,6 +47,12 @@ type Options struct {
 	// Ready reports readiness parts ("database", "bucket", "subscription")
 	// that fail; nil means ready.
 	Ready func(ctx context.Context) map[string]error
+	// Registerer receives the HTTP metrics (requests by route and code,
+	// latency by route, bytes saved); nil: not exported.
+	Registerer prometheus.Registerer
+	// Metrics, when set, is served as GET /metrics on the API handler. Leave
+	// it nil when an admin listener serves MetricsHandler instead.
+	Metrics prometheus.Gatherer
 }
 
 // Server is the HTTP API. Handler is safe for concurrent use.
@@ -55,15 +64,21 @@ type Server struct {
 	ready  func(ctx context.Context) map[string]error
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
+	met    *metrics
 }
 
 // New builds the server and registers every route.
 func New(o Options) *Server {
-	s := &Server{svc: o.Service, auth: o.Auth, limits: o.Limits.OrDefault(), log: o.Logger, ready: o.Ready, mux: http.NewServeMux()}
+	s := &Server{svc: o.Service, auth: o.Auth, limits: o.Limits.OrDefault(), log: o.Logger, ready: o.Ready, mux: http.NewServeMux(),
+		met: newMetrics(o.Registerer)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.routeHealth()
+	if o.Metrics != nil {
+		s.mux.Handle("GET /metrics", MetricsHandler(o.Metrics))
+		s.routes = append(s.routes, "GET /metrics")
+	}
 	s.routeTraces()
 	s.routeExecute()   // execute.go: replace, layers (issue: execute buttons)
 	s.routeUnmatched() // unmatched.go: 404s
@@ -83,20 +98,55 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // authenticated principal in the request context.
 func (s *Server) handle(pattern string, role Role, h func(w http.ResponseWriter, r *http.Request) error) {
 	s.routes = append(s.routes, pattern)
+	save := writeRoutes[pattern]
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		st, _ := r.Context().Value(stateKey{}).(*reqState)
+		if st == nil {
+			st = &reqState{}
+		}
+		if c, err := traces.ParseCanvasID(r.PathValue("canvasID")); err == nil {
+			st.canvas = c.String()
+		}
 		if role != RoleNone {
 			p, err := s.authorize(r, role)
 			if err != nil {
+				if errors.Is(err, errUnauthenticated) {
+					// RFC 6750: say which scheme, and whether a token was sent.
+					v := `Bearer realm="tracegw"`
+					if r.Header.Get("Authorization") != "" {
+						v += `, error="invalid_token"`
+					}
+					w.Header().Set("WWW-Authenticate", v)
+				}
 				s.writeError(w, r, err)
 				return
 			}
+			st.principal = &p
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		var body *countingBody
+		if save && r.Body != nil {
+			body = &countingBody{ReadCloser: r.Body}
+			r.Body = body
 		}
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if sw, ok := w.(*statusWriter); ok && body != nil && sw.status < 300 {
+			s.met.savedBytes.WithLabelValues(pattern).Add(float64(body.n))
 		}
 	})
 }
+
+// reqState is what the request pipeline learns while routing (the
+// canvas and the principal), for the request's log line.
+type reqState struct {
+	canvas    string // the path's canvasID, once validated
+	principal *Principal
+}
+
+type stateKey struct{}
 
 type principalKey struct{}
 
@@ -106,20 +156,50 @@ func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 {
+		if !validRequestID(id) {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
 		log := s.log.With("request_id", id)
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
+		st := &reqState{}
+		ctx := context.WithValue(r.Context(), loggerKey{}, log)
+		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 		sw := &statusWriter{ResponseWriter: w}
 		s.serve(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		log.Info("request", "method", r.Method, "route", routeOf(s.mux, r), "status", sw.status, "duration", time.Since(start))
+		d := time.Since(start)
+		route := routeOf(s.mux, r)
+		s.met.observe(route, sw.status, d)
+		attrs := []any{"method", r.Method, "route", route, "status", sw.status, "duration", d}
+		if st.canvas != "" {
+			attrs = append(attrs, "canvas_id", st.canvas)
+		}
+		if p := st.principal; p != nil {
+			attrs = append(attrs, "role", roleName(p.Role))
+		}
+		log.Info("request", attrs...)
 	})
 }
+
+// validRequestID accepts a caller's X-Request-Id only if it is short and
+// plain, so it can be echoed and logged verbatim.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxIfMatch bounds If-Match: a quoted decimal generation is at most 21 bytes.
+const maxIfMatch = 64
 
 func (s *Server) serve(w *statusWriter, r *http.Request) {
 	// The mux would redirect ".." and "//" to a cleaned path; API.md wants a
@@ -127,6 +207,10 @@ func (s *Server) serve(w *statusWriter, r *http.Request) {
 	if p := r.URL.EscapedPath(); strings.Contains(p, "//") || strings.Contains(p, "/./") ||
 		strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") || strings.HasSuffix(p, "/.") {
 		s.writeError(w, r, traces.Invalid("path", "must not contain empty, '.' or '..' segments"))
+		return
+	}
+	if v := r.Header.Values("If-Match"); len(v) > 1 || len(v) == 1 && len(v[0]) > maxIfMatch {
+		s.writeError(w, r, traces.Invalid("If-Match", "must be one generation (at most %d bytes)", maxIfMatch))
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {

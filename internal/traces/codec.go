@@ -252,7 +252,8 @@ var traceFields = []string{"traceID", "rootTLID", "tlids", "timestamp", "input",
 
 // DecodeTrace decodes a trace document (API.md) from msgpack, or from JSON
 // when isJSON. The trace ID and timestamp may be absent (zero: the caller
-// fills them); a present traceID must be a version-7 UUID. RootTLID is
+// fills them); a present traceID must be a version-7 UUID and a present
+// timestamp lie in the years 1970 to 9999 (nanoseconds are kept). RootTLID is
 // required and added to TLIDs when missing; TLIDs are deduplicated in
 // first-seen order. Unknown keys are ignored. Values alias body when it is
 // msgpack. Errors are *FieldErrors wrapping ErrInvalid, naming the field

@@ -137,75 +137,91 @@ func (r *Reader) uintN(at, n int) (uint64, bool) {
 	return binary.BigEndian.Uint64(r.b[p:]), true
 }
 
+// format describes what a msgpack format byte starts.
+type format struct {
+	t        Type
+	lenBytes uint8 // big-endian length bytes after the format byte
+	n        uint8 // fix formats: the count or length; ints, floats, fixext: payload size
+	ext      bool  // an extension type byte ends the header
+}
+
+// formats is indexed by format byte, so head needs no branching on ranges.
+var formats = func() (fs [256]format) {
+	for c := range 256 {
+		f := format{t: typeOf(byte(c))}
+		switch {
+		case c <= 0x7f || c >= 0xe0:
+		case c <= 0x8f:
+			f.n = uint8(c & 0x0f)
+		case c <= 0x9f:
+			f.n = uint8(c & 0x0f)
+		case c <= 0xbf:
+			f.n = uint8(c & 0x1f)
+		case c == 0xc4 || c == 0xd9:
+			f.lenBytes = 1
+		case c == 0xc5 || c == 0xda || c == 0xdc || c == 0xde:
+			f.lenBytes = 2
+		case c == 0xc6 || c == 0xdb || c == 0xdd || c == 0xdf:
+			f.lenBytes = 4
+		case c >= 0xc7 && c <= 0xc9:
+			f.lenBytes, f.ext = 1<<(c-0xc7), true
+		case c == 0xca:
+			f.n = 4
+		case c == 0xcb:
+			f.n = 8
+		case c >= 0xcc && c <= 0xcf:
+			f.n = 1 << (c - 0xcc)
+		case c >= 0xd0 && c <= 0xd3:
+			f.n = 1 << (c - 0xd0)
+		case c >= 0xd4 && c <= 0xd8:
+			f.n, f.ext = 1<<(c-0xd4), true
+		}
+		fs[c] = f
+	}
+	return fs
+}()
+
 // head decodes the header of the next value without consuming it. For
 // strings, bins and exts, n is the payload length (exts: without the type
 // byte, which is the last header byte); for arrays and maps, the element or
-// entry count; hdr is the header length. Lengths are not yet checked against
-// the remaining data.
+// entry count; for ints and floats, the payload size; hdr is the header
+// length, known to be present. n is not yet checked against the remaining
+// data.
 func (r *Reader) head(field string) (t Type, hdr int, n uint64, err error) {
 	if r.off >= len(r.b) {
 		return TypeInvalid, 0, 0, errTruncated(field)
 	}
 	c := r.b[r.off]
-	t = typeOf(c)
-	var lenBytes int
-	switch {
-	case c <= 0x7f || c >= 0xe0:
-		return TypeInt, 1, 0, nil
-	case c <= 0x8f:
-		return TypeMap, 1, uint64(c & 0x0f), nil
-	case c <= 0x9f:
-		return TypeArray, 1, uint64(c & 0x0f), nil
-	case c <= 0xbf:
-		return TypeString, 1, uint64(c & 0x1f), nil
-	}
-	switch c {
-	case 0xc0, 0xc2, 0xc3:
-		return t, 1, 0, nil
-	case 0xc4, 0xd9:
-		lenBytes = 1
-	case 0xc5, 0xda, 0xdc, 0xde:
-		lenBytes = 2
-	case 0xc6, 0xdb, 0xdd, 0xdf:
-		lenBytes = 4
-	case 0xc7:
-		lenBytes = 1
-	case 0xc8:
-		lenBytes = 2
-	case 0xc9:
-		lenBytes = 4
-	case 0xca:
-		return TypeFloat, 1, 4, nil
-	case 0xcb:
-		return TypeFloat, 1, 8, nil
-	case 0xcc, 0xd0:
-		return TypeInt, 1, 1, nil
-	case 0xcd, 0xd1:
-		return TypeInt, 1, 2, nil
-	case 0xce, 0xd2:
-		return TypeInt, 1, 4, nil
-	case 0xcf, 0xd3:
-		return TypeInt, 1, 8, nil
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
-		if r.off+2 > len(r.b) {
-			return t, 0, 0, errTruncated(field)
+	f := &formats[c]
+	if f.lenBytes == 0 {
+		switch {
+		case f.t == TypeInvalid:
+			return TypeInvalid, 0, 0, Invalid(field, "invalid msgpack byte 0x%02x", c)
+		case f.ext: // fixext
+			if r.off+2 > len(r.b) {
+				return f.t, 0, 0, errTruncated(field)
+			}
+			return TypeExt, 2, uint64(f.n), nil
 		}
-		return TypeExt, 2, 1 << (c - 0xd4), nil
-	default:
-		return TypeInvalid, 0, 0, Invalid(field, "invalid msgpack byte 0x%02x", c)
+		return f.t, 1, uint64(f.n), nil
 	}
-	n, ok := r.uintN(1, lenBytes)
-	if !ok {
-		return t, 0, 0, errTruncated(field)
-	}
-	hdr = 1 + lenBytes
-	if t == TypeExt {
-		if r.off+hdr+1 > len(r.b) {
-			return t, 0, 0, errTruncated(field)
-		}
+	hdr = 1 + int(f.lenBytes)
+	if f.ext {
 		hdr++
 	}
-	return t, hdr, n, nil
+	if r.off+hdr > len(r.b) {
+		return f.t, 0, 0, errTruncated(field)
+	}
+	p := r.b[r.off+1:]
+	switch f.lenBytes {
+	case 1:
+		n = uint64(p[0])
+	case 2:
+		n = uint64(binary.BigEndian.Uint16(p))
+	default:
+		n = uint64(binary.BigEndian.Uint32(p))
+	}
+	return f.t, hdr, n, nil
 }
 
 // payload checks that n payload bytes follow a header of hdr bytes and
@@ -486,33 +502,41 @@ func (r *Reader) Skip(field string) error {
 		if err != nil {
 			return err
 		}
+		rest := uint64(len(r.b) - r.off - hdr)
 		switch t {
 		case TypeArray, TypeMap:
 			if len(pending) >= r.maxDepth {
 				return depthError(field, r.maxDepth)
 			}
-			if _, err := r.container(field, t); err != nil {
-				return err
-			}
 			if t == TypeMap {
 				n *= 2
 			}
+			if n > rest {
+				if t == TypeMap {
+					n /= 2
+				}
+				return Invalid(field, "declared %d elements exceed the %d bytes that remain", n, rest)
+			}
+			r.off += hdr
 			if n > 0 {
 				pending = append(pending, n)
 				continue
 			}
-		case TypeInt, TypeFloat:
-			if _, err := r.payload(field, hdr, n); err != nil {
+		case TypeInt, TypeFloat, TypeNil, TypeBool:
+			if n > rest {
 				return errTruncated(field)
 			}
-		case TypeExt:
-			if _, _, err := r.Ext(field); err != nil {
-				return err
+			r.off += hdr + int(n)
+		default: // string, bin, ext
+			if n > rest {
+				return Invalid(field, "declared length %d exceeds the %d bytes that remain", n, rest)
 			}
-		default: // nil, bool, string, bin
-			if _, err := r.payload(field, hdr, n); err != nil {
-				return err
+			if t == TypeExt && int8(r.b[r.off+hdr-1]) == timestampExt {
+				if _, err := parseTimestamp(field, r.b[r.off+hdr:r.off+hdr+int(n)]); err != nil {
+					return err
+				}
 			}
+			r.off += hdr + int(n)
 		}
 		// A value is complete: close every container it completes.
 		for {

@@ -41,6 +41,7 @@ package traces
 import (
 	"encoding/base64"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -335,6 +336,7 @@ func jsonToMsgpack(dst, data []byte, maxDepth, reportDepth, pathFrames int) ([]b
 	if err := c.run(); err != nil {
 		return dst, err
 	}
+	c.insertHeaders()
 	return c.out, nil
 }
 
@@ -359,6 +361,7 @@ type jsonConv struct {
 	keys        []keySpan
 	scratch     []byte
 	strStart    int // offset in out of the payload of the last str written
+	long        []longHeader
 	frameBuf    [16]jsonFrame
 }
 
@@ -472,8 +475,10 @@ func (c *jsonConv) run() error {
 	}
 }
 
-// close finishes the innermost container: its header gets the real count,
-// moving the content when the count needs a longer header.
+// close finishes the innermost container. A count up to 15 fits the
+// one-byte placeholder; a larger one needs a longer header, which
+// insertHeaders puts in after the whole text is read, so each byte moves at
+// most once however deeply large containers nest.
 func (c *jsonConv) close() {
 	f := c.frames[len(c.frames)-1]
 	c.frames = c.frames[:len(c.frames)-1]
@@ -484,18 +489,55 @@ func (c *jsonConv) close() {
 		c.out[f.hdr] |= byte(f.n)
 		return
 	}
-	var h [5]byte
-	var hb []byte
-	if f.obj {
-		hb = appendMapHeader(h[:0], f.n)
-	} else {
-		hb = appendArrayHeader(h[:0], f.n)
+	c.long = append(c.long, longHeader{pos: f.hdr, n: f.n, obj: f.obj})
+}
+
+// longHeader is a container header that does not fit its placeholder.
+type longHeader struct {
+	pos int // the placeholder's offset in out
+	n   int
+	obj bool
+}
+
+// insertHeaders replaces the placeholders of c.long by their full headers,
+// moving the data between them back to front in one pass.
+func (c *jsonConv) insertHeaders() {
+	if len(c.long) == 0 {
+		return
 	}
-	grow := len(hb) - 1
+	// Containers close inner first; the pass needs them in text order.
+	slices.SortFunc(c.long, func(a, b longHeader) int { return a.pos - b.pos })
+	grow := 0
+	for _, h := range c.long {
+		grow += headerLen(h.n) - 1
+	}
 	end := len(c.out)
-	c.out = append(c.out, hb[1:]...) // grow by len(hb)-1
-	copy(c.out[f.hdr+1+grow:], c.out[f.hdr+1:end])
-	copy(c.out[f.hdr:], hb)
+	c.out = slices.Grow(c.out, grow)[:end+grow]
+	for i := len(c.long) - 1; i >= 0; i-- {
+		h := c.long[i]
+		// Data after this placeholder moves by the growth of the headers
+		// before it and including it.
+		copy(c.out[h.pos+1+grow:], c.out[h.pos+1:end])
+		grow -= headerLen(h.n) - 1
+		var b [5]byte
+		hb := appendArrayHeader(b[:0], h.n)
+		if h.obj {
+			hb = appendMapHeader(b[:0], h.n)
+		}
+		copy(c.out[h.pos+grow:], hb)
+		end = h.pos
+	}
+}
+
+// headerLen is the length of the array or map header for n elements.
+func headerLen(n int) int {
+	switch {
+	case n <= 15:
+		return 1
+	case n <= math.MaxUint16:
+		return 3
+	}
+	return 5
 }
 
 // key reads an object key and the colon after it, checking for duplicates.
@@ -647,15 +689,20 @@ func (c *jsonConv) num() error {
 	return nil
 }
 
+// plainJSON marks the bytes a JSON string holds as themselves: printable
+// ASCII other than the quote and the backslash.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str converts the string at c.pos (its opening quote) to a msgpack str.
 func (c *jsonConv) str() error {
 	in := c.in
 	i := c.pos + 1
-	for i < len(in) {
-		ch := in[i]
-		if ch == '"' || ch == '\\' || ch < 0x20 || ch >= utf8.RuneSelf {
-			break
-		}
+	for i < len(in) && plainJSON[in[i]] {
 		i++
 	}
 	if i < len(in) && in[i] == '"' { // plain ASCII: copy as is
@@ -820,15 +867,13 @@ func (c *jsonConv) path(key string) string {
 			seg(false, nil, f.n)
 			continue
 		}
+		// This object's keys run up to the first key of the next object
+		// frame inside it.
 		end := len(c.keys)
-		if i+1 < len(c.frames) && c.frames[i+1].obj {
-			end = c.frames[i+1].keys
-		} else {
-			for _, g := range c.frames[i+1:] {
-				if g.obj {
-					end = g.keys
-					break
-				}
+		for _, g := range c.frames[i+1:] {
+			if g.obj {
+				end = g.keys
+				break
 			}
 		}
 		if end > f.keys && end-f.keys > f.n { // a key whose value is pending

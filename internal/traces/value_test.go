@@ -99,6 +99,52 @@ func TestJSONToMsgpackLarge(t *testing.T) {
 	}
 }
 
+// TestJSONToMsgpackNestedLarge nests large and small containers so that
+// long headers are inserted at many levels at once.
+func TestJSONToMsgpackNestedLarge(t *testing.T) {
+	var build func(depth, seed int) (string, any)
+	build = func(depth, seed int) (string, any) {
+		if depth == 0 {
+			return strconv.Itoa(seed), seed
+		}
+		n := []int{17, 2, 16, 0, 40, 15}[seed%6]
+		var js strings.Builder
+		if seed%2 == 0 {
+			v := []any{}
+			js.WriteString("[")
+			for i := range n {
+				if i > 0 {
+					js.WriteString(",")
+				}
+				ej, ev := build(depth-1, seed+i)
+				js.WriteString(ej)
+				v = append(v, ev)
+			}
+			js.WriteString("]")
+			return js.String(), v
+		}
+		v := obj{}
+		js.WriteString("{")
+		for i := range n {
+			if i > 0 {
+				js.WriteString(",")
+			}
+			ej, ev := build(depth-1, seed*7+i)
+			js.WriteString(`"k` + strconv.Itoa(i) + `":` + ej)
+			v = append(v, "k"+strconv.Itoa(i), ev)
+		}
+		js.WriteString("}")
+		return js.String(), v
+	}
+	for seed := range 6 {
+		js, v := build(3, seed)
+		got, err := JSONToMsgpack([]byte("prefix"), []byte(js), Limits{})
+		if want := append([]byte("prefix"), enc(v)...); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("seed %d: got %d bytes, %v, want %d bytes", seed, len(got), err, len(want))
+		}
+	}
+}
+
 func TestJSONToMsgpackErrors(t *testing.T) {
 	manyKeys := func(dup string) string {
 		var b strings.Builder

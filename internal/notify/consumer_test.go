@@ -228,3 +228,22 @@ func TestEnsureSubscriptionIsIdempotent(t *testing.T) {
 		t.Errorf("EnsureSubscription on another topic = %v, want ErrConflict", err)
 	}
 }
+
+func TestRunFailsOnMissingSubscription(t *testing.T) {
+	t.Parallel()
+	_, opts := testutil.PubSubServer(t)
+	client, err := pubsub.NewClient(t.Context(), testProject, opts...)
+	if err != nil {
+		t.Fatalf("pubsub.NewClient: %v", err)
+	}
+	defer client.Close()
+	c, err := New(client.Subscriber("missing"), nil, nil, Options{Bucket: testBucket})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Errorf("Run on a missing subscription = %v (ctx %v), want an error before the deadline", err, ctx.Err())
+	}
+}

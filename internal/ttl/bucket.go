@@ -1,0 +1,262 @@
+package ttl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// These aliases spell the same unnamed struct types as objstore's (ttl may
+// not import objstore): Go identifies unnamed types by structure, so
+// *objstore.GCS satisfies bucketAdmin. Keep both in step; the tests check.
+
+// LifecycleRule is a bucket lifecycle rule: its action, its
+// daysSinceCustomTime condition (0: unset) and every other condition as
+// "name=value" in Other.
+type LifecycleRule = struct {
+	Action              string
+	StorageClass        string
+	DaysSinceCustomTime int64
+	Other               []string
+}
+
+// BucketSettings is what tracegw checks on its bucket.
+type BucketSettings = struct {
+	Metageneration int64
+	Versioning     bool
+	SoftDelete     time.Duration
+	Lifecycle      []LifecycleRule
+}
+
+// BucketUpdate is one PATCH of the bucket; nil fields are left alone and
+// DropRules index the rules read at the same metageneration.
+type BucketUpdate = struct {
+	Versioning *bool
+	SoftDelete *time.Duration
+	DropRules  []int
+	AddRules   []LifecycleRule
+}
+
+// NotificationConfig is a Pub/Sub notification config of the bucket.
+type NotificationConfig = struct {
+	ID               string
+	Topic            string
+	EventTypes       []string
+	PayloadFormat    string
+	ObjectNamePrefix string
+}
+
+// bucketAdmin is what SetupBucket and CheckBucket need from Cloud Storage.
+type bucketAdmin interface {
+	Bucket() string
+	BucketSettings(ctx context.Context) (BucketSettings, error)
+	CreateBucket(ctx context.Context, project string, s BucketSettings) error
+	UpdateBucket(ctx context.Context, u BucketUpdate, ifMetageneration int64) (BucketSettings, error)
+	Notifications(ctx context.Context) ([]NotificationConfig, error)
+	AddNotification(ctx context.Context, n NotificationConfig) (NotificationConfig, error)
+}
+
+// The notification config tracegw wants: deletions only (every customTime
+// renewal would otherwise publish a METADATA_UPDATE), with the object's
+// JSON resource as payload.
+const (
+	EventObjectDelete = "OBJECT_DELETE"
+	PayloadJSON       = "JSON_API_V1"
+)
+
+// BucketOptions says where the bucket and its notifications live.
+type BucketOptions struct {
+	// Project creates the bucket if it does not exist; without it a missing
+	// bucket is an error.
+	Project string
+	// Topic receives the deletion notifications: projects/P/topics/T. Empty
+	// skips the notification config (with a warning).
+	Topic string
+}
+
+// BucketReport says what SetupBucket changed and what it left alone.
+type BucketReport struct {
+	// Changes made, in order; in a dry run, the changes it would make.
+	Changes []string
+	// Warnings about what is wrong or suspicious but not tracegw's to
+	// change: other lifecycle rules, other notification configs on the topic.
+	Warnings []string
+}
+
+// SetupBucket creates or fixes the bucket of b for policy p, idempotently:
+// the bucket exists; its lifecycle has exactly one tracegw rule (Delete at
+// daysSinceCustomTime = retention days; a tracegw-shaped rule with other
+// days is replaced); versioning is off; soft delete is off; and one
+// notification config sends OBJECT_DELETE with a JSON_API_V1 payload to
+// o.Topic (listed before added: adding is not idempotent). Settings go in
+// one PATCH guarded by the metageneration read. Other lifecycle rules and
+// notification configs are reported, never removed. dryRun changes nothing
+// and reports what it would do. Errors wrap traces.ErrNotFound when the
+// bucket is missing and o.Project is empty.
+func SetupBucket(ctx context.Context, b bucketAdmin, p Policy, o BucketOptions, dryRun bool) (BucketReport, error) {
+	var r BucketReport
+	did := func(s string) {
+		if dryRun {
+			s = "would " + s
+		}
+		r.Changes = append(r.Changes, s)
+	}
+	cur, err := b.BucketSettings(ctx)
+	switch {
+	case errors.Is(err, traces.ErrNotFound):
+		if o.Project == "" {
+			return r, fmt.Errorf("setup bucket %s: it does not exist; give a project to create it: %w", b.Bucket(), err)
+		}
+		want := BucketSettings{Lifecycle: []LifecycleRule{p.LifecycleRule()}}
+		did(fmt.Sprintf("create bucket %s in project %s with %s, versioning off, soft delete off",
+			b.Bucket(), o.Project, describeRule(p.LifecycleRule())))
+		if !dryRun {
+			if err := b.CreateBucket(ctx, o.Project, want); err != nil {
+				return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+			}
+		}
+	case err != nil:
+		return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+	default:
+		u, changes, warnings := planBucket(cur, p)
+		r.Warnings = append(r.Warnings, warnings...)
+		for _, c := range changes {
+			did(c)
+		}
+		if len(changes) > 0 && !dryRun {
+			if _, err := b.UpdateBucket(ctx, u, cur.Metageneration); err != nil {
+				return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+			}
+		}
+	}
+	if o.Topic == "" {
+		r.Warnings = append(r.Warnings, "no notification topic given: deleted objects' index rows are then only removed on read or by reconcile")
+		return r, nil
+	}
+	var notes []NotificationConfig
+	if cur.Metageneration != 0 { // an existing bucket; a new one has none
+		if notes, err = b.Notifications(ctx); err != nil {
+			return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+		}
+	}
+	add, warnings := planNotifications(notes, o.Topic)
+	r.Warnings = append(r.Warnings, warnings...)
+	if add {
+		did(fmt.Sprintf("add notification config: %s events to %s, payload %s", EventObjectDelete, o.Topic, PayloadJSON))
+		if !dryRun {
+			if _, err := b.AddNotification(ctx, wantNotification(o.Topic)); err != nil {
+				return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// CheckBucket reports, without changing anything, how the bucket differs
+// from what SetupBucket would make it (for serve to warn at start): each
+// difference and each warning is one line. topic may be empty to skip the
+// notification check. Errors wrap traces.ErrNotFound if the bucket is
+// missing.
+func CheckBucket(ctx context.Context, b bucketAdmin, p Policy, topic string) ([]string, error) {
+	cur, err := b.BucketSettings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check bucket %s: %w", b.Bucket(), err)
+	}
+	_, changes, warnings := planBucket(cur, p)
+	var drift []string
+	for _, c := range changes {
+		drift = append(drift, "bucket "+b.Bucket()+" needs: "+c+" (run tracegw setup-bucket)")
+	}
+	drift = append(drift, warnings...)
+	if topic != "" {
+		notes, err := b.Notifications(ctx)
+		if err != nil {
+			return drift, fmt.Errorf("check bucket %s: %w", b.Bucket(), err)
+		}
+		add, warnings := planNotifications(notes, topic)
+		if add {
+			drift = append(drift, fmt.Sprintf("bucket %s has no %s notification config to %s (run tracegw setup-bucket)", b.Bucket(), EventObjectDelete, topic))
+		}
+		drift = append(drift, warnings...)
+	}
+	return drift, nil
+}
+
+// planBucket compares an existing bucket with what policy p needs.
+func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings []string) {
+	want := p.LifecycleRule()
+	have := false
+	for i, r := range cur.Lifecycle {
+		switch {
+		case isOurs(r) && r.DaysSinceCustomTime == want.DaysSinceCustomTime && !have:
+			have = true
+		case isOurs(r):
+			// A stale retention (or a duplicate): rules OR together, so a
+			// shorter one would expire keepers early.
+			u.DropRules = append(u.DropRules, i)
+			changes = append(changes, "remove lifecycle rule "+describeRule(r))
+		default:
+			warnings = append(warnings, "lifecycle rule "+describeRule(r)+" is not tracegw's and was left alone"+
+				map[bool]string{true: ": it may delete traces GC keeps", false: ""}[r.Action == "Delete"])
+		}
+	}
+	if !have {
+		u.AddRules = []LifecycleRule{want}
+		changes = append(changes, "add lifecycle rule "+describeRule(want))
+	}
+	if cur.Versioning {
+		off := false
+		u.Versioning = &off
+		changes = append(changes, "turn versioning off (deletes would leave billed noncurrent versions)")
+	}
+	if cur.SoftDelete != 0 {
+		var zero time.Duration
+		u.SoftDelete = &zero
+		changes = append(changes, fmt.Sprintf("turn soft delete off (was %s: every expired trace would be billed that long)", FormatDuration(cur.SoftDelete)))
+	}
+	return u, changes, warnings
+}
+
+// isOurs reports whether r has the shape of tracegw's rule.
+func isOurs(r LifecycleRule) bool {
+	return r.Action == "Delete" && r.StorageClass == "" && r.DaysSinceCustomTime > 0 && len(r.Other) == 0
+}
+
+func describeRule(r LifecycleRule) string {
+	conds := slices.Clone(r.Other)
+	if r.DaysSinceCustomTime > 0 {
+		conds = append([]string{fmt.Sprintf("daysSinceCustomTime=%d", r.DaysSinceCustomTime)}, conds...)
+	}
+	action := r.Action
+	if r.StorageClass != "" {
+		action += "(" + r.StorageClass + ")"
+	}
+	return "{" + action + " if " + strings.Join(conds, " and ") + "}"
+}
+
+func wantNotification(topic string) NotificationConfig {
+	return NotificationConfig{Topic: topic, EventTypes: []string{EventObjectDelete}, PayloadFormat: PayloadJSON}
+}
+
+// planNotifications reports whether tracegw's config must be added, and
+// warns about other configs publishing to the same topic.
+func planNotifications(notes []NotificationConfig, topic string) (add bool, warnings []string) {
+	add = true
+	for _, n := range notes {
+		if n.Topic != topic {
+			continue
+		}
+		if slices.Equal(n.EventTypes, []string{EventObjectDelete}) && n.PayloadFormat == PayloadJSON && n.ObjectNamePrefix == "" && add {
+			add = false
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("notification config %s also publishes to %s (events %v, payload %s, prefix %q): left alone",
+			n.ID, topic, n.EventTypes, n.PayloadFormat, n.ObjectNamePrefix))
+	}
+	return add, warnings
+}

@@ -1,0 +1,443 @@
+package ttl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// renewer is all a GC pass needs from Cloud Storage.
+type renewer interface {
+	// SetCustomTime moves customTime forward to t (whole seconds).
+	// ifMetageneration 0 means unconditional. The error wraps
+	// traces.ErrNotFound if the object is gone, traces.ErrPreconditionFailed
+	// if the metageneration moved, traces.ErrUnavailable on 429/5xx after
+	// the client's own retries.
+	SetCustomTime(ctx context.Context, key string, t time.Time, ifMetageneration int64) (traces.ObjectInfo, error)
+	// Stat re-reads an object after a failed PATCH; traces.ErrNotFound if gone.
+	Stat(ctx context.Context, key string) (traces.ObjectInfo, error)
+}
+
+// Options tunes a GC. The zero value gives the defaults.
+type Options struct {
+	// Concurrency bounds the objects being renewed at once; default 16.
+	Concurrency int
+	// Canvases bounds the canvases processed at once; default 4.
+	Canvases int
+	// PatchesPerSecond caps customTime PATCHes per second (GCS starts a
+	// bucket near 1,000 writes/s, shared with saves); default 500, negative
+	// for no limit.
+	PatchesPerSecond float64
+	// Attempts bounds the tries of one PATCH on traces.ErrUnavailable
+	// (after the storage client's own); default 4.
+	Attempts int
+	// Backoff is the first wait before such a retry, doubled each time;
+	// default 1s.
+	Backoff time.Duration
+	// BatchSize is how many due canvases one discovery query returns;
+	// default 1000.
+	BatchSize int
+	// OnProgress, if set, is called after each due canvas with the number
+	// done and the total (for a progress bar). Calls are serialised.
+	OnProgress func(done, total int)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.Canvases <= 0 {
+		o.Canvases = 4
+	}
+	if o.PatchesPerSecond == 0 {
+		o.PatchesPerSecond = 500
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 4
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	return o
+}
+
+// Summary counts what a pass did. Examined = Renewed + AlreadyFresh + Held +
+// Gone + Failed; in a dry run Renewed counts what would be renewed.
+type Summary struct {
+	Canvases     int // due canvases processed
+	Skipped      int // due canvases another replica was processing
+	Examined     int // distinct keepers of due toplevels
+	Renewed      int
+	AlreadyFresh int
+	Held         int
+	Gone         int
+	Failed       int
+	Patches      int // customTime PATCHes issued, layers included
+	Duration     time.Duration
+	DryRun       bool
+}
+
+func (s *Summary) add(o Summary) {
+	s.Canvases += o.Canvases
+	s.Skipped += o.Skipped
+	s.Examined += o.Examined
+	s.Renewed += o.Renewed
+	s.AlreadyFresh += o.AlreadyFresh
+	s.Held += o.Held
+	s.Gone += o.Gone
+	s.Failed += o.Failed
+	s.Patches += o.Patches
+}
+
+// GC renews the customTime of the keepers (the latest Policy.Keep traces of
+// every live toplevel) before the bucket's lifecycle rule can delete them.
+// It is safe for concurrent use, and several GCs (replicas) may run passes
+// on one database at once: each canvas is claimed by one of them at a time,
+// and the claimer re-reads what is due after claiming, so no object is
+// renewed twice in a run.
+type GC struct {
+	objs    renewer
+	db      *index.DB
+	p       Policy
+	now     func() time.Time
+	log     *slog.Logger
+	o       Options
+	limiter *rate.Limiter
+	sem     chan struct{} // bounds PATCHes in flight across canvases
+	m       *metrics
+}
+
+// New returns a GC over objs (an *objstore.GCS) and db. It refuses an unsafe
+// or invalid policy (see Policy.Validate). A nil log discards; a nil reg
+// registers no metrics. now is the clock (the emulator's in tests and in
+// tracegw dev).
+func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.Logger, reg prometheus.Registerer, o Options) (*GC, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("new gc: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o = o.withDefaults()
+	limit := rate.Limit(o.PatchesPerSecond)
+	if o.PatchesPerSecond < 0 {
+		limit = rate.Inf
+	}
+	return &GC{
+		objs: objs, db: db, p: p, now: now, log: log.With("component", "ttl"), o: o,
+		limiter: rate.NewLimiter(limit, o.Concurrency),
+		sem:     make(chan struct{}, o.Concurrency),
+		m:       newMetrics(reg),
+	}, nil
+}
+
+// Run runs a pass at once and then every Policy.Interval until ctx ends,
+// logging each pass's summary (and its error, which does not stop the
+// loop). It returns nil when ctx ends.
+func (g *GC) Run(ctx context.Context) error {
+	t := time.NewTicker(g.p.Interval)
+	defer t.Stop()
+	for {
+		if _, err := g.Pass(ctx, false); err != nil && ctx.Err() == nil {
+			g.log.Error("gc pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step runs one pass and reports how many keepers it renewed: the shape of
+// the emulator's OnStep hook, so tracegw dev can run GC on the emulator's
+// clock (emulator.Hooks{OnStep: gc.Step}). The time argument is ignored:
+// the GC reads its own clock, which is the emulator's there.
+func (g *GC) Step(ctx context.Context, _ time.Time) (renewed int, err error) {
+	s, err := g.Pass(ctx, false)
+	return s.Renewed, err
+}
+
+// Pass finds every live toplevel whose oldest keeper is due (customTime
+// older than Policy.RenewBefore), and renews those keepers to now: the trace
+// object and each of its layers. Held keepers are skipped; a keeper whose
+// object is gone has its index rows removed. A canvas another GC is
+// processing is skipped. Failures of single objects are counted in
+// Summary.Failed, logged and retried next pass (their toplevels stay due);
+// the error reports what stopped a canvas (database errors), joined, and the
+// other canvases are still processed. dryRun reads the index only: it
+// claims nothing, PATCHes nothing, writes nothing and records no metrics,
+// and counts what it would renew as Renewed. Pass logs one summary line.
+func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
+	start := g.now()
+	now := start.UTC().Truncate(time.Second) // what GCS stores; never later than the clock
+	before := g.p.RenewBefore(now)
+	sum := Summary{DryRun: dryRun}
+	canvases, err := g.dueCanvases(ctx, before)
+	if err != nil {
+		return g.finish(sum, start, err)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		done int
+	)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(g.o.Canvases)
+	for _, c := range canvases {
+		eg.Go(func() error {
+			s, err := g.canvas(ectx, c, now, before, dryRun)
+			mu.Lock()
+			defer mu.Unlock()
+			sum.add(s)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("gc canvas %s: %w", c, err))
+			}
+			done++
+			if g.o.OnProgress != nil {
+				g.o.OnProgress(done, len(canvases))
+			}
+			return nil
+		})
+	}
+	_ = eg.Wait() // canvas errors are collected, never returned to the group
+	if len(errs) > 10 {
+		errs = append(errs[:10], fmt.Errorf("and %d more canvases failed", len(errs)-10))
+	}
+	return g.finish(sum, start, errors.Join(errs...))
+}
+
+func (g *GC) finish(sum Summary, start time.Time, err error) (Summary, error) {
+	end := g.now()
+	sum.Duration = end.Sub(start)
+	if !sum.DryRun {
+		g.m.record(sum, err, end)
+	}
+	g.log.Info("gc pass done", "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
+		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
+		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
+		"duration", sum.Duration)
+	if err != nil {
+		return sum, fmt.Errorf("gc pass: %w", err)
+	}
+	return sum, nil
+}
+
+// dueCanvases lists every canvas with a due toplevel, page by page.
+func (g *GC) dueCanvases(ctx context.Context, before time.Time) ([]traces.CanvasID, error) {
+	var all []traces.CanvasID
+	var after traces.CanvasID
+	for {
+		page, err := g.db.DueCanvases(ctx, before, after, g.o.BatchSize)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, page...)
+		if len(page) < g.o.BatchSize {
+			return all, nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+// canvas processes the due toplevels of one canvas.
+func (g *GC) canvas(ctx context.Context, c traces.CanvasID, now, before time.Time, dryRun bool) (Summary, error) {
+	var s Summary
+	if !dryRun {
+		claim, ok, err := g.db.ClaimCanvas(ctx, c)
+		if err != nil {
+			return s, err
+		}
+		if !ok {
+			s.Skipped++
+			g.log.Debug("canvas claimed elsewhere", "canvas_id", c)
+			return s, nil
+		}
+		defer claim.Release()
+	}
+	s.Canvases++
+	// Read after claiming: a replica that processed the canvas just before
+	// has moved renew_after and custom_time, so nothing is renewed twice.
+	ks, err := g.db.Keepers(ctx, c, before, g.p.Keep)
+	if err != nil {
+		return s, err
+	}
+	pl := decide(ks.Traces, before)
+	s.Examined, s.Held, s.AlreadyFresh = len(ks.Traces), len(pl.held), len(pl.fresh)
+	if dryRun {
+		for _, k := range pl.renew {
+			g.log.Debug("would renew", "canvas_id", c, "trace_id", k.ID, "count", 1+k.Layers)
+		}
+		s.Renewed = len(pl.renew)
+		return s, nil
+	}
+	out := make(map[traces.TraceID]outcome, len(ks.Traces))
+	ct := make(map[traces.TraceID]time.Time, len(ks.Traces))
+	for _, k := range ks.Traces {
+		ct[k.ID] = k.CustomTime
+	}
+	for _, id := range pl.held {
+		out[id] = outHeld
+	}
+	var (
+		mu      sync.Mutex
+		patches atomic.Int64
+	)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(g.o.Concurrency)
+	for _, k := range pl.renew {
+		eg.Go(func() error {
+			o := g.renewTrace(ectx, c, k, now, &patches)
+			mu.Lock()
+			out[k.ID] = o
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = eg.Wait()
+	s.Patches = int(patches.Load())
+	var renewed []traces.TraceID
+	for _, k := range pl.renew {
+		switch out[k.ID] {
+		case outRenewed:
+			s.Renewed++
+		case outFresh:
+			s.AlreadyFresh++
+		case outGone:
+			s.Gone++
+			continue
+		default:
+			s.Failed++
+			continue
+		}
+		renewed = append(renewed, k.ID)
+		ct[k.ID] = now
+	}
+	if err := ctx.Err(); err != nil {
+		return s, err
+	}
+	if err := g.db.MarkRenewed(ctx, c, renewed, now); err != nil {
+		return s, err
+	}
+	tlids := make([]traces.TLID, 0, len(ks.Toplevels))
+	values := make([]time.Time, 0, len(ks.Toplevels))
+	for _, t := range ks.Toplevels {
+		if v, ok := renewAfter(t.Keepers, ct, out, now); ok {
+			tlids = append(tlids, t.TLID)
+			values = append(values, v)
+		}
+	}
+	return s, g.db.SetRenewAfter(ctx, c, tlids, values)
+}
+
+// renewTrace moves the customTime of a trace object and its layers to now.
+func (g *GC) renewTrace(ctx context.Context, c traces.CanvasID, k index.Keeper, now time.Time, patches *atomic.Int64) outcome {
+	select {
+	case g.sem <- struct{}{}:
+		defer func() { <-g.sem }()
+	case <-ctx.Done():
+		return outFailed
+	}
+	patched := false
+	for n := 0; n <= k.Layers; n++ {
+		key := traces.TraceKey(c, k.ID)
+		if n > 0 {
+			key = traces.LayerKey(c, k.ID, n)
+		}
+		p, err := g.renewObject(ctx, key, now, patches)
+		switch {
+		case err == nil:
+			patched = patched || p
+		case n == 0 && errors.Is(err, traces.ErrNotFound):
+			// The trace is gone (its deletion notification may be late or
+			// lost): drop its rows so it stops being a keeper.
+			if _, err := g.db.Remove(ctx, c, k.ID, k.Generation); err != nil {
+				g.log.Warn("remove gone trace", "canvas_id", c, "trace_id", k.ID, "err", err)
+				return outFailed
+			}
+			g.log.Debug("keeper gone", "canvas_id", c, "trace_id", k.ID, "generation", k.Generation)
+			return outGone
+		case errors.Is(err, traces.ErrNotFound):
+			// A layer the index counts but the bucket lacks cannot be
+			// renewed; the trace itself still is.
+			g.log.Warn("layer gone", "canvas_id", c, "trace_id", k.ID, "count", n)
+		default:
+			g.log.Warn("renew keeper", "canvas_id", c, "trace_id", k.ID, "err", err)
+			return outFailed
+		}
+	}
+	if patched {
+		g.log.Debug("renewed", "canvas_id", c, "trace_id", k.ID, "count", 1+k.Layers)
+		return outRenewed
+	}
+	return outFresh
+}
+
+// renewObject PATCHes one object's customTime to target. patched is false
+// when the object turned out to be at target or later already (re-read
+// after a failure: customTime only moves forward, so a later value means
+// done, GCS-FACTS §2). A precondition failure is re-read and retried once;
+// traces.ErrUnavailable is retried with backoff up to Options.Attempts.
+func (g *GC) renewObject(ctx context.Context, key string, target time.Time, patches *atomic.Int64) (patched bool, err error) {
+	var ifMeta int64
+	retriedPrecondition := false
+	for attempt := 1; ; attempt++ {
+		if err := g.limiter.Wait(ctx); err != nil {
+			return false, fmt.Errorf("renew %s: %w", key, err)
+		}
+		patches.Add(1)
+		_, err := g.objs.SetCustomTime(ctx, key, target, ifMeta)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, traces.ErrNotFound):
+			return false, err
+		case errors.Is(err, traces.ErrPreconditionFailed) && !retriedPrecondition:
+			info, serr := g.objs.Stat(ctx, key)
+			if serr != nil {
+				return false, serr
+			}
+			if !info.CustomTime.Before(target) {
+				return false, nil
+			}
+			ifMeta, retriedPrecondition = info.Metageneration, true
+			continue
+		case errors.Is(err, traces.ErrUnavailable) && attempt < g.o.Attempts && ctx.Err() == nil:
+			if serr := sleep(ctx, g.o.Backoff<<(attempt-1)); serr != nil {
+				return false, fmt.Errorf("renew %s: %w", key, serr)
+			}
+			continue
+		}
+		// Anything else (a refused backdating, an exhausted retry): the
+		// object may be at target already.
+		if info, serr := g.objs.Stat(ctx, key); serr == nil && !info.CustomTime.Before(target) {
+			return false, nil
+		}
+		return false, err
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,91 @@
+package ttl
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// Day is the unit of the lifecycle rule's daysSinceCustomTime.
+const Day = 24 * time.Hour
+
+// Policy is the retention policy and the GC schedule that enforces it.
+type Policy struct {
+	// Retention is how long an object lives after its customTime: the
+	// lifecycle rule's daysSinceCustomTime, so whole days (--retention).
+	Retention time.Duration
+	// Margin is how long before the rule could take a keeper that GC renews
+	// it (--renew-margin). GCS deletes any time after the rule matches, never
+	// before, with no bound on the delay, so only the start of deletion
+	// matters; the margin must survive a whole missed GC interval plus the
+	// next one, and a day for the rule's day granularity.
+	Margin time.Duration
+	// Interval is the time between GC passes (--gc-interval).
+	Interval time.Duration
+	// Keep is how many of the latest traces of each live toplevel are kept
+	// however old (--keep-per-toplevel).
+	Keep int
+}
+
+// DefaultPolicy is the policy of DESIGN.md: 7 days, renewed 2 days before
+// expiry by an hourly GC, keeping the latest 10 traces of each toplevel.
+func DefaultPolicy() Policy {
+	return Policy{Retention: 7 * Day, Margin: 2 * Day, Interval: time.Hour, Keep: 10}
+}
+
+// MaxKeep bounds Keep: each due toplevel costs Keep index rows per pass.
+const MaxKeep = 100
+
+// Validate reports every way p is unsafe or invalid at once (errors.Join),
+// each error naming the flag to change and wrapping traces.ErrInvalid. The
+// safety rule: margin >= 2*gc-interval + 1d, and margin < retention.
+func (p Policy) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), traces.ErrInvalid))
+	}
+	if p.Retention < Day || p.Retention%Day != 0 {
+		bad("--retention %s: want whole days, at least 1d (the lifecycle rule counts days)", FormatDuration(p.Retention))
+	}
+	if p.Interval <= 0 {
+		bad("--gc-interval %s: want a positive duration", FormatDuration(p.Interval))
+	}
+	if need := 2*p.Interval + Day; p.Interval > 0 && p.Margin < need {
+		bad("--renew-margin %s is unsafe: it must be at least 2 x --gc-interval + 1d = %s; raise --renew-margin or lower --gc-interval",
+			FormatDuration(p.Margin), FormatDuration(need))
+	}
+	if p.Margin >= p.Retention && p.Retention >= Day {
+		bad("--renew-margin %s must be less than --retention %s (else every keeper is renewed on every pass); raise --retention or lower --renew-margin",
+			FormatDuration(p.Margin), FormatDuration(p.Retention))
+	}
+	if p.Keep < 1 || p.Keep > MaxKeep {
+		bad("--keep-per-toplevel %d: want 1 to %d", p.Keep, MaxKeep)
+	}
+	return errors.Join(errs...)
+}
+
+// RenewBefore is the customTime below which GC renews a keeper at now: the
+// keeper is within Margin of the lifecycle rule matching it.
+func (p Policy) RenewBefore(now time.Time) time.Time {
+	return now.Add(-(p.Retention - p.Margin))
+}
+
+// RetentionDays is Retention in the lifecycle rule's unit.
+func (p Policy) RetentionDays() int64 { return int64(p.Retention / Day) }
+
+// LifecycleRule is the bucket's one lifecycle rule: Delete an object once
+// daysSinceCustomTime reaches the retention in days.
+func (p Policy) LifecycleRule() LifecycleRule {
+	return LifecycleRule{Action: "Delete", DaysSinceCustomTime: p.RetentionDays()}
+}
+
+// FormatDuration prints whole days as "7d" and anything else as
+// time.Duration does, matching how the flags are written.
+func FormatDuration(d time.Duration) string {
+	if d != 0 && d%Day == 0 {
+		return fmt.Sprintf("%dd", d/Day)
+	}
+	return d.String()
+}

@@ -316,7 +316,10 @@ func (r *Reader) StringBytes(field string) ([]byte, error) {
 
 // String reads a string that must be valid UTF-8 without NUL bytes (it
 // names things, and PostgreSQL text refuses both) and at most maxLen bytes
-// long (maxLen <= 0: no limit; longer is TooLarge).
+// long (maxLen <= 0: no limit; longer is TooLarge). The first call copies
+// the whole buffer once and every string is a substring of that copy, so a
+// document's thousands of names cost one allocation (and keep the copy
+// alive while any of them is).
 func (r *Reader) String(field string, maxLen int) (string, error) {
 	b, err := r.StringBytes(field)
 	if err != nil {

@@ -123,10 +123,7 @@ func (r *Reader) appendJSON(dst []byte, depth int) ([]byte, error) {
 		return append(dst, "null"...), nil
 	case TypeBool:
 		r.off++
-		if c == 0xc3 {
-			return append(dst, "true"...), nil
-		}
-		return append(dst, "false"...), nil
+		return strconv.AppendBool(dst, c == 0xc3), nil
 	case TypeInt:
 		if c >= 0xe0 || (c >= 0xd0 && c <= 0xd3) {
 			i, err := r.Int(field)
@@ -137,34 +134,21 @@ func (r *Reader) appendJSON(dst []byte, depth int) ([]byte, error) {
 	case TypeFloat:
 		f, err := r.Float(field)
 		return appendJSONFloat(dst, f, int(n)*8), err
-	case TypeString:
-		s, err := r.payload(field, hdr, n)
-		if err != nil {
-			return dst, err
-		}
-		return appendJSONString(dst, s), nil
-	case TypeBin:
+	case TypeString, TypeBin:
 		b, err := r.payload(field, hdr, n)
 		if err != nil {
 			return dst, err
 		}
-		return appendBase64(dst, b), nil
+		if t == TypeBin {
+			return appendBase64(dst, b), nil
+		}
+		return appendJSONString(dst, b), nil
 	case TypeExt:
 		typ, data, err := r.Ext(field)
 		if err != nil {
 			return dst, err
 		}
-		if typ == timestampExt {
-			tm, _ := parseTimestamp(field, data) // validated by Ext
-			dst = append(dst, '"')
-			dst = tm.AppendFormat(dst, time.RFC3339Nano)
-			return append(dst, '"'), nil
-		}
-		dst = append(dst, `{"$ext":{"type":`...)
-		dst = strconv.AppendInt(dst, int64(typ), 10)
-		dst = append(dst, `,"data":`...)
-		dst = appendBase64(dst, data)
-		return append(dst, "}}"...), nil
+		return appendJSONExt(dst, typ, data), nil
 	case TypeArray, TypeMap:
 		if depth >= r.maxDepth {
 			return dst, depthError(field, r.maxDepth)
@@ -174,33 +158,60 @@ func (r *Reader) appendJSON(dst []byte, depth int) ([]byte, error) {
 			return dst, err
 		}
 		if t == TypeArray {
-			dst = append(dst, '[')
-			for i := range cnt {
-				if i > 0 {
-					dst = append(dst, ',')
-				}
-				if dst, err = r.appendJSON(dst, depth+1); err != nil {
-					return dst, err
-				}
-			}
-			return append(dst, ']'), nil
+			return r.appendJSONArray(dst, cnt, depth+1)
 		}
-		dst = append(dst, '{')
-		for i := range cnt {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = r.appendJSONKey(dst, depth+1); err != nil {
-				return dst, err
-			}
-			dst = append(dst, ':')
-			if dst, err = r.appendJSON(dst, depth+1); err != nil {
-				return dst, err
-			}
-		}
-		return append(dst, '}'), nil
+		return r.appendJSONObject(dst, cnt, depth+1)
 	}
 	return dst, Invalid(field, "invalid msgpack byte 0x%02x", c)
+}
+
+func (r *Reader) appendJSONArray(dst []byte, n, depth int) ([]byte, error) {
+	dst = append(dst, '[')
+	for i := range n {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = r.appendJSON(dst, depth); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+func (r *Reader) appendJSONObject(dst []byte, n, depth int) ([]byte, error) {
+	dst = append(dst, '{')
+	for i := range n {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = r.appendJSONKey(dst, depth); err != nil {
+			return dst, err
+		}
+		dst = append(dst, ':')
+		if dst, err = r.appendJSON(dst, depth); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// appendJSONExt renders a timestamp as an RFC 3339 string and any other
+// extension as {"$ext":{"type":N,"data":"<base64>"}}. Timestamps were
+// validated by Reader.Ext.
+func appendJSONExt(dst []byte, typ int8, data []byte) []byte {
+	if typ == timestampExt {
+		tm, _ := parseTimestamp("value", data)
+		dst = append(dst, '"')
+		dst = tm.AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	dst = append(dst, `{"$ext":{"type":`...)
+	dst = strconv.AppendInt(dst, int64(typ), 10)
+	dst = append(dst, `,"data":`...)
+	dst = appendBase64(dst, data)
+	return append(dst, "}}"...)
 }
 
 // appendJSONKey writes a map key as a JSON string: a str as is, anything
@@ -389,90 +400,103 @@ func (c *jsonConv) run() error {
 		}
 		switch ch := c.in[c.pos]; ch {
 		case '{', '[':
-			if len(c.frames) >= c.maxDepth {
-				return depthError(c.path(""), c.reportDepth)
-			}
-			c.pos++
-			f := jsonFrame{obj: ch == '{', hdr: len(c.out), keys: len(c.keys)}
-			if f.obj {
-				c.out = append(c.out, 0x80)
-			} else {
-				c.out = append(c.out, 0x90)
-			}
-			c.frames = append(c.frames, f)
-			c.ws()
-			if c.pos < len(c.in) && c.in[c.pos] == ch+2 { // '}' or ']'
-				c.pos++
-				c.close()
-				break
-			}
-			if f.obj {
-				if err := c.key(); err != nil {
-					return err
-				}
-			}
-			continue
-		case '"':
-			if err := c.str(); err != nil {
+			empty, err := c.open(ch)
+			if err != nil {
 				return err
 			}
-		case 't':
-			if err := c.lit("true", 0xc3); err != nil {
-				return err
-			}
-		case 'f':
-			if err := c.lit("false", 0xc2); err != nil {
-				return err
-			}
-		case 'n':
-			if err := c.lit("null", 0xc0); err != nil {
-				return err
-			}
-		default:
-			if ch != '-' && (ch < '0' || ch > '9') {
-				return c.errUnexpected()
-			}
-			if err := c.num(); err != nil {
-				return err
-			}
-		}
-		// A value is complete: continue its container or close it.
-		for {
-			if len(c.frames) == 0 {
-				c.ws()
-				if c.pos != len(c.in) {
-					return Invalid("body", "invalid JSON: data after the value at offset %d", c.pos)
-				}
-				return nil
-			}
-			f := &c.frames[len(c.frames)-1]
-			f.n++
-			c.ws()
-			if c.pos >= len(c.in) {
-				return c.errEOF()
-			}
-			ch := c.in[c.pos]
-			end := byte(']')
-			if f.obj {
-				end = '}'
-			}
-			if ch == end {
-				c.pos++
-				c.close()
+			if !empty {
 				continue
 			}
-			if ch != ',' {
-				return c.errUnexpected()
+		default:
+			if err := c.scalar(ch); err != nil {
+				return err
 			}
-			c.pos++
-			if f.obj {
-				if err := c.key(); err != nil {
-					return err
-				}
-			}
-			break
+		}
+		done, err := c.complete()
+		if done || err != nil {
+			return err
 		}
 	}
+}
+
+// open starts an array or object (and reads the first key of an object).
+// An empty one is closed at once and reported, since it is a complete value.
+func (c *jsonConv) open(ch byte) (empty bool, err error) {
+	if len(c.frames) >= c.maxDepth {
+		return false, depthError(c.path(""), c.reportDepth)
+	}
+	c.pos++
+	f := jsonFrame{obj: ch == '{', hdr: len(c.out), keys: len(c.keys)}
+	if f.obj {
+		c.out = append(c.out, 0x80)
+	} else {
+		c.out = append(c.out, 0x90)
+	}
+	c.frames = append(c.frames, f)
+	c.ws()
+	if c.pos < len(c.in) && c.in[c.pos] == ch+2 { // '}' or ']'
+		c.pos++
+		c.close()
+		return true, nil
+	}
+	if f.obj {
+		return false, c.key()
+	}
+	return false, nil
+}
+
+// scalar converts a string, literal or number starting with ch.
+func (c *jsonConv) scalar(ch byte) error {
+	switch ch {
+	case '"':
+		return c.str()
+	case 't':
+		return c.lit("true", 0xc3)
+	case 'f':
+		return c.lit("false", 0xc2)
+	case 'n':
+		return c.lit("null", 0xc0)
+	}
+	if ch != '-' && (ch < '0' || ch > '9') {
+		return c.errUnexpected()
+	}
+	return c.num()
+}
+
+// complete is called after a value: it closes every container the value
+// completes and, unless the text is done, reads up to the next value (past
+// a comma and, in an object, the next key).
+func (c *jsonConv) complete() (done bool, err error) {
+	for len(c.frames) > 0 {
+		f := &c.frames[len(c.frames)-1]
+		f.n++
+		c.ws()
+		if c.pos >= len(c.in) {
+			return false, c.errEOF()
+		}
+		end := byte(']')
+		if f.obj {
+			end = '}'
+		}
+		switch c.in[c.pos] {
+		case end:
+			c.pos++
+			c.close()
+			continue
+		case ',':
+			c.pos++
+			if f.obj {
+				return false, c.key()
+			}
+			return false, nil
+		}
+		return false, c.errUnexpected()
+	}
+	c.ws()
+	if c.pos != len(c.in) {
+		return true, Invalid("body", "invalid JSON: data after the value at offset %d", c.pos)
+	}
+	return true, nil
 }
 
 // close finishes the innermost container. A count up to 15 fits the
@@ -604,65 +628,19 @@ func (c *jsonConv) lit(word string, b byte) error {
 }
 
 func (c *jsonConv) num() error {
-	in, start := c.in, c.pos
-	i := start
-	neg := in[i] == '-'
+	start := c.pos
+	isInt, err := c.scanNumber()
+	if err != nil {
+		return err
+	}
+	text := c.in[start:c.pos]
+	neg := text[0] == '-'
+	digits := text
 	if neg {
-		i++
+		digits = text[1:]
 	}
-	intStart := i
-	switch {
-	case i < len(in) && in[i] == '0':
-		i++
-	case i < len(in) && in[i] >= '1' && in[i] <= '9':
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
-		}
-	default:
-		c.pos = i
-		if i >= len(in) {
-			return c.errEOF()
-		}
-		return c.errUnexpected()
-	}
-	isInt := true
-	if i < len(in) && in[i] == '.' {
-		isInt = false
-		i++
-		d := i
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
-		}
-		if i == d {
-			c.pos = i
-			if i >= len(in) {
-				return c.errEOF()
-			}
-			return c.errUnexpected()
-		}
-	}
-	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
-		isInt = false
-		i++
-		if i < len(in) && (in[i] == '+' || in[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(in) && in[i] >= '0' && in[i] <= '9' {
-			i++
-		}
-		if i == d {
-			c.pos = i
-			if i >= len(in) {
-				return c.errEOF()
-			}
-			return c.errUnexpected()
-		}
-	}
-	c.pos = i
 	// "-0" stays a float (-0), so it renders back as -0.
-	if isInt && !(neg && i-intStart == 1 && in[intStart] == '0') {
-		digits := in[intStart:i]
+	if isInt && !(neg && len(digits) == 1 && digits[0] == '0') {
 		if len(digits) <= 19 { // < 10^19: fits uint64
 			var u uint64
 			for _, d := range digits {
@@ -681,12 +659,55 @@ func (c *jsonConv) num() error {
 			return nil
 		}
 	}
-	f, err := strconv.ParseFloat(string(in[start:i]), 64)
+	f, err := strconv.ParseFloat(string(text), 64)
 	if err != nil {
-		return Invalid(c.path(""), "number %s out of range", in[start:i])
+		return Invalid(c.path(""), "number %s out of range", text)
 	}
 	c.out = appendFloat64(c.out, f)
 	return nil
+}
+
+// scanNumber moves past a number per the JSON grammar and reports whether
+// it is written as an integer (no fraction, no exponent).
+func (c *jsonConv) scanNumber() (isInt bool, err error) {
+	in := c.in
+	if in[c.pos] == '-' {
+		c.pos++
+	}
+	switch {
+	case c.pos < len(in) && in[c.pos] == '0':
+		c.pos++
+	case !c.digits():
+		return false, c.errUnexpected()
+	}
+	isInt = true
+	if c.pos < len(in) && in[c.pos] == '.' {
+		isInt = false
+		c.pos++
+		if !c.digits() {
+			return false, c.errUnexpected()
+		}
+	}
+	if c.pos < len(in) && (in[c.pos] == 'e' || in[c.pos] == 'E') {
+		isInt = false
+		c.pos++
+		if c.pos < len(in) && (in[c.pos] == '+' || in[c.pos] == '-') {
+			c.pos++
+		}
+		if !c.digits() {
+			return false, c.errUnexpected()
+		}
+	}
+	return isInt, nil
+}
+
+// digits moves past a run of decimal digits and reports whether there was one.
+func (c *jsonConv) digits() bool {
+	start := c.pos
+	for c.pos < len(c.in) && c.in[c.pos] >= '0' && c.in[c.pos] <= '9' {
+		c.pos++
+	}
+	return c.pos > start
 }
 
 // plainJSON marks the bytes a JSON string holds as themselves: printable

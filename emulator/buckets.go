@@ -181,20 +181,7 @@ func (e *Emulator) patchBucket(w http.ResponseWriter, r *http.Request, rt route,
 		writeError(w, http.StatusPreconditionFailed, "conditionNotMet", errCondNotMet.Error())
 		return
 	}
-	next := &bucketState{Metageneration: cur.Metageneration + 1, Notifications: cur.Notifications,
-		Fields: map[string]json.RawMessage{}}
-	if !replace {
-		maps.Copy(next.Fields, cur.Fields)
-	}
-	for k, v := range f {
-		switch {
-		case computedBucketFields[k]:
-		case string(v) == "null":
-			delete(next.Fields, k)
-		default:
-			next.Fields[k] = v
-		}
-	}
+	next := mergeBucket(cur, f, replace)
 	err = e.putBucketLocked(rt.bucket, next)
 	e.mu.Unlock()
 	if err != nil {
@@ -213,6 +200,26 @@ func (e *Emulator) patchBucket(w http.ResponseWriter, r *http.Request, rt route,
 		return
 	}
 	writeJSON(w, http.StatusOK, e.overlayBucket(rec.body.Bytes()))
+}
+
+// mergeBucket applies a patch (or, with replace, an update) to the stored
+// fields; a null removes a field.
+func mergeBucket(cur *bucketState, f map[string]json.RawMessage, replace bool) *bucketState {
+	next := &bucketState{Metageneration: cur.Metageneration + 1, Notifications: cur.Notifications,
+		Fields: map[string]json.RawMessage{}}
+	if !replace {
+		maps.Copy(next.Fields, cur.Fields)
+	}
+	for k, v := range f {
+		switch {
+		case computedBucketFields[k]:
+		case string(v) == "null":
+			delete(next.Fields, k)
+		default:
+			next.Fields[k] = v
+		}
+	}
+	return next
 }
 
 // deleteBucket lets the fake delete (it refuses non-empty buckets) and

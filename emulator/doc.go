@@ -10,10 +10,21 @@
 // API (Handler) and the hooks set with SetHooks. Control routes live under
 // /_emulator/ on the same handler: GET /_emulator/clock,
 // POST /_emulator/clock/advance?by=72h (Go durations plus a "d" day unit),
-// POST and DELETE /_emulator/faults.
+// POST and DELETE /_emulator/faults. Beyond the agreed API it exports
+// PublishFailures and ParseDuration.
 //
-// Deliberate limits: object versioning is refused (400), SetStorageClass and
-// AbortIncompleteMultipartUpload lifecycle actions are stored but not applied,
-// and object ACL edits are passed to the fake untouched. Downloads keep the
-// Content-Type recorded at upload even if a PATCH changed it.
+// The fake stores content, hashes and generations; the emulator keeps the
+// rest (metageneration, times on its clock, customTime, holds, metadata
+// edits, bucket fields, notification configs, clock offset) in Dir as a
+// snapshot plus an append-only journal, and serves object PATCH/PUT and
+// bucket PATCH/PUT itself, because the fake's filesystem backend would give
+// a patched object a new generation and its bucket update resets fields.
+//
+// Deliberate limits: object versioning is refused (400), so OBJECT_ARCHIVE
+// never fires; SetStorageClass and AbortIncompleteMultipartUpload lifecycle
+// actions are stored but not applied; object ACL edits go to the fake
+// untouched; downloads keep the Content-Type recorded at upload. The
+// filesystem backend cannot hold both "a" and "a/b", nor objects whose name
+// ends in "/", and it fsyncs twice per write, which bounds uploads to a few
+// hundred per second on a real disk (more on tmpfs).
 package emulator

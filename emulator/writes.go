@@ -216,17 +216,8 @@ func (e *Emulator) commitWrite(w http.ResponseWriter, r *http.Request, wr writeR
 		rec.copyTo(w)
 		return
 	}
-	var wrapper map[string]json.RawMessage
-	objJSON := rec.body.Bytes()
-	if wr.wrapped {
-		if err := json.Unmarshal(objJSON, &wrapper); err != nil {
-			rec.copyTo(w)
-			return
-		}
-		objJSON = wrapper["resource"]
-	}
-	var fo fakeJSONObject
-	if err := json.Unmarshal(objJSON, &fo); err != nil || fo.Generation == 0 {
+	fo, wrapper, ok := writtenObject(rec, wr.wrapped)
+	if !ok {
 		rec.copyTo(w) // not a finished object (e.g. an intermediate chunk)
 		return
 	}
@@ -238,24 +229,46 @@ func (e *Emulator) commitWrite(w http.ResponseWriter, r *http.Request, wr writeR
 	}
 	base := e.baseURL(r)
 	res := render(view{base: b, st: st}, base)
-	var evs []event
-	if exists {
-		evs = append(evs,
-			event{typ: eventDelete, obj: render(old, base), attrs: map[string]string{"overwrittenByGeneration": res.Generation}},
-			event{typ: eventFinalize, obj: res, attrs: map[string]string{"overwroteGeneration": strconv.FormatInt(old.base.Generation, 10)}})
-	} else {
-		evs = append(evs, event{typ: eventFinalize, obj: res})
-	}
-	e.emit(r.Context(), wr.bucket, evs...)
+	e.emit(r.Context(), wr.bucket, writeEvents(old, exists, res, base)...)
 	var out any = res
-	if wr.wrapped {
-		raw, _ := json.Marshal(res)
-		wrapper["resource"] = raw
+	if wrapper != nil {
+		wrapper["resource"], _ = json.Marshal(res)
 		out = wrapper
 	}
 	rec.header.Del("Content-Length")
 	copyHeader(w.Header(), rec.header)
 	writeJSON(w, rec.status, out)
+}
+
+// writtenObject extracts the new object from the fake's answer; wrapped
+// answers (rewrites) hold it under "resource" and are returned for reuse.
+func writtenObject(rec *recorder, wrapped bool) (fakeJSONObject, map[string]json.RawMessage, bool) {
+	var fo fakeJSONObject
+	var wrapper map[string]json.RawMessage
+	objJSON := rec.body.Bytes()
+	if wrapped {
+		if err := json.Unmarshal(objJSON, &wrapper); err != nil {
+			return fo, nil, false
+		}
+		objJSON = wrapper["resource"]
+	}
+	if err := json.Unmarshal(objJSON, &fo); err != nil || fo.Generation == 0 {
+		return fo, nil, false
+	}
+	return fo, wrapper, true
+}
+
+// writeEvents are GCS's notifications for a write: with versioning off, an
+// overwrite is a DELETE of the old generation plus a FINALIZE of the new,
+// cross-referenced by generation.
+func writeEvents(old view, exists bool, res objectResource, baseURL string) []event {
+	if !exists {
+		return []event{{typ: eventFinalize, obj: res}}
+	}
+	return []event{
+		{typ: eventDelete, obj: render(old, baseURL), attrs: map[string]string{"overwrittenByGeneration": res.Generation}},
+		{typ: eventFinalize, obj: res, attrs: map[string]string{"overwroteGeneration": strconv.FormatInt(old.base.Generation, 10)}},
+	}
 }
 
 // newState is the side state of a freshly written generation.

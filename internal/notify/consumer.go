@@ -191,7 +191,7 @@ func (c *Consumer) handle(ctx context.Context, msg *pubsub.Message, in chan<- de
 	c.received.Add(1)
 	c.m.received.Inc()
 	act := Decide(msg.Attributes, msg.Data, c.o.Bucket)
-	if c.immediate(act, msg.ID) {
+	if c.immediate(ctx, act, msg.ID) {
 		msg.Ack()
 		return
 	}
@@ -206,13 +206,17 @@ func (c *Consumer) handle(ctx context.Context, msg *pubsub.Message, in chan<- de
 
 // immediate counts and logs a message that needs no transaction, and
 // reports whether it can be acked at once.
-func (c *Consumer) immediate(act Action, id string) bool {
+func (c *Consumer) immediate(ctx context.Context, act Action, id string) bool {
 	switch {
 	case act.Kind == Malformed:
 		c.log.Warn("malformed notification acked", "message_id", id, "err", act.Detail)
 		c.m.malformed.Inc()
 	case act.Kind == Ignore && !(act.Reason == ReasonUnmatched && c.o.Unmatched != nil):
-		c.log.Debug("notification ignored", "message_id", id, "reason", string(act.Reason))
+		level := slog.LevelDebug // overwrites, layers, other events: routine
+		if act.Reason == ReasonForeignBucket || act.Reason == ReasonForeignKey {
+			level = slog.LevelInfo // a shared topic or a misconfigured notification
+		}
+		c.log.Log(ctx, level, "notification ignored", "message_id", id, "reason", string(act.Reason))
 		c.m.ignored.WithLabelValues(string(act.Reason)).Inc()
 	default:
 		return false

@@ -39,8 +39,9 @@
 // (they come back; the consumer backs off up to 2 s between failed
 // batches). Duplicates and any order are harmless, because removal is
 // idempotent and bounded by generation. Ignored and malformed messages are
-// acked at once, counted, and logged (malformed ones at Warn with their
-// message_id). After a commit, the layer objects 1..n of each removed trace
+// acked at once, counted, and logged once with their message_id
+// (malformed at Warn, foreign bucket or name at Info, the routine rest at
+// Debug). After a commit, the layer objects 1..n of each removed trace
 // are deleted through the layerDeleter (*objstore.GCS); a missing object is
 // fine, and one that cannot be deleted is logged and left to the lifecycle
 // rule, as are those pending when Run stops and ShutdownTimeout passes.

@@ -415,6 +415,8 @@ func TestMergeLayers(t *testing.T) {
 		}, []TLID{1, 2, 5, 6}, []FunctionResult{r(2, 10, "f", "a", 10), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3), r(5, 1, "n", "", 11), r(6, 2, "m", "", 12)}},
 		{"within one layer the later wins", []Layer{{FunctionResults: []FunctionResult{r(3, 12, "h", "", 13), r(3, 12, "h", "", 14)}}},
 			[]TLID{1, 2, 3}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 14)}},
+		{"tlids of results and empty layers", []Layer{{}, {FunctionResults: []FunctionResult{r(8, 1, "x", "", 15)}}, {TLIDs: []TLID{2, 9}}},
+			[]TLID{1, 2, 8, 9}, []FunctionResult{r(2, 10, "f", "a", 1), r(2, 11, "g", "", 2), r(3, 12, "h", "", 3), r(8, 1, "x", "", 15)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := AppendTraceMsgpack(nil, base)
@@ -432,6 +434,13 @@ func TestMergeLayers(t *testing.T) {
 				t.Error("MergeLayers modified base")
 			}
 		})
+	}
+
+	// A result the base holds twice is replaced in both places.
+	dup := &Trace{RootTLID: 1, FunctionResults: []FunctionResult{r(1, 1, "f", "", 1), r(1, 1, "f", "", 2)}}
+	got := MergeLayers(dup, []Layer{{FunctionResults: []FunctionResult{r(1, 1, "f", "", 3)}}})
+	if diff := cmp.Diff([]FunctionResult{r(1, 1, "f", "", 3), r(1, 1, "f", "", 3)}, got.FunctionResults); diff != "" {
+		t.Errorf("duplicate base results (-want +got):\n%s", diff)
 	}
 }
 

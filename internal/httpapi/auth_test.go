@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -79,6 +80,16 @@ func newSecureGateway(t *testing.T, dbURL string, emu *testutil.Emu) *secureGate
 		Service: svc, Auth: &httpapi.HMACAuth{Key: g.Key}, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger:     slog.New(slog.NewJSONHandler(g.Logs, nil)),
 		Registerer: g.Registry, Metrics: g.Registry,
+		Ready: func(ctx context.Context) map[string]error {
+			failed := map[string]error{}
+			if err := db.Ping(ctx); err != nil {
+				failed["database"] = err
+			}
+			if _, err := emu.Client.Bucket(emu.Bucket).Attrs(ctx); err != nil {
+				failed["bucket"] = err
+			}
+			return failed
+		},
 	})
 	hs := httptest.NewServer(g.Server.Handler())
 	t.Cleanup(hs.Close)

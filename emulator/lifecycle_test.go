@@ -277,6 +277,18 @@ func TestBucketLifecycleRoundTrip(t *testing.T) {
 	if _, err := b.Update(t.Context(), storage.BucketAttrsToUpdate{Lifecycle: &storage.Lifecycle{Rules: []storage.LifecycleRule{bad}}}); code(err) != 400 {
 		t.Errorf("rule without condition: got %v, want 400", err)
 	}
+	it := v.Client.Buckets(t.Context(), project)
+	it.Prefix = v.Bucket
+	listed, err := it.Next()
+	if err != nil || listed.Name != v.Bucket || len(listed.Lifecycle.Rules) != 0 || listed.Labels["team"] != "traces" {
+		t.Errorf("bucket list item %+v, %v: want the stored fields", listed, err)
+	}
+	if _, err := b.Update(t.Context(), storage.BucketAttrsToUpdate{DefaultEventBasedHold: true}); err != nil {
+		t.Fatalf("set defaultEventBasedHold: %v", err)
+	}
+	if a := v.put(t, "born-held", "x", nil); !a.EventBasedHold {
+		t.Errorf("object in a defaultEventBasedHold bucket: eventBasedHold false")
+	}
 	created := v.Client.Bucket("made-with-rules-" + v.Bucket[5:])
 	if err := created.Create(t.Context(), project, &storage.BucketAttrs{Lifecycle: storage.Lifecycle{Rules: []storage.LifecycleRule{rule}}}); err != nil {
 		t.Fatalf("create bucket with rules: %v", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,63 @@ func TestSignedURLUpload(t *testing.T) {
 	}
 	if n := len(v.messages(topic)); n != 1 {
 		t.Errorf("%d FINALIZE messages, want 1", n)
+	}
+}
+
+// With PublicHost set (testutil sets it), the Go client's default XML API
+// reads work too, and honour read preconditions.
+func TestXMLReads(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, emulator.Options{})
+	a := v.put(t, "x/y", "xml", nil)
+	c, err := storage.NewClient(t.Context(), option.WithEndpoint(v.URL+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	o := c.Bucket(v.Bucket).Object("x/y")
+	r, err := o.NewReader(t.Context())
+	if err != nil {
+		t.Fatalf("XML read: %v", err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "xml" {
+		t.Errorf("XML read got %q", b)
+	}
+	if _, err := v.obj("x/y").If(storage.Conditions{GenerationMatch: a.Generation + 1}).NewReader(t.Context()); code(err) != 412 {
+		t.Errorf("JSON read with stale generation: got %v, want 412", err)
+	}
+}
+
+// Copies and composes create generations like uploads: preconditions and
+// holds on the destination, a fresh metageneration, FINALIZE published.
+func TestCopyAndCompose(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, emulator.Options{})
+	topic := v.topic(t, "fin")
+	v.notify(t, storage.Notification{TopicID: topic, EventTypes: []string{storage.ObjectFinalizeEvent}})
+	v.put(t, "src", "abc", nil)
+	v.put(t, "held", "h", func(w *storage.Writer) { w.TemporaryHold = true })
+	a, err := v.obj("dst").CopierFrom(v.obj("src")).Run(t.Context())
+	if err != nil || a.Metageneration != 1 || a.Size != 3 {
+		t.Fatalf("copy: %+v, %v", a, err)
+	}
+	if _, err := v.obj("dst").If(storage.Conditions{DoesNotExist: true}).CopierFrom(v.obj("src")).Run(t.Context()); code(err) != 412 {
+		t.Errorf("create-only copy over existing: got %v, want 412", err)
+	}
+	if _, err := v.obj("held").CopierFrom(v.obj("src")).Run(t.Context()); code(err) != 403 {
+		t.Errorf("copy over held object: got %v, want 403", err)
+	}
+	c, err := v.obj("both").ComposerFrom(v.obj("src"), v.obj("dst")).Run(t.Context())
+	if err != nil || c.Size != 6 || c.Metageneration != 1 {
+		t.Fatalf("compose: %+v, %v", c, err)
+	}
+	var got []string
+	for _, m := range v.got(t, topic) {
+		got = append(got, m.object)
+	}
+	if want := []string{"src", "held", "dst", "both"}; !slices.Equal(got, want) {
+		t.Errorf("FINALIZE for %v, want %v", got, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
@@ -47,6 +48,8 @@ type Options struct {
 	// Ready reports readiness parts ("database", "bucket", "subscription")
 	// that fail; nil means ready.
 	Ready func(ctx context.Context) map[string]error
+	// Holds serves the hold routes; nil answers them 503 unavailable.
+	Holds *holds.Service
 	// Registerer receives the HTTP metrics (requests by route and code,
 	// latency by route, bytes saved); nil: not exported.
 	Registerer prometheus.Registerer
@@ -62,6 +65,7 @@ type Server struct {
 	limits traces.Limits
 	log    *slog.Logger
 	ready  func(ctx context.Context) map[string]error
+	holds  *holds.Service
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
 	met    *metrics
@@ -71,6 +75,7 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{svc: o.Service, auth: o.Auth, limits: o.Limits.OrDefault(), log: o.Logger, ready: o.Ready, mux: http.NewServeMux(),
 		met: newMetrics(o.Registerer)}
+	s.holds = o.Holds
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -33,6 +33,7 @@ const (
 
 var typeNames = [...]string{"invalid", "nil", "bool", "integer", "float", "string", "binary", "array", "map", "extension"}
 
+// String names the type as error messages do ("map", "integer").
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]

@@ -1,0 +1,595 @@
+package holds_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/api/googleapi"
+
+	"github.com/tracegw/tracegw/emulator"
+	"github.com/tracegw/tracegw/internal/holds"
+	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/objstore"
+	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/testutil"
+)
+
+// The real adapters satisfy what holds declares it needs.
+var _ = holds.New((*objstore.GCS)(nil), (*index.DB)(nil), time.Now, nil)
+
+// flakyIndex is the real index whose hold writes can be made to fail once,
+// as if the process died between the object PATCH and the index write.
+type flakyIndex struct {
+	*index.DB
+	failSetHold, failClearHold atomic.Int32
+}
+
+func (f *flakyIndex) SetHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, at time.Time) (index.Hold, error) {
+	if f.failSetHold.Add(-1) >= 0 {
+		return index.Hold{}, fmt.Errorf("set hold: injected crash: %w", traces.ErrUnavailable)
+	}
+	return f.DB.SetHold(ctx, c, id, reason, at)
+}
+
+func (f *flakyIndex) ClearHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, ct time.Time) error {
+	if f.failClearHold.Add(-1) >= 0 {
+		return fmt.Errorf("clear hold: injected crash: %w", traces.ErrUnavailable)
+	}
+	return f.DB.ClearHold(ctx, c, id, ct)
+}
+
+// layerSafe works around the emulator's filesystem backend, which cannot
+// hold "K" and "K/layers/N" at once (it makes K a file, then needs it as a
+// directory: 500 "not a directory"). Layer names are stored with "~layers~"
+// in place of "/layers/"; everything else is the real adapter on the real
+// emulator (holds, 403s, lifecycle). Drop it once the emulator stores such
+// names.
+type layerSafe struct{ *objstore.GCS }
+
+func enc(key string) string { return strings.Replace(key, "/layers/", "~layers~", 1) }
+func dec(key string) string { return strings.Replace(key, "~layers~", "/layers/", 1) }
+
+func (l layerSafe) SetTemporaryHold(ctx context.Context, key string, held bool, ct time.Time) (traces.ObjectInfo, error) {
+	info, err := l.GCS.SetTemporaryHold(ctx, enc(key), held, ct)
+	info.Key = dec(info.Key)
+	return info, err
+}
+
+func (l layerSafe) Stat(ctx context.Context, key string) (traces.ObjectInfo, error) {
+	info, err := l.GCS.Stat(ctx, enc(key))
+	info.Key = dec(info.Key)
+	return info, err
+}
+
+func (l layerSafe) Objects(ctx context.Context, prefix string) iter.Seq2[traces.ObjectInfo, error] {
+	return func(yield func(traces.ObjectInfo, error) bool) {
+		for info, err := range l.GCS.Objects(ctx, enc(prefix)) {
+			info.Key = dec(info.Key)
+			if !yield(info, err) {
+				return
+			}
+		}
+	}
+}
+
+func (l layerSafe) Create(ctx context.Context, key string, body []byte, o traces.NewObject) (traces.ObjectInfo, error) {
+	return l.GCS.Create(ctx, enc(key), body, o)
+}
+
+func (l layerSafe) Delete(ctx context.Context, key string, gen int64) error {
+	return l.GCS.Delete(ctx, enc(key), gen)
+}
+
+// env is a hold service on a real PostgreSQL and an emulated bucket whose
+// lifecycle rule deletes objects 7 days after their customTime.
+type env struct {
+	emu    *testutil.Emu
+	db     *index.DB
+	ix     *flakyIndex
+	gcs    layerSafe
+	svc    *holds.Service
+	canvas traces.CanvasID
+	base   time.Time // trace timestamps start here
+}
+
+const retentionDays = 7
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	emu := testutil.EmulatorWithOptions(t, emulator.Options{Step: 24 * time.Hour})
+	db, err := index.Open(ctx, testutil.PG(t), index.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	_, err = emu.Client.Bucket(emu.Bucket).Update(ctx, storage.BucketAttrsToUpdate{Lifecycle: &storage.Lifecycle{Rules: []storage.LifecycleRule{{
+		Action:    storage.LifecycleAction{Type: storage.DeleteAction},
+		Condition: storage.LifecycleCondition{DaysSinceCustomTime: retentionDays},
+	}}}})
+	if err != nil {
+		t.Fatalf("set lifecycle rule: %v", err)
+	}
+	gcs := layerSafe{objstore.New(emu.Client, emu.Bucket)}
+	ix := &flakyIndex{DB: db}
+	c, err := traces.ParseCanvasID("5e1d0000-0000-4000-8000-00000000c0de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{emu: emu, db: db, ix: ix, gcs: gcs, svc: holds.New(gcs, ix, emu.E.Now, nil), canvas: c,
+		base: emu.E.Now().Add(-time.Hour).Truncate(time.Millisecond)}
+}
+
+// put stores trace i (timestamp base+i s) of toplevel root with its layers,
+// as objects with customTime now, and indexes it.
+func (e *env) put(t *testing.T, i int, root traces.TLID, layers int) traces.Record {
+	t.Helper()
+	ts := e.base.Add(time.Duration(i) * time.Second)
+	r := traces.Record{Canvas: e.canvas, ID: traces.NewTraceID(ts), RootTLID: root, TLIDs: []traces.TLID{root},
+		Timestamp: ts, CustomTime: e.emu.E.Now().Truncate(time.Second), Layers: layers}
+	info, err := e.gcs.Create(t.Context(), traces.TraceKey(e.canvas, r.ID), []byte("trace"), traces.NewObject{CustomTime: r.CustomTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Generation = info.Generation
+	for n := 1; n <= layers; n++ {
+		e.create(t, traces.LayerKey(e.canvas, r.ID, n))
+	}
+	if _, err := e.db.PutTrace(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) create(t *testing.T, key string) {
+	t.Helper()
+	if _, err := e.gcs.Create(t.Context(), key, []byte("object"), traces.NewObject{CustomTime: e.emu.E.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keys are the trace object's and its layers' names.
+func keys(r traces.Record) []string {
+	out := []string{traces.TraceKey(r.Canvas, r.ID)}
+	for n := 1; n <= r.Layers; n++ {
+		out = append(out, traces.LayerKey(r.Canvas, r.ID, n))
+	}
+	return out
+}
+
+// objectHolds reports each object's temporaryHold, "gone" if it is absent.
+func (e *env) objectHolds(t *testing.T, ks ...string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range ks {
+		info, err := e.gcs.Stat(t.Context(), k)
+		switch {
+		case errors.Is(err, traces.ErrNotFound):
+			out = append(out, "gone")
+		case err != nil:
+			t.Fatal(err)
+		default:
+			out = append(out, fmt.Sprint(info.TemporaryHold))
+		}
+	}
+	return out
+}
+
+func repeat(s string, n int) []string { return slices.Repeat([]string{s}, n) }
+
+// indexHeld reports the index's held flag of r on its traces row and on
+// each of its trace_tlids rows (via listing), "gone" if not indexed.
+func (e *env) indexHeld(t *testing.T, r traces.Record) []string {
+	t.Helper()
+	rec, err := e.db.Get(t.Context(), r.Canvas, r.ID)
+	if errors.Is(err, traces.ErrNotFound) {
+		return []string{"gone"}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{fmt.Sprint(rec.Held)}
+	for _, tl := range rec.TLIDs {
+		list, err := e.db.Recent(t.Context(), r.Canvas, tl, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list {
+			if s.ID == r.ID {
+				out = append(out, fmt.Sprint(s.Held))
+			}
+		}
+	}
+	return out
+}
+
+func (e *env) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	if _, err := e.emu.E.Advance(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func diff(t *testing.T, what string, want, got any) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", what, d)
+	}
+}
+
+// TestHeldTraceOutlivesRetention is the end-to-end promise: a held trace
+// (with a layer) that is not among the latest 10 of its toplevel survives 60
+// days of lifecycle sweeps, cannot be deleted directly, and once released
+// gets a full retention period from the release and is then deleted.
+func TestHeldTraceOutlivesRetention(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	held := e.put(t, 0, 77, 1)
+	var newer []string
+	for i := 1; i <= 11; i++ {
+		newer = append(newer, keys(e.put(t, i, 77, 0))...)
+	}
+	heldAt := e.emu.E.Now()
+	h, err := e.svc.Hold(ctx, e.canvas, held.ID, "bug 42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ID != held.ID || h.Reason != "bug 42" || h.HeldAt.Before(heldAt.Truncate(time.Microsecond)) || h.HeldAt.After(e.emu.E.Now()) {
+		t.Errorf("Hold = %+v, want trace %s, reason bug 42, held at about %s", h, held.ID, heldAt)
+	}
+	diff(t, "objects after hold", []string{"true", "true"}, e.objectHolds(t, keys(held)...))
+	diff(t, "index after hold", []string{"true", "true"}, e.indexHeld(t, held))
+
+	for _, k := range keys(held) {
+		err := e.emu.Client.Bucket(e.emu.Bucket).Object(enc(k)).Delete(ctx)
+		var ge *googleapi.Error
+		if !errors.As(err, &ge) || ge.Code != http.StatusForbidden {
+			t.Errorf("delete held %s: err %v, want 403", k, err)
+		}
+	}
+
+	e.advance(t, 60*24*time.Hour)
+	diff(t, "held objects after 60 days", []string{"true", "true"}, e.objectHolds(t, keys(held)...))
+	diff(t, "unheld newer objects after 60 days", repeat("gone", len(newer)), e.objectHolds(t, newer...))
+
+	releasedAt := e.emu.E.Now().Truncate(time.Second)
+	if err := e.svc.Release(ctx, e.canvas, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys(held) {
+		info, err := e.gcs.Stat(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.TemporaryHold || info.CustomTime.Before(releasedAt) {
+			t.Errorf("%s after release: hold %v, customTime %s; want false, >= %s", k, info.TemporaryHold, info.CustomTime, releasedAt)
+		}
+	}
+	diff(t, "index after release", []string{"false", "false"}, e.indexHeld(t, held))
+	if rec, _ := e.db.Get(ctx, e.canvas, held.ID); rec.CustomTime.Before(releasedAt) {
+		t.Errorf("index custom_time %s after release, want >= %s", rec.CustomTime, releasedAt)
+	}
+
+	e.advance(t, 6*24*time.Hour)
+	diff(t, "6 days after release", []string{"false", "false"}, e.objectHolds(t, keys(held)...))
+	e.advance(t, 2*24*time.Hour)
+	diff(t, "8 days after release", []string{"gone", "gone"}, e.objectHolds(t, keys(held)...))
+
+	// No notification consumer runs here: holding the expired trace finds
+	// its object gone, answers not found and heals the index.
+	if _, err := e.svc.Hold(ctx, e.canvas, held.ID, ""); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("hold expired trace: err %v, want ErrNotFound", err)
+	}
+	diff(t, "index after holding the expired trace", []string{"gone"}, e.indexHeld(t, held))
+}
+
+func TestHoldUnknownTrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := traces.NewTraceID(e.base)
+	if _, err := e.svc.Hold(t.Context(), e.canvas, id, ""); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("Hold: err %v, want ErrNotFound", err)
+	}
+	if err := e.svc.Release(t.Context(), e.canvas, id); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("Release: err %v, want ErrNotFound", err)
+	}
+}
+
+// TestHoldReleaseObjectGone: index rows whose object is gone (a lost
+// deletion notification) answer not found and are removed.
+func TestHoldReleaseObjectGone(t *testing.T) {
+	t.Parallel()
+	for _, op := range []string{"hold", "release"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			r := e.put(t, 0, 5, 0)
+			if err := e.gcs.Delete(t.Context(), traces.TraceKey(e.canvas, r.ID), 0); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if op == "hold" {
+				_, err = e.svc.Hold(t.Context(), e.canvas, r.ID, "")
+			} else {
+				_, _ = e.db.SetHold(t.Context(), e.canvas, r.ID, "", e.base) // release takes the held path
+				err = e.svc.Release(t.Context(), e.canvas, r.ID)
+			}
+			if !errors.Is(err, traces.ErrNotFound) {
+				t.Errorf("err %v, want ErrNotFound", err)
+			}
+			diff(t, "index", []string{"gone"}, e.indexHeld(t, r))
+		})
+	}
+}
+
+func TestHoldReasonLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.put(t, 0, 5, 0)
+	for _, tc := range []struct {
+		reason    string
+		wantLimit bool
+	}{
+		{strings.Repeat("x", holds.MaxReason+1), true},
+		{"nul\x00", false},
+		{"bad \xff", false},
+	} {
+		_, err := e.svc.Hold(t.Context(), e.canvas, r.ID, tc.reason)
+		var fe *traces.FieldError
+		if !errors.As(err, &fe) || fe.Field != "reason" || (fe.Limit > 0) != tc.wantLimit {
+			t.Errorf("Hold(reason %.10q…): err %v, want a reason FieldError (limit %v)", tc.reason, err, tc.wantLimit)
+		}
+	}
+	diff(t, "objects", []string{"false"}, e.objectHolds(t, keys(r)...))
+}
+
+// TestQuota: a canvas holds at most Quota traces; holding a held one again,
+// or completing a hold already on the object, is not a new hold.
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	e.svc.Quota = 2
+	a, b, c, d := e.put(t, 0, 5, 0), e.put(t, 1, 5, 0), e.put(t, 2, 5, 0), e.put(t, 3, 5, 0)
+	for _, r := range []traces.Record{a, b, a} {
+		if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.svc.Hold(ctx, e.canvas, c.ID, ""); !errors.Is(err, traces.ErrExhausted) {
+		t.Fatalf("third hold: err %v, want ErrExhausted", err)
+	}
+	diff(t, "refused object", []string{"false"}, e.objectHolds(t, keys(c)...))
+	if err := e.svc.Release(ctx, e.canvas, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	// c's object gets held but the index write is lost; meanwhile d takes
+	// the free slot. Retrying c completes it: its object is held already.
+	e.ix.failSetHold.Store(1)
+	if _, err := e.svc.Hold(ctx, e.canvas, c.ID, ""); !errors.Is(err, traces.ErrUnavailable) {
+		t.Fatalf("hold with a crash: err %v, want ErrUnavailable", err)
+	}
+	if _, err := e.svc.Hold(ctx, e.canvas, d.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Hold(ctx, e.canvas, c.ID, ""); err != nil {
+		t.Fatalf("retried hold of an object already held: %v", err)
+	}
+	if _, err := e.svc.Hold(ctx, e.canvas, b.ID, ""); !errors.Is(err, traces.ErrExhausted) {
+		t.Errorf("hold beyond the quota: err %v, want ErrExhausted", err)
+	}
+}
+
+// TestCrashBetweenObjectAndIndex: a hold or release whose index write is
+// lost converges when retried, when reconciled, and (for a lost hold) when
+// released.
+func TestCrashBetweenObjectAndIndex(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		crash     string // "hold" or "release"
+		converge  string // "hold", "release" or "reconcile"
+		wantHeld  bool
+		wantCheck holds.Report
+	}{
+		{"hold retried", "hold", "hold", true, holds.Report{}},
+		{"hold reconciled", "hold", "reconcile", true, holds.Report{Checked: 1, Fixed: 1}},
+		{"hold then released", "hold", "release", false, holds.Report{}},
+		{"release retried", "release", "release", false, holds.Report{}},
+		{"release reconciled", "release", "reconcile", false, holds.Report{Checked: 1, Fixed: 1}},
+		{"release then held", "release", "hold", true, holds.Report{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := t.Context()
+			r := e.put(t, 0, 5, 2)
+			e.put(t, 1, 5, 0) // a neighbour that must stay as it is
+			if tc.crash == "hold" {
+				e.ix.failSetHold.Store(1)
+				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, "why"); !errors.Is(err, traces.ErrUnavailable) {
+					t.Fatalf("hold: err %v, want the injected ErrUnavailable", err)
+				}
+				diff(t, "objects after the crash", repeat("true", 3), e.objectHolds(t, keys(r)...))
+				diff(t, "index after the crash", repeat("false", 2), e.indexHeld(t, r))
+			} else {
+				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, "why"); err != nil {
+					t.Fatal(err)
+				}
+				e.ix.failClearHold.Store(1)
+				if err := e.svc.Release(ctx, e.canvas, r.ID); !errors.Is(err, traces.ErrUnavailable) {
+					t.Fatalf("release: err %v, want the injected ErrUnavailable", err)
+				}
+				diff(t, "objects after the crash", repeat("false", 3), e.objectHolds(t, keys(r)...))
+				diff(t, "index after the crash", repeat("true", 2), e.indexHeld(t, r))
+			}
+			var err error
+			var rep holds.Report
+			switch tc.converge {
+			case "hold":
+				_, err = e.svc.Hold(ctx, e.canvas, r.ID, "")
+			case "release":
+				err = e.svc.Release(ctx, e.canvas, r.ID)
+			case "reconcile":
+				rep, err = e.svc.Reconcile(ctx, e.canvas)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "report", tc.wantCheck, rep)
+			want := fmt.Sprint(tc.wantHeld)
+			diff(t, "objects", repeat(want, 3), e.objectHolds(t, keys(r)...))
+			diff(t, "index", repeat(want, 2), e.indexHeld(t, r))
+			hs, err := e.svc.List(ctx, e.canvas)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(hs); got != map[bool]int{true: 1}[tc.wantHeld] {
+				t.Errorf("List has %d holds, want held=%v", got, tc.wantHeld)
+			}
+			if tc.wantHeld && tc.converge == "hold" && tc.crash == "hold" && hs[0].Reason != "" {
+				t.Errorf("reason %q after a retry without one, want none (the first write was lost)", hs[0].Reason)
+			}
+			if rep, err := e.svc.Reconcile(ctx, e.canvas); err != nil || rep != (holds.Report{}) {
+				t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
+			}
+		})
+	}
+}
+
+// TestReconcile: consistent traces are left alone; a hold without its
+// object loses its rows, an object held without index rows is released so
+// it can expire, and a held trace's unheld layer gets held.
+func TestReconcile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	held, free := e.put(t, 0, 5, 1), e.put(t, 1, 5, 1)
+	if _, err := e.svc.Hold(ctx, e.canvas, held.ID, "keep"); err != nil {
+		t.Fatal(err)
+	}
+	// Index says held, object gone.
+	lost := e.put(t, 2, 5, 0)
+	if err := e.gcs.Delete(ctx, traces.TraceKey(e.canvas, lost.ID), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.SetHold(ctx, e.canvas, lost.ID, "", e.base); err != nil {
+		t.Fatal(err)
+	}
+	// Object held, unknown to the index.
+	orphan := traces.TraceKey(e.canvas, traces.NewTraceID(e.base))
+	e.create(t, orphan)
+	if _, err := e.gcs.SetTemporaryHold(ctx, orphan, true, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// Held trace whose second layer was written unheld.
+	layered := e.put(t, 3, 5, 1)
+	if _, err := e.svc.Hold(ctx, e.canvas, layered.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	layered.Layers = 2
+	e.create(t, traces.LayerKey(e.canvas, layered.ID, 2))
+	if _, err := e.db.Remove(ctx, e.canvas, layered.ID, layered.Generation); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.PutTrace(ctx, layered); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.SetHold(ctx, e.canvas, layered.ID, "", e.base); err != nil {
+		t.Fatal(err)
+	}
+
+	before := map[string]int64{}
+	for _, k := range append(keys(held), keys(free)...) {
+		info, err := e.gcs.Stat(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[k] = info.Metageneration
+	}
+	rep, err := e.svc.Reconcile(ctx, e.canvas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "report", holds.Report{Checked: 3, Fixed: 2, Removed: 1}, rep)
+	for k, mg := range before {
+		if info, err := e.gcs.Stat(ctx, k); err != nil || info.Metageneration != mg {
+			t.Errorf("%s: metageneration %d (err %v), want %d: a consistent trace was touched", k, info.Metageneration, err, mg)
+		}
+	}
+	diff(t, "lost", []string{"gone"}, e.indexHeld(t, lost))
+	diff(t, "orphan", []string{"false"}, e.objectHolds(t, orphan))
+	diff(t, "layered objects", repeat("true", 3), e.objectHolds(t, keys(layered)...))
+	diff(t, "layered index", repeat("true", 2), e.indexHeld(t, layered))
+	diff(t, "held index", repeat("true", 2), e.indexHeld(t, held))
+}
+
+// TestReleaseAll releases every hold of the canvas, including one the index
+// lost, so that every object can then be deleted.
+func TestReleaseAll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	a, b, lost, free := e.put(t, 0, 5, 1), e.put(t, 1, 6, 0), e.put(t, 2, 5, 1), e.put(t, 3, 5, 0)
+	for _, r := range []traces.Record{a, b} {
+		if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ix.failSetHold.Store(1)
+	if _, err := e.svc.Hold(ctx, e.canvas, lost.ID, ""); err == nil {
+		t.Fatal("hold with a crash succeeded")
+	}
+	n, err := e.svc.ReleaseAll(ctx, e.canvas)
+	if err != nil || n != 3 {
+		t.Fatalf("ReleaseAll = %d, %v; want 3", n, err)
+	}
+	if hs, err := e.svc.List(ctx, e.canvas); err != nil || len(hs) != 0 {
+		t.Errorf("List after ReleaseAll = %v, %v; want none", hs, err)
+	}
+	for _, r := range []traces.Record{a, b, lost, free} {
+		for _, k := range keys(r) {
+			if err := e.gcs.Delete(ctx, k, 0); err != nil {
+				t.Errorf("delete %s after ReleaseAll: %v", k, err)
+			}
+		}
+	}
+	if n, err := e.svc.ReleaseAll(ctx, e.canvas); err != nil || n != 0 {
+		t.Errorf("second ReleaseAll = %d, %v; want 0", n, err)
+	}
+}
+
+// TestReleaseUnheldRenewsNothing: releasing a trace that is not held is a
+// no-op, so it cannot be used to extend a trace's retention.
+func TestReleaseUnheldRenewsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.put(t, 0, 5, 0)
+	before, err := e.gcs.Stat(t.Context(), traces.TraceKey(e.canvas, r.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.advance(t, 24*time.Hour)
+	if err := e.svc.Release(t.Context(), e.canvas, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.gcs.Stat(t.Context(), traces.TraceKey(e.canvas, r.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Metageneration != before.Metageneration || !after.CustomTime.Equal(before.CustomTime) {
+		t.Errorf("after releasing an unheld trace: metageneration %d→%d, customTime %s→%s; want unchanged",
+			before.Metageneration, after.Metageneration, before.CustomTime, after.CustomTime)
+	}
+}

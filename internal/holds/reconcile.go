@@ -1,0 +1,242 @@
+package holds
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// Report says what Reconcile found and did.
+type Report struct {
+	Checked int // traces whose objects disagreed with the index or each other
+	Fixed   int // of those, traces converged to their trace object's hold
+	Removed int // of those, traces whose object was gone: index rows removed
+}
+
+// stored is what a listing shows of one trace's objects.
+type stored struct {
+	exists     bool     // the trace object is there
+	held       bool     // and is held
+	layersHeld []string // keys of held layer objects
+	layersFree bool     // some layer object is not held
+}
+
+// scan lists the canvas's trace and layer objects (Class A listing calls,
+// 1,000 names each) and groups them by trace.
+func (s *Service) scan(ctx context.Context, c traces.CanvasID) (map[traces.TraceID]*stored, error) {
+	out := map[traces.TraceID]*stored{}
+	prefix := traces.CanvasPrefix(c) + "traces/"
+	for info, err := range s.objects.Objects(ctx, prefix) {
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		k, err := traces.ParseKey(info.Key)
+		if err != nil || k.Canvas != c {
+			continue // not ours: leave it alone
+		}
+		st := out[k.Trace]
+		if st == nil {
+			st = &stored{}
+			out[k.Trace] = st
+		}
+		switch {
+		case k.Kind == traces.KindTrace:
+			st.exists, st.held = true, info.TemporaryHold
+		case k.Kind == traces.KindLayer && info.TemporaryHold:
+			st.layersHeld = append(st.layersHeld, info.Key)
+		case k.Kind == traces.KindLayer:
+			st.layersFree = true
+		}
+	}
+	return out, nil
+}
+
+// consistent reports whether a trace's objects agree with each other and
+// with the index's held flag.
+func (st *stored) consistent(indexHeld bool) bool {
+	if st == nil || !st.exists {
+		return !indexHeld && (st == nil || len(st.layersHeld) == 0)
+	}
+	if st.held {
+		return indexHeld && !st.layersFree
+	}
+	return !indexHeld && len(st.layersHeld) == 0
+}
+
+// Reconcile makes the index's holds of a canvas agree with its objects,
+// after crashes between object and index: it lists the canvas's objects
+// (Class A calls, so it is an operator's or a repair job's tool, not a
+// request path), compares each trace object's temporaryHold with the index
+// and with its layers, and converges every trace that disagrees as
+// ReconcileTrace does. It continues past a trace that fails and returns
+// the errors joined. Safe to run alongside requests: each trace is re-read
+// just before it is changed.
+func (s *Service) Reconcile(ctx context.Context, c traces.CanvasID) (Report, error) {
+	var rep Report
+	objs, err := s.scan(ctx, c)
+	if err != nil {
+		return rep, fmt.Errorf("reconcile holds of %s: %w", c, err)
+	}
+	hs, err := s.index.Holds(ctx, c)
+	if err != nil {
+		return rep, fmt.Errorf("reconcile holds of %s: %w", c, err)
+	}
+	indexHeld := make(map[traces.TraceID]bool, len(hs))
+	for _, h := range hs {
+		indexHeld[h.ID] = true
+	}
+	var ids []traces.TraceID
+	for id, st := range objs {
+		if !st.consistent(indexHeld[id]) {
+			ids = append(ids, id)
+		}
+	}
+	for id := range indexHeld {
+		if _, listed := objs[id]; !listed {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b traces.TraceID) int { return bytes.Compare(a[:], b[:]) })
+	var errs []error
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return rep, errors.Join(append(errs, err)...)
+		}
+		rep.Checked++
+		var extra []string
+		if st := objs[id]; st != nil {
+			extra = st.layersHeld
+		}
+		removed, err := s.converge(ctx, c, id, extra)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", id, err))
+		case removed:
+			rep.Removed++
+		default:
+			rep.Fixed++
+		}
+	}
+	s.log.Info("holds reconciled", "canvas_id", c, "count", rep.Checked)
+	return rep, errors.Join(errs...)
+}
+
+// ReconcileTrace converges one trace to its trace object's hold: held, its
+// layers are held and the index records a hold (without a reason); not
+// held, its layers are released and the index's hold cleared (customTime
+// renewed, as a release does). A trace object held without index rows is
+// released so the bucket can expire it; a trace object gone takes its index
+// rows with it. Backend faults wrap traces.ErrUnavailable; an unknown trace
+// with no object is not an error.
+func (s *Service) ReconcileTrace(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
+	if _, err := s.converge(ctx, c, id, nil); err != nil {
+		return fmt.Errorf("reconcile %s: %w", id, err)
+	}
+	return nil
+}
+
+// converge is ReconcileTrace; heldLayers are layer objects a listing saw
+// held (possibly beyond the index's layer count). removed reports that the
+// trace object was gone.
+func (s *Service) converge(ctx context.Context, c traces.CanvasID, id traces.TraceID, heldLayers []string) (removed bool, err error) {
+	rec, err := s.index.Get(ctx, c, id)
+	indexed := err == nil
+	if err != nil && !errors.Is(err, traces.ErrNotFound) {
+		return false, err
+	}
+	key := traces.TraceKey(c, id)
+	info, err := s.objects.Stat(ctx, key)
+	now := s.now().UTC().Truncate(time.Second)
+	switch {
+	case errors.Is(err, traces.ErrNotFound):
+		if indexed {
+			if _, err := s.index.Remove(ctx, c, id, rec.Generation); err != nil {
+				return false, err
+			}
+		}
+		return true, s.releaseKeys(ctx, heldLayers, now)
+	case err != nil:
+		return false, err
+	case info.TemporaryHold && indexed:
+		if err := s.holdObjects(ctx, rec); err != nil {
+			return errors.Is(err, traces.ErrNotFound), err
+		}
+		if !rec.Held {
+			_, err = s.index.SetHold(ctx, c, id, "", s.now().UTC())
+		}
+		return false, err
+	case info.TemporaryHold:
+		// Held, but unknown to the index: nothing would ever release it.
+		return false, s.releaseKeys(ctx, append([]string{key}, heldLayers...), now)
+	case indexed && rec.Held:
+		if err := s.release(ctx, rec); err != nil {
+			return errors.Is(err, traces.ErrNotFound), err
+		}
+	}
+	return false, s.releaseKeys(ctx, heldLayers, now)
+}
+
+// releaseKeys releases each object in order; missing ones are skipped.
+func (s *Service) releaseKeys(ctx context.Context, keys []string, now time.Time) error {
+	for _, k := range keys {
+		if err := s.releaseObject(ctx, k, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReleaseAll releases every hold of a canvas, for canvas deletion: each
+// trace the index lists as held is released as Release does, then the
+// canvas's objects are listed and any still held (a hold whose index write
+// was lost, a layer added meanwhile) are released too, so deleting them
+// cannot fail with traces.ErrHeld. Traces already gone are skipped. It
+// returns how many traces it released. Backend faults wrap
+// traces.ErrUnavailable; retrying is safe.
+func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released int, err error) {
+	hs, err := s.index.Holds(ctx, c)
+	if err != nil {
+		return 0, fmt.Errorf("release all of %s: %w", c, err)
+	}
+	for _, h := range hs {
+		rec, err := s.index.Get(ctx, c, h.ID)
+		if err == nil {
+			err = s.release(ctx, rec)
+		}
+		if errors.Is(err, traces.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return released, fmt.Errorf("release all of %s: release %s: %w", c, h.ID, err)
+		}
+		released++
+	}
+	objs, err := s.scan(ctx, c)
+	if err != nil {
+		return released, fmt.Errorf("release all of %s: %w", c, err)
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	for id, st := range objs {
+		keys := st.layersHeld
+		if st.held {
+			keys = append([]string{traces.TraceKey(c, id)}, keys...)
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		if err := s.releaseKeys(ctx, keys, now); err != nil {
+			return released, fmt.Errorf("release all of %s: release %s: %w", c, id, err)
+		}
+		if err := s.index.ClearHold(ctx, c, id, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
+			return released, fmt.Errorf("release all of %s: release %s: %w", c, id, err)
+		}
+		released++
+	}
+	s.log.Info("holds released", "canvas_id", c, "count", released)
+	return released, nil
+}

@@ -408,3 +408,32 @@ func TestCopyAndCompose(t *testing.T) {
 		t.Errorf("FINALIZE for %v, want %v", got, want)
 	}
 }
+
+// Concurrent create-only uploads of one name: exactly one wins, the rest
+// get 412 (the check and the write happen under one per-object lock).
+func TestConcurrentCreateOnly(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, emulator.Options{})
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := v.tryPut(t, v.obj("once").If(storage.Conditions{DoesNotExist: true}), strings.Repeat("x", i+1), nil)
+			errs <- err
+		}()
+	}
+	wins, lost := 0, 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			wins++
+		case code(err) == 412:
+			lost++
+		default:
+			t.Errorf("upload: %v", err)
+		}
+	}
+	if wins != 1 || lost != n-1 {
+		t.Errorf("%d wins and %d 412s, want 1 and %d", wins, lost, n-1)
+	}
+}

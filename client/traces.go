@@ -1,0 +1,251 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// Save stores a new trace in canvas (POST …/traces, msgpack body). When
+// t.ID is empty Save first sets it to a fresh UUIDv7 (and leaves Timestamp
+// to be derived from it), so every try sends the identical document: the
+// gateway answers a repeat 200 instead of storing a second trace, and
+// calling Save again with the same *Trace after an error is just as safe.
+// Tries are repeated on 503, 429 and network errors with jittered
+// exponential backoff until the client's attempts are used up or ctx ends.
+// Errors: ErrInvalid, ErrTooLarge, ErrConflict (another trace has this ID),
+// ErrUnauthenticated, ErrPermission, ErrUnavailable, ErrExhausted. Do not
+// share t between concurrent calls while its ID is empty.
+func (c *Client) Save(ctx context.Context, canvas CanvasID, t *Trace) (Saved, error) {
+	if t.ID == "" {
+		now := t.Timestamp
+		if now.IsZero() {
+			now = time.Now()
+		}
+		t.ID = NewTraceID(now)
+	}
+	body, err := encodeTrace(t)
+	if err != nil {
+		return Saved{}, err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: canvasPath(canvas) + "/traces",
+		body: body, contentType: ctMsgpack, retry: true})
+	if err != nil {
+		return Saved{}, fmt.Errorf("save trace %s: %w", t.ID, err)
+	}
+	s, err := decodeSaved(resp.body)
+	if err != nil {
+		return Saved{}, fmt.Errorf("save trace %s: %w", t.ID, err)
+	}
+	s.Created = resp.status == http.StatusCreated
+	return s, nil
+}
+
+// EncodeTrace returns the msgpack document Save sends for t (t.ID as it
+// is: Save fills an empty one first). A malformed t.ID wraps ErrInvalid.
+func EncodeTrace(t *Trace) ([]byte, error) { return encodeTrace(t) }
+
+func encodeTrace(t *Trace) ([]byte, error) {
+	in, err := t.toInternal()
+	if err != nil {
+		return nil, err
+	}
+	return traces.AppendTraceMsgpack(make([]byte, 0, estimate(t)), in), nil
+}
+
+// estimate is a capacity that usually holds the encoded trace.
+func estimate(t *Trace) int {
+	n := 128 + 10*len(t.TLIDs)
+	for _, v := range t.Input {
+		n += 8 + len(v.Name) + len(v.Value)
+	}
+	for _, r := range t.FunctionResults {
+		n += 80 + len(r.FnName) + len(r.ArgHash) + len(r.Value)
+	}
+	return n
+}
+
+type savedJSON struct {
+	TraceID    TraceID `json:"traceID"`
+	Generation int64   `json:"generation,string"`
+}
+
+func decodeSaved(b []byte) (Saved, error) {
+	var s savedJSON
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Saved{}, fmt.Errorf("decode response: %w", err)
+	}
+	return Saved{ID: s.TraceID, Generation: s.Generation}, nil
+}
+
+// Get reads a trace with all its layers merged, and the generation of its
+// object (the ETag, for Replace's ifGeneration). Errors: ErrNotFound,
+// ErrInvalid (a malformed ID), ErrUnauthenticated, ErrPermission,
+// ErrUnavailable. Retried like Save.
+func (c *Client) Get(ctx context.Context, canvas CanvasID, id TraceID) (*Trace, int64, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: tracePath(canvas, id), accept: ctMsgpack, retry: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("get trace %s: %w", id, err)
+	}
+	lim := traces.DefaultLimits
+	lim.MaxBody = int64(len(resp.body))
+	t, err := traces.DecodeTrace(resp.body, false, lim)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get trace %s: decode: %w", id, err)
+	}
+	gen, _ := strconv.ParseInt(strings.Trim(resp.header.Get("ETag"), `"`), 10, 64)
+	return traceOut(t), gen, nil
+}
+
+// Replace replaces the whole trace id (the editor's "execute handler"),
+// dropping its layers. ifGeneration, when non-zero, must be the object's
+// live generation (as Get returns it), else ErrPrecondition; a held trace
+// is also ErrPrecondition. t.ID is ignored: the path names the trace. Not
+// retried. Errors also: ErrNotFound, ErrInvalid, ErrUnavailable.
+func (c *Client) Replace(ctx context.Context, canvas CanvasID, id TraceID, t *Trace, ifGeneration int64) (Saved, error) {
+	cp := *t
+	cp.ID = id
+	body, err := encodeTrace(&cp)
+	if err != nil {
+		return Saved{}, err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: tracePath(canvas, id), body: body,
+		contentType: ctMsgpack, ifMatch: ifGeneration})
+	if err != nil {
+		return Saved{}, fmt.Errorf("replace trace %s: %w", id, err)
+	}
+	s, err := decodeSaved(resp.body)
+	if err != nil {
+		return Saved{}, fmt.Errorf("replace trace %s: %w", id, err)
+	}
+	s.Created = true
+	return s, nil
+}
+
+// AddFunctionResults adds a layer of function results to trace id (the
+// editor's "execute function"): later layers win for the same (tlid,
+// exprID, fnName, argHash). tlids are the toplevels the layer touched. Not
+// retried (a repeat would add a second layer). Errors: ErrNotFound,
+// ErrInvalid, ErrTooLarge, ErrUnavailable.
+func (c *Client) AddFunctionResults(ctx context.Context, canvas CanvasID, id TraceID, tlids []TLID, results []FunctionResult) (Layer, error) {
+	body := traces.AppendLayerMsgpack(nil, tlidsIn(tlids), resultsIn(results))
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: tracePath(canvas, id) + "/function-results",
+		body: body, contentType: ctMsgpack})
+	if err != nil {
+		return Layer{}, fmt.Errorf("add function results to %s: %w", id, err)
+	}
+	var l struct {
+		TraceID TraceID `json:"traceID"`
+		Layer   int     `json:"layer"`
+	}
+	if err := json.Unmarshal(resp.body, &l); err != nil {
+		return Layer{}, fmt.Errorf("add function results to %s: decode: %w", id, err)
+	}
+	return Layer{ID: l.TraceID, N: l.Layer}, nil
+}
+
+// jsonTLID decodes a TLID sent as a decimal string or a number.
+type jsonTLID uint64
+
+func (t *jsonTLID) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("tlid %s: %w", b, err)
+	}
+	*t = jsonTLID(n)
+	return nil
+}
+
+type summaryJSON struct {
+	TraceID   TraceID   `json:"traceID"`
+	Timestamp time.Time `json:"timestamp"`
+	RootTLID  jsonTLID  `json:"rootTLID"`
+	Held      bool      `json:"held"`
+}
+
+func summariesOut(in []summaryJSON) []Summary {
+	out := make([]Summary, len(in))
+	for i, s := range in {
+		out[i] = Summary{ID: s.TraceID, Timestamp: s.Timestamp, RootTLID: TLID(s.RootTLID), Held: s.Held}
+	}
+	return out
+}
+
+// Recent lists the newest traces that touched tlid, newest first; limit 0
+// means the gateway's default (10), at most 100. Errors: ErrInvalid,
+// ErrUnauthenticated, ErrPermission, ErrUnavailable. Retried like Save.
+func (c *Client) Recent(ctx context.Context, canvas CanvasID, tlid TLID, limit int) ([]Summary, error) {
+	var q url.Values
+	if limit != 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	path := canvasPath(canvas) + "/toplevels/" + strconv.FormatUint(uint64(tlid), 10) + "/traces"
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, query: q, retry: true})
+	if err != nil {
+		return nil, fmt.Errorf("recent traces of %d: %w", tlid, err)
+	}
+	var out struct {
+		Traces []summaryJSON `json:"traces"`
+	}
+	if err := json.Unmarshal(resp.body, &out); err != nil {
+		return nil, fmt.Errorf("recent traces of %d: decode: %w", tlid, err)
+	}
+	return summariesOut(out.Traces), nil
+}
+
+// RecentMany lists the newest traces of many toplevels in one call (at
+// most 1000 tlids); every requested tlid is a key of the result, with an
+// empty list when it has no traces. limit 0 means the default (10).
+// Errors as Recent.
+func (c *Client) RecentMany(ctx context.Context, canvas CanvasID, tlids []TLID, limit int) (map[TLID][]Summary, error) {
+	req := struct {
+		TLIDs []string `json:"tlids"`
+		Limit int      `json:"limit,omitempty"`
+	}{TLIDs: make([]string, len(tlids)), Limit: limit}
+	for i, t := range tlids {
+		req.TLIDs[i] = strconv.FormatUint(uint64(t), 10)
+	}
+	body, _ := json.Marshal(req) // strings and an int: cannot fail
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: canvasPath(canvas) + "/recent-traces",
+		body: body, contentType: ctJSON, retry: true})
+	if err != nil {
+		return nil, fmt.Errorf("recent traces of %d toplevels: %w", len(tlids), err)
+	}
+	var out struct {
+		Toplevels map[string][]summaryJSON `json:"toplevels"`
+	}
+	if err := json.Unmarshal(resp.body, &out); err != nil {
+		return nil, fmt.Errorf("recent traces of %d toplevels: decode: %w", len(tlids), err)
+	}
+	m := make(map[TLID][]Summary, len(tlids))
+	for _, t := range tlids {
+		m[t] = []Summary{}
+	}
+	for k, list := range out.Toplevels {
+		n, err := strconv.ParseUint(k, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("recent traces: decode: tlid key %q: %w", k, err)
+		}
+		m[TLID(n)] = summariesOut(list)
+	}
+	return m, nil
+}
+
+// ForgetToplevel tells the gateway the toplevel tlid was deleted: its
+// latest traces are no longer kept for it. Retried like Save. Errors:
+// ErrInvalid, ErrUnavailable.
+func (c *Client) ForgetToplevel(ctx context.Context, canvas CanvasID, tlid TLID) error {
+	path := canvasPath(canvas) + "/toplevels/" + strconv.FormatUint(uint64(tlid), 10)
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: path, retry: true}); err != nil {
+		return fmt.Errorf("forget toplevel %d: %w", tlid, err)
+	}
+	return nil
+}

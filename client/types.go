@@ -1,0 +1,202 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// CanvasID names a canvas: a UUID in canonical lowercase 8-4-4-4-12 form.
+type CanvasID string
+
+// TraceID names a trace: a version-7 UUID in canonical lowercase form whose
+// first 48 bits are the Unix milliseconds of the trace's timestamp.
+type TraceID string
+
+// TLID identifies a toplevel (a handler or a function).
+type TLID uint64
+
+// NewTraceID returns a fresh UUIDv7 for time t, as Save generates one.
+func NewTraceID(t time.Time) TraceID { return TraceID(traces.NewTraceID(t).String()) }
+
+// Time returns the millisecond time embedded in a UUIDv7, or the zero time
+// when id is not one.
+func (id TraceID) Time() time.Time {
+	v, err := traces.ParseTraceID(string(id))
+	if err != nil {
+		return time.Time{}
+	}
+	return v.Time()
+}
+
+// Trace is a trace document (API.md's "Trace document").
+type Trace struct {
+	// ID is optional on save: Save generates a UUIDv7 when it is empty.
+	ID TraceID
+	// RootTLID is the handler (or function) that was executed; required.
+	RootTLID TLID
+	// TLIDs are the toplevels touched during execution; the gateway adds
+	// RootTLID when missing.
+	TLIDs []TLID
+	// Timestamp is optional on save: the time embedded in ID when zero.
+	Timestamp       time.Time
+	Input           []InputVar
+	FunctionResults []FunctionResult
+}
+
+// InputVar is one ordered (name, value) pair of a trace's input.
+type InputVar struct {
+	Name  string
+	Value Value
+}
+
+// FunctionResult is the result of one function call.
+type FunctionResult struct {
+	TLID        TLID
+	ExprID      uint64
+	FnName      string
+	HashVersion int64
+	ArgHash     string
+	Value       Value
+}
+
+// Value is one opaque value held as its msgpack encoding; the gateway
+// stores it byte for byte. An empty Value is msgpack nil.
+type Value []byte
+
+// EncodeValue returns the msgpack encoding of v as a Value.
+func EncodeValue(v any) (Value, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode value: %w", err)
+	}
+	return Value(b), nil
+}
+
+// MustValue is EncodeValue that panics on error, for literals in tests and
+// examples.
+func MustValue(v any) Value {
+	b, err := EncodeValue(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Decode unmarshals the msgpack value into dst (a pointer).
+func (v Value) Decode(dst any) error {
+	if len(v) == 0 {
+		return msgpack.Unmarshal([]byte{0xc0}, dst)
+	}
+	return msgpack.Unmarshal(v, dst)
+}
+
+// Saved is the outcome of Save or Replace.
+type Saved struct {
+	ID         TraceID
+	Generation int64
+	// Created is false when the gateway already held this exact trace: a
+	// retry of a save that had landed (HTTP 200 instead of 201).
+	Created bool
+}
+
+// Summary is one item of a toplevel's trace list, newest first.
+type Summary struct {
+	ID        TraceID
+	Timestamp time.Time
+	RootTLID  TLID
+	Held      bool
+}
+
+// Hold is a held trace.
+type Hold struct {
+	ID     TraceID
+	Reason string
+	HeldAt time.Time
+}
+
+// Unmatched is a request that hit no handler (a "404").
+type Unmatched struct {
+	Module, Path, Modifier string
+	Input                  []InputVar
+}
+
+// UnmatchedEntry is one listed unmatched request: the most recent of its
+// (module, path, modifier).
+type UnmatchedEntry struct {
+	Module, Path, Modifier string
+	Timestamp              time.Time
+	ID                     TraceID
+}
+
+// Layer is the answer to AddFunctionResults.
+type Layer struct {
+	ID TraceID
+	// N is the layer's number: later layers win.
+	N int
+}
+
+// toInternal converts t for encoding; a malformed ID wraps ErrInvalid.
+func (t *Trace) toInternal() (*traces.Trace, error) {
+	out := &traces.Trace{RootTLID: traces.TLID(t.RootTLID), Timestamp: t.Timestamp}
+	if t.ID != "" {
+		id, err := traces.ParseTraceID(string(t.ID))
+		if err != nil {
+			return nil, fmt.Errorf("traceID %q: %w: %v", t.ID, ErrInvalid, err)
+		}
+		out.ID = id
+	}
+	out.TLIDs = tlidsIn(t.TLIDs)
+	out.Input = inputIn(t.Input)
+	out.FunctionResults = resultsIn(t.FunctionResults)
+	return out, nil
+}
+
+func tlidsIn(in []TLID) []traces.TLID {
+	if in == nil {
+		return nil
+	}
+	out := make([]traces.TLID, len(in))
+	for i, v := range in {
+		out[i] = traces.TLID(v)
+	}
+	return out
+}
+
+func inputIn(in []InputVar) []traces.InputVar {
+	out := make([]traces.InputVar, len(in))
+	for i, v := range in {
+		out[i] = traces.InputVar{Name: v.Name, Value: traces.Value(v.Value)}
+	}
+	return out
+}
+
+func resultsIn(in []FunctionResult) []traces.FunctionResult {
+	out := make([]traces.FunctionResult, len(in))
+	for i, r := range in {
+		out[i] = traces.FunctionResult{TLID: traces.TLID(r.TLID), ExprID: r.ExprID, FnName: r.FnName,
+			HashVersion: r.HashVersion, ArgHash: r.ArgHash, Value: traces.Value(r.Value)}
+	}
+	return out
+}
+
+func traceOut(t *traces.Trace) *Trace {
+	out := &Trace{ID: TraceID(t.ID.String()), RootTLID: TLID(t.RootTLID), Timestamp: t.Timestamp}
+	out.TLIDs = make([]TLID, len(t.TLIDs))
+	for i, v := range t.TLIDs {
+		out.TLIDs[i] = TLID(v)
+	}
+	out.Input = make([]InputVar, len(t.Input))
+	for i, v := range t.Input {
+		out.Input[i] = InputVar{Name: v.Name, Value: Value(v.Value)}
+	}
+	out.FunctionResults = make([]FunctionResult, len(t.FunctionResults))
+	for i, r := range t.FunctionResults {
+		out.FunctionResults[i] = FunctionResult{TLID: TLID(r.TLID), ExprID: r.ExprID, FnName: r.FnName,
+			HashVersion: r.HashVersion, ArgHash: r.ArgHash, Value: Value(r.Value)}
+	}
+	return out
+}

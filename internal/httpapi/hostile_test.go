@@ -385,4 +385,3 @@ func assertNothingWritten(t *testing.T, dbURL string, g *secureGateway) {
 		t.Errorf("object %s written by a hostile request", o.Name)
 	}
 }
-

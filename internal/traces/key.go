@@ -88,11 +88,11 @@ func ParseKey(name string) (Key, error) {
 		if !isLayer {
 			return Key{Kind: KindTrace, Canvas: canvas, Trace: id}, nil
 		}
-		n, err := strconv.Atoi(layer)
+		n, err := strconv.ParseUint(layer, 10, 32) // digits only: no sign, so one name per layer
 		if err != nil || n < 1 || len(layer) != 6 {
 			return Key{}, Invalid("key", "bad layer number")
 		}
-		return Key{Kind: KindLayer, Canvas: canvas, Trace: id, Layer: n}, nil
+		return Key{Kind: KindLayer, Canvas: canvas, Trace: id, Layer: int(n)}, nil
 	}
 	return Key{}, Invalid("key", "not a tracegw object name")
 }

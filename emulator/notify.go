@@ -73,29 +73,41 @@ func (e *Emulator) serveNotifications(w http.ResponseWriter, r *http.Request, rt
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"kind": "storage#notifications", "items": items})
 	case opNotifGet, opNotifDelete:
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		bs := e.st.Buckets[rt.bucket]
-		i := -1
-		if bs != nil {
-			i = slices.IndexFunc(bs.Notifications, func(n notificationConfig) bool { return n.ID == rt.notifID })
-		}
-		if i < 0 {
+		n, ok := e.takeNotification(rt.bucket, rt.notifID, rt.op == opNotifDelete)
+		switch {
+		case !ok:
 			writeError(w, http.StatusNotFound, "notFound", "Notification configuration not found: "+rt.notifID)
-			return
+		case rt.op == opNotifGet:
+			writeJSON(w, http.StatusOK, n)
+		default:
+			w.WriteHeader(http.StatusNoContent)
 		}
-		if rt.op == opNotifGet {
-			writeJSON(w, http.StatusOK, bs.Notifications[i])
-			return
-		}
+	}
+}
+
+// takeNotification finds a config by ID and, with remove, deletes it
+// (bumping the bucket's metageneration, as GCS does).
+func (e *Emulator) takeNotification(bucket, id string, remove bool) (notificationConfig, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	bs := e.st.Buckets[bucket]
+	if bs == nil {
+		return notificationConfig{}, false
+	}
+	i := slices.IndexFunc(bs.Notifications, func(n notificationConfig) bool { return n.ID == id })
+	if i < 0 {
+		return notificationConfig{}, false
+	}
+	n := bs.Notifications[i]
+	if remove {
 		next := *bs
 		next.Notifications = slices.Delete(slices.Clone(bs.Notifications), i, i+1)
 		next.Metageneration++
-		if err := e.putBucketLocked(rt.bucket, &next); err != nil {
-			e.log.Error("record bucket", "bucket", rt.bucket, "err", err)
+		if err := e.putBucketLocked(bucket, &next); err != nil {
+			e.log.Error("record bucket", "bucket", bucket, "err", err)
 		}
-		w.WriteHeader(http.StatusNoContent)
 	}
+	return n, true
 }
 
 func (e *Emulator) insertNotification(w http.ResponseWriter, r *http.Request, rt route) {
@@ -133,15 +145,25 @@ func (e *Emulator) insertNotification(w http.ResponseWriter, r *http.Request, rt
 		writeError(w, http.StatusBadRequest, "invalid", "At most 10 custom attributes are allowed")
 		return
 	}
+	link := e.baseURL(r) + "/storage/v1/b/" + url.PathEscape(rt.bucket) + "/notificationConfigs/"
+	n, ok := e.addNotification(rt.bucket, n, link)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "invalid", "A bucket may have at most 100 notification configurations")
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+// addNotification stores n under the next ID; false if the bucket is full.
+func (e *Emulator) addNotification(bucket string, n notificationConfig, link string) (notificationConfig, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	bs := e.st.Buckets[rt.bucket]
+	bs := e.st.Buckets[bucket]
 	if bs == nil {
 		bs = &bucketState{Metageneration: 1}
 	}
 	if len(bs.Notifications) >= 100 {
-		writeError(w, http.StatusBadRequest, "invalid", "A bucket may have at most 100 notification configurations")
-		return
+		return n, false
 	}
 	id := e.st.NextNotificationID + 1
 	if err := e.appendLocked(record{Op: "nid", NID: id}); err != nil {
@@ -150,14 +172,14 @@ func (e *Emulator) insertNotification(w http.ResponseWriter, r *http.Request, rt
 	n.Kind = "storage#notification"
 	n.ID = strconv.FormatInt(id, 10)
 	n.Etag = n.ID
-	n.SelfLink = e.baseURL(r) + "/storage/v1/b/" + url.PathEscape(rt.bucket) + "/notificationConfigs/" + n.ID
+	n.SelfLink = link + n.ID
 	next := *bs
 	next.Notifications = append(slices.Clone(bs.Notifications), n)
 	next.Metageneration++
-	if err := e.putBucketLocked(rt.bucket, &next); err != nil {
-		e.log.Error("record bucket", "bucket", rt.bucket, "err", err)
+	if err := e.putBucketLocked(bucket, &next); err != nil {
+		e.log.Error("record bucket", "bucket", bucket, "err", err)
 	}
-	writeJSON(w, http.StatusOK, n)
+	return n, true
 }
 
 // emit publishes evs to every matching notification config of bucket and

@@ -137,7 +137,7 @@ func utf8ValidJSONText(data []byte) bool { return bytes.Equal(bytes.ToValidUTF8(
 
 func FuzzParseKey(f *testing.F) {
 	c, tr := "3f2504e0-4f89-11d3-9a0c-0305e82c3301", testTraceID
-	for _, s := range []string{c + "/traces/" + tr, c + "/traces/" + tr + "/layers/000001", c + "/404s/" + tr, tr, c, "", "/", c + "/traces/" + tr + "/layers/+00001"} {
+	for _, s := range []string{c + "/traces/" + tr, c + "/layers/" + tr + "/000001", c + "/404s/" + tr, tr, c, "", "/", c + "/layers/" + tr + "/+00001"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -8,12 +8,14 @@ import (
 
 // Object layout in the bucket (the bucket is dedicated to tracegw):
 //
-//	{canvasID}/traces/{traceID}                  the trace
-//	{canvasID}/traces/{traceID}/layers/{NNNNNN}  a layer of function results
-//	{canvasID}/404s/{traceID}                    an unmatched request
+//	{canvasID}/traces/{traceID}           the trace
+//	{canvasID}/layers/{traceID}/{NNNNNN}  layer NNNNNN of its function results
+//	{canvasID}/404s/{traceID}             an unmatched request
 //
 // canvasID first spreads load over GCS's key range; time-ordered IDs come
-// after it so no hot range forms.
+// after it so no hot range forms. Layers live beside their trace rather than
+// under its name: no object name is then a directory prefix of another,
+// which filesystem-backed stores (the emulator's) cannot represent.
 
 // TraceKey is the object name of a trace.
 func TraceKey(c CanvasID, id TraceID) string {
@@ -21,7 +23,9 @@ func TraceKey(c CanvasID, id TraceID) string {
 }
 
 // LayerPrefix is the name prefix under which a trace's layers live.
-func LayerPrefix(c CanvasID, id TraceID) string { return TraceKey(c, id) + "/layers/" }
+func LayerPrefix(c CanvasID, id TraceID) string {
+	return c.String() + "/layers/" + id.String() + "/"
+}
 
 // LayerKey is the object name of layer n (1-based) of a trace. Fixed-width
 // numbers keep listing order equal to layer order.
@@ -80,13 +84,19 @@ func ParseKey(name string) (Key, error) {
 		}
 		return Key{Kind: KindUnmatched, Canvas: canvas, Trace: id}, nil
 	case "traces":
-		t, layer, isLayer := strings.Cut(rest, "/layers/")
-		id, err := ParseTraceID(t)
+		id, err := ParseTraceID(rest)
 		if err != nil {
 			return Key{}, err
 		}
-		if !isLayer {
-			return Key{Kind: KindTrace, Canvas: canvas, Trace: id}, nil
+		return Key{Kind: KindTrace, Canvas: canvas, Trace: id}, nil
+	case "layers":
+		t, layer, ok := strings.Cut(rest, "/")
+		if !ok {
+			return Key{}, Invalid("key", "not a tracegw object name")
+		}
+		id, err := ParseTraceID(t)
+		if err != nil {
+			return Key{}, err
 		}
 		n, err := strconv.ParseUint(layer, 10, 32) // digits only: no sign, so one name per layer
 		if err != nil || n < 1 || len(layer) != 6 {

@@ -161,14 +161,14 @@ var flags = map[string]flagDef{
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "bucket", "gcs-endpoint", "pubsub-project", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl"},
 	"setup-bucket": {"bucket", "gcs-endpoint", "pubsub-project", "topic", "retention", "dry-run"},
 	"gc":           {"database-url", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
 	"notify":       {"database-url", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
-	"reconcile":    {"database-url", "bucket", "gcs-endpoint", "canvas"},
+	"reconcile":    {"database-url", "bucket", "gcs-endpoint", "canvas", "dry-run"},
 	"emulator":     {"listen", "data-dir"},
 	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
 	"bench":        {},
@@ -234,29 +234,4 @@ func Usage(w io.Writer, cmd string) {
 	fs.SetOutput(w)
 	fmt.Fprintf(w, "usage: tracegw %s [flags]\n", cmd)
 	fs.PrintDefaults()
-}
-
-// ValidateRetention checks the safety arithmetic between retention, the GC
-// interval and the renewal margin (DESIGN.md): GCS deletes any time after
-// the retention has passed, so a keeper must be renewed with a margin that
-// survives a GC outage of a whole interval plus a day of slack.
-func (c Config) ValidateRetention() error {
-	var errs []error
-	ret, margin, iv := time.Duration(c.Retention), time.Duration(c.RenewMargin), c.GCInterval
-	if ret < 24*time.Hour || ret%(24*time.Hour) != 0 {
-		errs = append(errs, fmt.Errorf("--retention %s: must be a whole number of days, at least 1d (the lifecycle rule counts days)", FormatDays(ret)))
-	}
-	if iv <= 0 {
-		errs = append(errs, fmt.Errorf("--gc-interval %s: must be positive", iv))
-	}
-	if min := 2*iv + 24*time.Hour; margin < min {
-		errs = append(errs, fmt.Errorf("--renew-margin %s: must be at least 2*gc-interval + 1d = %s; raise --renew-margin or lower --gc-interval", FormatDays(margin), FormatDays(min)))
-	}
-	if margin >= ret {
-		errs = append(errs, fmt.Errorf("--renew-margin %s: must be less than --retention %s (or GC would renew every trace on every pass); raise --retention or lower --renew-margin", FormatDays(margin), FormatDays(ret)))
-	}
-	if c.KeepPerToplevel < 1 || c.KeepPerToplevel > 100 {
-		errs = append(errs, fmt.Errorf("--keep-per-toplevel %d: must be between 1 and 100", c.KeepPerToplevel))
-	}
-	return errors.Join(errs...)
 }

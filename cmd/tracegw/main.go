@@ -16,12 +16,16 @@ import (
 )
 
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"serve":    runServe,
-	"migrate":  runMigrate,
-	"version":  runVersion,
-	"emulator": runEmulator,
-	"dev":      runDev,
-	"token":    runToken,
+	"serve":        runServe,
+	"migrate":      runMigrate,
+	"version":      runVersion,
+	"emulator":     runEmulator,
+	"dev":          runDev,
+	"setup-bucket": runSetupBucket,
+	"gc":           runGC,
+	"notify":       runNotify,
+	"reconcile":    runReconcile,
+	"token":        runToken,
 }
 
 func main() {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tracegw/tracegw/internal/httpapi"
+	"github.com/tracegw/tracegw/internal/ttl"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +44,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	st.checkBucket(ctx, c)
+	if c.RunGC {
+		gc, err := st.newGC(c, ttl.Options{})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		g.Go(func() error { return gc.Run(gctx) })
+	}
+	if c.RunNotify {
+		cons, err := st.newConsumer(ctx, c)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer cons.Close()
+		g.Go(func() error { return cons.Run(gctx) })
+	}
 	if c.AdminListen != "" {
 		aln, err := net.Listen("tcp", c.AdminListen)
 		if err != nil {

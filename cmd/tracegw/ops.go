@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tracegw/tracegw/internal/notify"
+	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/ttl"
+)
+
+// The operator commands: setup-bucket, gc, notify and reconcile. Each builds
+// only the backends it needs.
+
+func runSetupBucket(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := Load("setup-bucket", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.ValidateRetention(); err != nil {
+		return err
+	}
+	client, err := storageClient(ctx, c.GCSEndpoint)
+	if err != nil {
+		return fmt.Errorf("storage client: %w", err)
+	}
+	defer client.Close()
+	rep, err := ttl.SetupBucket(ctx, objstoreFor(client, c.Bucket), c.policy(),
+		ttl.BucketOptions{Project: c.PubSubProject, Topic: c.topicName()}, c.DryRun)
+	if err != nil {
+		return err
+	}
+	printBucketReport(stdout, c.Bucket, rep)
+	return nil
+}
+
+func printBucketReport(w io.Writer, bucket string, rep ttl.BucketReport) {
+	if len(rep.Changes) == 0 {
+		fmt.Fprintf(w, "bucket %s: up to date\n", bucket)
+	}
+	for _, ch := range rep.Changes {
+		fmt.Fprintf(w, "bucket %s: %s\n", bucket, ch)
+	}
+	for _, wn := range rep.Warnings {
+		fmt.Fprintf(w, "bucket %s: warning: %s\n", bucket, wn)
+	}
+}
+
+func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := Load("gc", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.ValidateRetention(); err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
+	}
+	log := newLogger(stderr, false)
+	st, err := newStack(ctx, c, log, time.Now, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var o ttl.Options
+	if isTerminal(stderr) {
+		o.OnProgress = func(done, total int) { progress(stderr, "gc", done, total) }
+	}
+	gc, err := st.newGC(c, o)
+	if err != nil {
+		return err
+	}
+	if !c.Once && !c.DryRun {
+		return gc.Run(ctx)
+	}
+	s, err := gc.Pass(ctx, c.DryRun)
+	if isTerminal(stderr) {
+		fmt.Fprintln(stderr)
+	}
+	verb := "renewed"
+	if s.DryRun {
+		verb = "would renew"
+	}
+	fmt.Fprintf(stdout, "gc: %d canvases (%d skipped: another replica), examined %d keepers: %s %d, already fresh %d, held %d, gone %d, failed %d; %d customTime updates in %s\n",
+		s.Canvases, s.Skipped, s.Examined, verb, s.Renewed, s.AlreadyFresh, s.Held, s.Gone, s.Failed, s.Patches, s.Duration.Round(time.Millisecond))
+	return err
+}
+
+func runNotify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := Load("notify", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
+	}
+	log := newLogger(stderr, false)
+	st, err := newStack(ctx, c, log, time.Now, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cons, err := st.newConsumer(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	log.Info("consuming notifications", "subscription", c.Subscription, "bucket", c.Bucket)
+	return cons.Run(ctx)
+}
+
+func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := Load("reconcile", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
+	}
+	var canvas *traces.CanvasID
+	if c.Canvas != "" {
+		id, err := traces.ParseCanvasID(c.Canvas)
+		if err != nil {
+			return fmt.Errorf("--canvas: %w", err)
+		}
+		canvas = &id
+	}
+	st, err := newStack(ctx, c, newLogger(stderr, false), time.Now, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := notify.Reconcile(ctx, st.objects, st.db, canvas, c.DryRun)
+	fmt.Fprintf(stdout, "reconcile: listed %d objects (%d traces, %d foreign), compared %d indexed traces\n",
+		rep.Objects, rep.Traces, rep.Foreign, rep.Rows)
+	fmt.Fprintf(stdout, "  objects gone: %d (rows removed: %d)\n", rep.Missing, rep.Removed)
+	fmt.Fprintf(stdout, "  objects without index rows: %d (they expire on their own)\n", rep.Orphans)
+	fmt.Fprintf(stdout, "  objects without customTime: %d (they never expire)\n", rep.NoCustomTime)
+	for _, k := range rep.NoCustomTimeKeys {
+		fmt.Fprintf(stdout, "    %s\n", k)
+	}
+	return err
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress redraws a one-line bar.
+func progress(w io.Writer, what string, done, total int) {
+	const width = 30
+	n := 0
+	if total > 0 {
+		n = done * width / total
+	}
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = ' '
+		if i < n {
+			bar[i] = '='
+		}
+	}
+	fmt.Fprintf(w, "\r%s [%s] %d/%d", what, bar, done, total)
+}

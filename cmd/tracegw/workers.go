@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
+
+	"github.com/tracegw/tracegw/internal/notify"
+	"github.com/tracegw/tracegw/internal/objstore"
+	"github.com/tracegw/tracegw/internal/ttl"
+)
+
+// policy is the retention policy the flags describe.
+func (c Config) policy() ttl.Policy {
+	return ttl.Policy{
+		Retention: time.Duration(c.Retention), Margin: time.Duration(c.RenewMargin),
+		Interval: c.GCInterval, Keep: c.KeepPerToplevel,
+	}
+}
+
+// ValidateRetention checks the safety arithmetic between retention, GC
+// interval and renewal margin (ttl.Policy.Validate); messages name the flag.
+func (c Config) ValidateRetention() error { return c.policy().Validate() }
+
+// topicName is the notification topic's full name.
+func (c Config) topicName() string { return "projects/" + c.PubSubProject + "/topics/" + c.Topic }
+
+// newGC builds the retention job on the stack's (metered) bucket, index,
+// clock and registry.
+func (s *stack) newGC(c Config, o ttl.Options) (*ttl.GC, error) {
+	return ttl.New(s.objects, s.db, c.policy(), s.now, s.log, s.reg, o)
+}
+
+// consumer is the notification consumer with the Pub/Sub client it owns.
+type consumer struct {
+	*notify.Consumer
+	client *pubsub.Client
+}
+
+func (c *consumer) Close() { _ = c.client.Close() }
+
+// newConsumer connects to Pub/Sub (PUBSUB_EMULATOR_HOST, opts, or real
+// credentials) and builds the deletion consumer on the stack; /readyz then
+// checks the subscription too.
+func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.ClientOption) (*consumer, error) {
+	client, err := pubsub.NewClient(ctx, c.PubSubProject, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	cons, err := notify.New(client.Subscriber(c.Subscription), s.db, s.objects, notify.Options{
+		Bucket: c.Bucket, Logger: s.log, Registry: s.reg, Now: s.now,
+	})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	sub := "projects/" + c.PubSubProject + "/subscriptions/" + c.Subscription
+	s.subscriptionReady = func(ctx context.Context) error {
+		_, err := client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: sub})
+		return err
+	}
+	return &consumer{Consumer: cons, client: client}, nil
+}
+
+// checkBucket warns about lifecycle or notification drift at start; serve
+// never rewrites a bucket (setup-bucket does).
+func (s *stack) checkBucket(ctx context.Context, c Config) {
+	warnings, err := ttl.CheckBucket(ctx, s.gcs, c.policy(), c.topicName())
+	if err != nil {
+		s.log.Warn("bucket check failed", "err", err)
+		return
+	}
+	for _, w := range warnings {
+		s.log.Warn("bucket drift: run tracegw setup-bucket", "problem", w)
+	}
+}
+
+// objstoreFor is the bucket adapter for commands that need no index.
+func objstoreFor(client *storage.Client, bucket string) *objstore.GCS {
+	return objstore.New(client, bucket)
+}

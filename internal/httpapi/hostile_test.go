@@ -138,7 +138,7 @@ func mustMsgpack(t *testing.T, v any) []byte {
 	return b
 }
 
-func hostileCorpus(t *testing.T) []hostile {
+func hostileCorpus(t *testing.T, routes map[string]bool) []hostile {
 	c := "/v1/canvases/" + canvasA
 	save := c + "/traces"
 	const ctM, ctJ = "application/msgpack", "application/json"
@@ -276,6 +276,71 @@ func hostileCorpus(t *testing.T) []hostile {
 		hostile{name: "body over the limit", method: "POST", path: save, ct: ctJ, contentLength: -1,
 			body: []byte(`{"rootTLID":"1","input":[["x","` + strings.Repeat("a", 2<<20) + `"]]}`)},
 	)
+	hs = append(hs, routeGroupCorpus(routes, valid)...)
+	return hs
+}
+
+// routeGroupCorpus is the hostile input of the route groups beyond save,
+// read and list; each part joins the corpus once its route is registered.
+func routeGroupCorpus(routes map[string]bool, valid []byte) []hostile {
+	c := "/v1/canvases/" + canvasA
+	const ctM, ctJ = "application/msgpack", "application/json"
+	id := traces.NewTraceID(time.Now()).String()
+	v4 := "0e3f5a1c-1234-4abc-8def-0123456789ab"
+	var hs []hostile
+	add := func(route, name, method, path, ct string, body []byte, hdr ...string) {
+		if routes[route] {
+			hs = append(hs, hostile{name: name, method: method, path: path, ct: ct, body: body, hdr: hdr, contentLength: -1})
+		}
+	}
+	replace := "PUT /v1/canvases/{canvasID}/traces/{traceID}"
+	add(replace, "replace: truncated msgpack", "PUT", c+"/traces/"+id, ctM, valid[:len(valid)/2])
+	add(replace, "replace: array32 2^32 input", "PUT", c+"/traces/"+id, ctM, mpMap(2, mpStr("rootTLID"), []byte{0x01}, mpStr("input"), mpHuge(0xdd)))
+	add(replace, "replace: rootTLID object", "PUT", c+"/traces/"+id, ctJ, []byte(`{"rootTLID":{}}`))
+	add(replace, "replace: If-Match not a generation", "PUT", c+"/traces/"+id, ctJ, []byte(`{"rootTLID":"1"}`), "If-Match", `"abc"`)
+	add(replace, "replace: If-Match list", "PUT", c+"/traces/"+id, ctJ, []byte(`{"rootTLID":"1"}`), "If-Match", `"1", "2"`)
+	add(replace, "replace: v4 trace ID", "PUT", c+"/traces/"+v4, ctJ, []byte(`{"rootTLID":"1"}`))
+	layers := "POST /v1/canvases/{canvasID}/traces/{traceID}/function-results"
+	add(layers, "layer: tlids a string", "POST", c+"/traces/"+id+"/function-results", ctJ, []byte(`{"tlids":"1"}`))
+	add(layers, "layer: result tlid an object", "POST", c+"/traces/"+id+"/function-results", ctJ, []byte(`{"functionResults":[{"tlid":{},"exprID":"1","fnName":"f","argHash":"a","value":1}]}`))
+	add(layers, "layer: array32 2^32 results", "POST", c+"/traces/"+id+"/function-results", ctM, mpMap(1, mpStr("functionResults"), mpHuge(0xdd)))
+	add(layers, "layer: 10000-deep value", "POST", c+"/traces/"+id+"/function-results", ctJ,
+		[]byte(`{"functionResults":[{"tlid":"1","exprID":"1","fnName":"f","argHash":"a","value":`+strings.Repeat("[", 10_000)+strings.Repeat("]", 10_000)+`}]}`))
+	add(layers, "layer: %2F in the trace ID", "POST", c+"/traces/"+id+"%2F..%2Fx/function-results", ctJ, []byte(`{}`))
+	unmatched := "POST /v1/canvases/{canvasID}/unmatched-requests"
+	add(unmatched, "unmatched: module a number", "POST", c+"/unmatched-requests", ctJ, []byte(`{"module":1,"path":"/","modifier":"GET"}`))
+	add(unmatched, "unmatched: no path", "POST", c+"/unmatched-requests", ctJ, []byte(`{"module":"HTTP","modifier":"GET"}`))
+	add(unmatched, "unmatched: str32 2^32 path", "POST", c+"/unmatched-requests", ctM, mpMap(2, mpStr("module"), mpStr("HTTP"), mpStr("path"), mpHuge(0xdb)))
+	add(unmatched, "unmatched: invalid utf-8 module", "POST", c+"/unmatched-requests", ctM,
+		mpMap(3, mpStr("module"), []byte{0xa2, 0xff, 0xfe}, mpStr("path"), mpStr("/"), mpStr("modifier"), mpStr("GET")))
+	add(unmatched, "unmatched: NUL in path", "POST", c+"/unmatched-requests", ctJ, []byte(`{"module":"HTTP","path":"/a\u0000b","modifier":"GET"}`))
+	add(unmatched, "unmatched: 10000-deep input", "POST", c+"/unmatched-requests", ctM,
+		append(mpMap(4, mpStr("module"), mpStr("HTTP"), mpStr("path"), mpStr("/"), mpStr("modifier"), mpStr("GET"), mpStr("input"),
+			[]byte{0x91, 0x92, 0xa1, 'x'}), append(bytes.Repeat([]byte{0x91}, 10_000), 0xc0)...))
+	dismiss := "DELETE /v1/canvases/{canvasID}/unmatched-requests"
+	add(dismiss, "dismiss: no module", "DELETE", c+"/unmatched-requests?path=/&modifier=GET", "", nil)
+	add(dismiss, "dismiss: invalid utf-8 module", "DELETE", c+"/unmatched-requests?module=%FF%FE&path=/&modifier=GET", "", nil)
+	add(dismiss, "dismiss: NUL in path", "DELETE", c+"/unmatched-requests?module=HTTP&path=/a%00b&modifier=GET", "", nil)
+	add(dismiss, "dismiss: 40 KiB path", "DELETE", c+"/unmatched-requests?module=HTTP&modifier=GET&path="+strings.Repeat("p", 40<<10), "", nil)
+	promote := "POST /v1/canvases/{canvasID}/unmatched-requests/{traceID}/promote"
+	add(promote, "promote: rootTLID an array", "POST", c+"/unmatched-requests/"+id+"/promote", ctJ, []byte(`{"rootTLID":[]}`))
+	add(promote, "promote: no rootTLID", "POST", c+"/unmatched-requests/"+id+"/promote", ctJ, []byte(`{}`))
+	add(promote, "promote: v4 trace ID", "POST", c+"/unmatched-requests/"+v4+"/promote", ctJ, []byte(`{"rootTLID":"1"}`))
+	hold := "PUT /v1/canvases/{canvasID}/traces/{traceID}/hold"
+	add(hold, "hold: v4 trace ID", "PUT", c+"/traces/"+v4+"/hold", ctJ, []byte(`{}`))
+	add(hold, "hold: dot-dot trace ID", "PUT", c+"/traces/%2e%2e/hold", ctJ, []byte(`{}`))
+	add("DELETE /v1/canvases/{canvasID}/traces/{traceID}/hold", "release: uppercase trace ID", "DELETE", c+"/traces/"+strings.ToUpper(id)+"/hold", "", nil)
+	add("GET /v1/canvases/{canvasID}/holds", "holds: canvas not a UUID", "GET", "/v1/canvases/x/holds", "", nil)
+	add("DELETE /v1/canvases/{canvasID}/toplevels/{tlid}", "forget: tlid negative", "DELETE", c+"/toplevels/-1", "", nil)
+	add("DELETE /v1/canvases/{canvasID}/toplevels/{tlid}", "forget: tlid overflow", "DELETE", c+"/toplevels/99999999999999999999", "", nil)
+	add("DELETE /v1/canvases/{canvasID}", "delete canvas: not a UUID", "DELETE", "/v1/canvases/..%2F..", "", nil)
+	add("DELETE /v1/canvases/{canvasID}", "delete canvas: NUL", "DELETE", "/v1/canvases/"+canvasA+"%00", "", nil)
+	for route := range routes {
+		if strings.HasPrefix(route, "GET /v1/jobs/") {
+			add(route, "job: not a UUID", "GET", "/v1/jobs/1", "", nil)
+			add(route, "job: %2F", "GET", "/v1/jobs/%2F..%2F", "", nil)
+		}
+	}
 	return hs
 }
 
@@ -290,7 +355,11 @@ func TestHostileInputs(t *testing.T) {
 	token := g.token(t, httpapi.RoleAdmin, "")
 
 	checkMeter(t)
-	corpus := hostileCorpus(t)
+	routes := map[string]bool{}
+	for _, r := range g.Server.Routes() {
+		routes[r] = true
+	}
+	corpus := hostileCorpus(t, routes)
 	if len(corpus) < 50 {
 		t.Fatalf("corpus has %d requests, want at least 50", len(corpus))
 	}
@@ -323,7 +392,7 @@ func TestHostileInputs(t *testing.T) {
 	for _, r := range results {
 		total += r.cpu
 	}
-	t.Logf("%d hostile requests, all 4xx; handler CPU: max %s (%s), mean %s", len(results),
+	t.Logf("%d hostile requests; handler CPU: max %s (%s), mean %s", len(corpus),
 		results[0].cpu, results[0].name, total/time.Duration(max(len(results), 1)))
 	for _, r := range results[:min(5, len(results))] {
 		t.Logf("  %8s  %s", r.cpu, r.name)

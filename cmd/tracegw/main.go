@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tracegw/tracegw/internal/httpapi"
 )
 
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
@@ -79,9 +81,10 @@ Every flag also reads TRACEGW_<FLAG> from the environment. Run
 }
 
 // newLogger is the one logger of a process: JSON for services, text for dev.
+// Records logged with a request's context get its request_id.
 func newLogger(w io.Writer, text bool) *slog.Logger {
 	if text {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return slog.New(httpapi.RequestLogHandler(slog.NewTextHandler(w, nil)))
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return slog.New(httpapi.RequestLogHandler(slog.NewJSONHandler(w, nil)))
 }

@@ -387,3 +387,22 @@ func TestLoadOrCreateKey(t *testing.T) {
 		t.Error("a 9-byte key was accepted")
 	}
 }
+
+func TestRequestLogHandler(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	log := slog.New(httpapi.RequestLogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "traces")
+	reg := prometheus.NewRegistry()
+	s := httpapi.New(httpapi.Options{Registerer: reg})
+	s.Handle("GET /probe", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.WarnContext(r.Context(), "deep in a service")
+	}))
+	req := httptest.NewRequest("GET", "/probe", nil)
+	req.Header.Set("X-Request-Id", "probe-1")
+	s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	log.Info("outside a request")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"request_id":"probe-1"`) || strings.Contains(lines[1], "request_id") {
+		t.Errorf("log lines:\n%s\nwant request_id on the first only", buf.String())
+	}
+}

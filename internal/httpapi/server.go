@@ -168,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 		log := s.log.With("request_id", id)
 		st := &reqState{}
 		ctx := context.WithValue(r.Context(), loggerKey{}, log)
+		ctx = context.WithValue(ctx, requestIDKey{}, id)
 		r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 		sw := &statusWriter{ResponseWriter: w}
 		s.serve(sw, r)

@@ -1,3 +1,82 @@
 package httpapi
 
-func (s *Server) routeCanvases() {}
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/tracegw/tracegw/internal/traces"
+)
+
+// Canvas lifecycle: forgetting a toplevel, deleting a canvas, its job.
+func (s *Server) routeCanvases() {
+	s.handle("DELETE /v1/canvases/{canvasID}/toplevels/{tlid}", RoleEditor, s.forgetToplevel)
+	s.handle("DELETE /v1/canvases/{canvasID}", RoleAdmin, s.deleteCanvas)
+	s.handle("GET /v1/jobs/{jobID}", RoleAdmin, s.getJob)
+}
+
+func (s *Server) forgetToplevel(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	tlid, err := traces.ParseTLID("tlid", r.PathValue("tlid"))
+	if err != nil {
+		return err
+	}
+	if err := s.svc.ForgetToplevel(r.Context(), c, tlid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+var errNoJobs = fmt.Errorf("canvas deletion is not configured: %w", traces.ErrUnavailable)
+
+func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	if s.jobs == nil {
+		return errNoJobs
+	}
+	job, err := s.jobs.DeleteCanvas(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/jobs/"+job.ID.String())
+	respond(w, r, http.StatusAccepted, jobOf(job))
+	return nil
+}
+
+// jobResp is API.md's job ({"jobID","canvasID","state","deleted","error"})
+// with the OpenAPI Job schema's id and kind.
+type jobResp struct {
+	JobID    traces.JobID    `json:"jobID" msgpack:"jobID"`
+	ID       traces.JobID    `json:"id" msgpack:"id"`
+	Kind     string          `json:"kind" msgpack:"kind"`
+	CanvasID traces.CanvasID `json:"canvasID" msgpack:"canvasID"`
+	State    string          `json:"state" msgpack:"state"`
+	Deleted  int64           `json:"deleted" msgpack:"deleted"`
+	Error    string          `json:"error,omitempty" msgpack:"error,omitempty"`
+}
+
+func jobOf(j traces.Job) jobResp {
+	return jobResp{JobID: j.ID, ID: j.ID, Kind: j.Kind, CanvasID: j.Canvas, State: j.State, Deleted: j.Deleted, Error: j.Error}
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := traces.ParseJobID(r.PathValue("jobID"))
+	if err != nil {
+		return err
+	}
+	if s.jobs == nil {
+		return errNoJobs
+	}
+	job, err := s.jobs.Job(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	respond(w, r, http.StatusOK, jobOf(job))
+	return nil
+}

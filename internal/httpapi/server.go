@@ -50,6 +50,8 @@ type Options struct {
 	Ready func(ctx context.Context) map[string]error
 	// Holds serves the hold routes; nil answers them 503 unavailable.
 	Holds *holds.Service
+	// Jobs runs canvas deletions; nil answers those routes 503 unavailable.
+	Jobs *traces.Jobs
 	// Registerer receives the HTTP metrics (requests by route and code,
 	// latency by route, bytes saved); nil: not exported.
 	Registerer prometheus.Registerer
@@ -66,6 +68,7 @@ type Server struct {
 	log    *slog.Logger
 	ready  func(ctx context.Context) map[string]error
 	holds  *holds.Service
+	jobs   *traces.Jobs
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
 	met    *metrics
@@ -76,6 +79,7 @@ func New(o Options) *Server {
 	s := &Server{svc: o.Service, auth: o.Auth, limits: o.Limits.OrDefault(), log: o.Logger, ready: o.Ready, mux: http.NewServeMux(),
 		met: newMetrics(o.Registerer)}
 	s.holds = o.Holds
+	s.jobs = o.Jobs
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

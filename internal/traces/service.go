@@ -40,6 +40,8 @@ type objects interface {
 	Open(ctx context.Context, key string) ([]byte, ObjectInfo, error)
 	// Stat returns the attributes; absent wraps ErrNotFound.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	replaceObjects // replace.go
+	layerObjects   // layers.go
 }
 
 // index is what the Service needs from the PostgreSQL index.
@@ -50,6 +52,10 @@ type index interface {
 	Recent(ctx context.Context, c CanvasID, tlid TLID, limit int) ([]Summary, error)
 	RecentMany(ctx context.Context, c CanvasID, tlids []TLID, limit int) (map[TLID][]Summary, error)
 	Remove(ctx context.Context, c CanvasID, id TraceID, maxGeneration int64) (bool, error)
+	replaceIndex   // replace.go
+	layerIndex     // layers.go
+	unmatchedIndex // unmatched.go
+	toplevelIndex  // canvas.go
 }
 
 // Service saves, reads and lists traces. It is safe for concurrent use.
@@ -60,7 +66,14 @@ type Service struct {
 	log     *slog.Logger
 	// Limits bound decoding of stored layers and list sizes.
 	Limits Limits
+	// Retention is how long unmatched requests are listed after they
+	// arrive (API.md: the retention period; default 7 days). It should equal
+	// the bucket lifecycle rule's age, which deletes their objects.
+	Retention time.Duration
 }
+
+// DefaultRetention is API.md's default retention period.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // NewService wires the service; now is the clock (shared with the emulator
 // in `tracegw dev`), log may be nil.
@@ -68,7 +81,7 @@ func NewService(o objects, ix index, now func() time.Time, log *slog.Logger) *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{objects: o, index: ix, now: now, log: log, Limits: DefaultLimits}
+	return &Service{objects: o, index: ix, now: now, log: log, Limits: DefaultLimits, Retention: DefaultRetention}
 }
 
 // Saved is the outcome of Save.
@@ -173,9 +186,12 @@ type Read struct {
 	Record     Record
 }
 
-// Get reads a trace and merges its layers. A trace unknown to the index, or
-// whose object is gone, wraps ErrNotFound; in the latter case its stale
-// index rows are removed first (lost notifications heal on read).
+// Get reads a trace and merges its layers 1..Record.Layers in order (the
+// later layer winning per (tlid, exprID, fnName, argHash); a layer object
+// that is gone, or that was added to an earlier generation of a replaced
+// trace, is skipped). A trace unknown to the index, or whose object is
+// gone, wraps ErrNotFound; in the latter case its stale index rows are
+// removed first (lost notifications heal on read).
 func (s *Service) Get(ctx context.Context, c CanvasID, id TraceID) (Read, error) {
 	rec, err := s.index.Get(ctx, c, id)
 	if err != nil {
@@ -195,6 +211,13 @@ func (s *Service) Get(ctx context.Context, c CanvasID, id TraceID) (Read, error)
 	t, err := s.decodeStored(raw, info)
 	if err != nil {
 		return Read{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	if rec.Layers > 0 {
+		layers, err := s.readLayers(ctx, c, id, rec.Layers, info.Generation)
+		if err != nil {
+			return Read{}, fmt.Errorf("get %s: %w", key, err)
+		}
+		t = MergeLayers(t, layers)
 	}
 	return Read{Trace: t, Generation: info.Generation, Record: rec}, nil
 }

@@ -1,0 +1,432 @@
+package traces
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// toplevelIndex is what forgetting a toplevel needs from the index.
+type toplevelIndex interface {
+	// ForgetToplevel marks the toplevel deleted at time at.
+	ForgetToplevel(ctx context.Context, c CanvasID, tlid TLID, at time.Time) error
+}
+
+// ForgetToplevel records that the editor deleted toplevel tlid: GC stops
+// keeping its latest traces, which then expire by the normal policy. A
+// repeat is harmless. Safe for concurrent use.
+func (s *Service) ForgetToplevel(ctx context.Context, c CanvasID, tlid TLID) error {
+	if err := s.index.ForgetToplevel(ctx, c, tlid, s.now()); err != nil {
+		return fmt.Errorf("forget toplevel %d: %w", tlid, err)
+	}
+	return nil
+}
+
+// JobID identifies a background job: a UUIDv7 of its start time.
+type JobID UUID
+
+// ParseJobID parses a canonical lowercase UUID; the error is a *FieldError
+// naming "jobID".
+func ParseJobID(s string) (JobID, error) {
+	u, err := parseUUID("jobID", s)
+	return JobID(u), err
+}
+
+func (id JobID) String() string { return UUID(id).String() }
+
+// MarshalText renders the canonical form (JSON and msgpack strings).
+func (id JobID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// Job kinds and states.
+const (
+	JobDeleteCanvas = "delete_canvas"
+
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// Job is a background job's record.
+type Job struct {
+	ID      JobID
+	Canvas  CanvasID
+	Kind    string
+	State   string // JobRunning, JobDone or JobFailed
+	Deleted int64  // objects deleted so far
+	Total   int64  // objects found so far
+	Error   string // why it failed, fit for an admin to read
+	Created time.Time
+	Updated time.Time
+}
+
+// canvasObjects is what deleting a canvas needs from Cloud Storage.
+type canvasObjects interface {
+	// Objects lists the objects under prefix, page by page.
+	Objects(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+	// Delete removes key (ifGeneration 0: any); absent wraps ErrNotFound,
+	// held wraps ErrHeld.
+	Delete(ctx context.Context, key string, ifGeneration int64) error
+	// SetTemporaryHold releases (held false) the object's hold.
+	SetTemporaryHold(ctx context.Context, key string, held bool, customTime time.Time) (ObjectInfo, error)
+}
+
+// jobIndex is what the job runner needs from the index.
+type jobIndex interface {
+	// StartJob inserts j unless a job of its kind already runs for its
+	// canvas; it returns the running job and whether it is j.
+	StartJob(ctx context.Context, j Job) (Job, bool, error)
+	// Job returns one job; unknown wraps ErrNotFound.
+	Job(ctx context.Context, id JobID) (Job, error)
+	// ClaimJobs takes over running jobs not updated since staleBefore by
+	// setting their updated_at to now, and returns them.
+	ClaimJobs(ctx context.Context, staleBefore, now time.Time) ([]Job, error)
+	// UpdateJob records j's progress, state and error.
+	UpdateJob(ctx context.Context, j Job) error
+	// RemoveCanvasRows deletes up to batch index rows of each table of the
+	// canvas and returns how many it deleted (0: none left).
+	RemoveCanvasRows(ctx context.Context, c CanvasID, batch int) (int64, error)
+}
+
+// HoldReleaser releases every hold of a canvas (holds.Service).
+type HoldReleaser interface {
+	ReleaseAll(ctx context.Context, c CanvasID) (int, error)
+}
+
+// Defaults of Jobs' settings.
+const (
+	DefaultDeleteConcurrency = 16
+	DefaultRowBatch          = 5000
+	DefaultJobLease          = time.Minute
+	// maxDeletePasses bounds how often a job lists the canvas again: a
+	// listing that pages by offset can skip objects while earlier ones are
+	// deleted, and traces saved while the job runs show up in later passes.
+	maxDeletePasses = 10
+	// progressEvery is how many deletions pass between progress writes.
+	progressEvery = 500
+)
+
+// Jobs runs background jobs (canvas deletion) and owns their goroutines:
+// DeleteCanvas records a job and hands it to Run, which runs it; Run also
+// takes over running jobs that no process has updated for Lease (a crash,
+// a restart, a replica that went away). Every step of a job is idempotent,
+// so a job taken over simply starts again. Safe for concurrent use.
+type Jobs struct {
+	objects canvasObjects
+	index   jobIndex
+	now     func() time.Time
+	log     *slog.Logger
+
+	// Holds, if set, releases the canvas's holds before its objects are
+	// deleted. Without it a held object is released when its delete is
+	// refused, which also works but leaves the index's hold rows to go
+	// with the canvas.
+	Holds HoldReleaser
+	// Concurrency bounds object deletions in flight (default 16).
+	Concurrency int
+	// RowBatch bounds the index rows deleted per statement (default 5000).
+	RowBatch int
+	// Lease is how long a running job may go without progress before Run
+	// takes it over (default 1 minute). Progress is written every few
+	// hundred deletions and every row batch.
+	Lease time.Duration
+
+	mu     sync.Mutex
+	queue  []Job
+	active map[JobID]chan struct{}
+	wake   chan struct{}
+}
+
+// NewJobs returns a runner; now is the clock, log may be nil. Call Run.
+func NewJobs(o canvasObjects, ix jobIndex, now func() time.Time, log *slog.Logger) *Jobs {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Jobs{
+		objects: o, index: ix, now: now, log: log.With("component", "jobs"),
+		Concurrency: DefaultDeleteConcurrency, RowBatch: DefaultRowBatch, Lease: DefaultJobLease,
+		active: map[JobID]chan struct{}{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// DeleteCanvas starts deleting every object and index row of canvas c and
+// returns the job. While one runs for c, it returns that one instead
+// (idempotent). The job runs once Run is running (in this process, or in
+// another one after Lease). Backend faults wrap ErrUnavailable.
+func (j *Jobs) DeleteCanvas(ctx context.Context, c CanvasID) (Job, error) {
+	now := j.now().UTC()
+	job, created, err := j.index.StartJob(ctx, Job{
+		ID: JobID(NewTraceID(now)), Canvas: c, Kind: JobDeleteCanvas, State: JobRunning,
+		Created: now, Updated: now,
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("delete canvas %s: %w", c, err)
+	}
+	if created {
+		j.enqueue(job)
+	}
+	return job, nil
+}
+
+// Job returns a job's record; an unknown ID wraps ErrNotFound.
+func (j *Jobs) Job(ctx context.Context, id JobID) (Job, error) {
+	job, err := j.index.Job(ctx, id)
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	return job, nil
+}
+
+// Wait blocks until job id, if this process runs or queued it, has
+// finished (or ctx is done), then returns its record.
+func (j *Jobs) Wait(ctx context.Context, id JobID) (Job, error) {
+	j.mu.Lock()
+	done := j.active[id]
+	j.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return Job{}, ctx.Err()
+		}
+	}
+	return j.Job(ctx, id)
+}
+
+// enqueue hands a job to Run unless this process already has it.
+func (j *Jobs) enqueue(job Job) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.active[job.ID]; ok {
+		return
+	}
+	j.active[job.ID] = make(chan struct{})
+	j.queue = append(j.queue, job)
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (j *Jobs) take() []Job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	q := j.queue
+	j.queue = nil
+	return q
+}
+
+func (j *Jobs) finish(id JobID) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if done, ok := j.active[id]; ok {
+		close(done)
+		delete(j.active, id)
+	}
+}
+
+func (j *Jobs) lease() time.Duration {
+	if j.Lease <= 0 {
+		return DefaultJobLease
+	}
+	return j.Lease
+}
+
+// Run runs jobs until ctx is done: those DeleteCanvas starts, and running
+// jobs nobody has updated for Lease (checked at start and every Lease). It
+// returns nil after its jobs have stopped; a job stopped by ctx stays
+// running in the index and is taken over after a restart.
+func (j *Jobs) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(j.lease())
+	defer tick.Stop()
+	j.claim(ctx)
+	for {
+		for _, job := range j.take() {
+			wg.Go(func() {
+				defer j.finish(job.ID)
+				j.run(ctx, job)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-j.wake:
+		case <-tick.C:
+			j.claim(ctx)
+		}
+	}
+}
+
+// claim takes over stale running jobs.
+func (j *Jobs) claim(ctx context.Context) {
+	now := j.now().UTC()
+	jobs, err := j.index.ClaimJobs(ctx, now.Add(-j.lease()), now)
+	if err != nil {
+		if ctx.Err() == nil {
+			j.log.Warn("claim stale jobs", "err", err)
+		}
+		return
+	}
+	for _, job := range jobs {
+		j.log.Info("job taken over", "job_id", job.ID.String(), "canvas_id", job.Canvas.String())
+		j.enqueue(job)
+	}
+}
+
+// run executes one job and records how it ended.
+func (j *Jobs) run(ctx context.Context, job Job) {
+	start := j.now()
+	err := j.deleteCanvas(ctx, &job)
+	if ctx.Err() != nil {
+		return // stopping: the job stays running and is taken over later
+	}
+	job.State, job.Updated = JobDone, j.now().UTC()
+	if err != nil {
+		job.State, job.Error = JobFailed, jobMessage(err)
+		j.log.Error("job failed", "job_id", job.ID.String(), "canvas_id", job.Canvas.String(), "err", err)
+	}
+	if uerr := j.index.UpdateJob(ctx, job); uerr != nil {
+		j.log.Error("record job end", "job_id", job.ID.String(), "canvas_id", job.Canvas.String(), "err", uerr)
+		return
+	}
+	if err == nil {
+		j.log.Info("canvas deleted", "job_id", job.ID.String(), "canvas_id", job.Canvas.String(),
+			"count", job.Deleted, "duration", j.now().Sub(start))
+	}
+}
+
+// jobMessage is what an admin reads about a failed job: no keys, no SQL.
+func jobMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return "a backend was unavailable; delete the canvas again to resume"
+	case errors.Is(err, ErrHeld):
+		return "an object stayed held; delete the canvas again to resume"
+	}
+	return "internal error; delete the canvas again to resume (details in the gateway log)"
+}
+
+// deleteCanvas is the job: release holds, delete every object under the
+// canvas prefix (pass after pass until a listing finds none), then the
+// index rows in batches. Every step may be repeated.
+func (j *Jobs) deleteCanvas(ctx context.Context, job *Job) error {
+	c := job.Canvas
+	if j.Holds != nil {
+		if _, err := j.Holds.ReleaseAll(ctx, c); err != nil {
+			return fmt.Errorf("release holds: %w", err)
+		}
+	}
+	for pass := 1; ; pass++ {
+		found, err := j.deletePass(ctx, job)
+		if err != nil {
+			return err
+		}
+		if found == 0 {
+			break
+		}
+		if pass == maxDeletePasses {
+			return fmt.Errorf("delete objects of %s: still finding objects after %d passes (being written?): %w", c, pass, ErrUnavailable)
+		}
+	}
+	for {
+		n, err := j.index.RemoveCanvasRows(ctx, c, j.rowBatch())
+		if err != nil {
+			return fmt.Errorf("remove index rows: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		job.Updated = j.now().UTC()
+		if err := j.index.UpdateJob(ctx, *job); err != nil {
+			return fmt.Errorf("record progress: %w", err)
+		}
+	}
+}
+
+func (j *Jobs) rowBatch() int {
+	if j.RowBatch <= 0 {
+		return DefaultRowBatch
+	}
+	return j.RowBatch
+}
+
+// deletePass lists the canvas once and deletes what it finds, with bounded
+// concurrency. It returns how many objects the listing found.
+func (j *Jobs) deletePass(ctx context.Context, job *Job) (found int64, err error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(j.Concurrency, 1))
+	var deleted atomic.Int64
+	reported := int64(0)
+	prefix := CanvasPrefix(job.Canvas)
+	for info, lerr := range j.objects.Objects(gctx, prefix) {
+		if lerr != nil {
+			err = fmt.Errorf("list %s: %w", prefix, lerr)
+			break
+		}
+		found++
+		g.Go(func() error {
+			ok, err := j.deleteObject(gctx, info.Key)
+			if ok {
+				deleted.Add(1)
+			}
+			return err
+		})
+		if d := deleted.Load(); d-reported >= progressEvery {
+			reported = d
+			if err = j.progress(gctx, job, found, d); err != nil {
+				break
+			}
+		}
+	}
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	job.Deleted += deleted.Load()
+	job.Total += found
+	if err != nil {
+		return found, err
+	}
+	if found > 0 {
+		job.Updated = j.now().UTC()
+		if err := j.index.UpdateJob(ctx, *job); err != nil {
+			return found, fmt.Errorf("record progress: %w", err)
+		}
+	}
+	return found, nil
+}
+
+// progress records a pass's progress so far (and renews the job's lease).
+func (j *Jobs) progress(ctx context.Context, job *Job, found, deleted int64) error {
+	p := *job
+	p.Deleted, p.Total, p.Updated = job.Deleted+deleted, job.Total+found, j.now().UTC()
+	if err := j.index.UpdateJob(ctx, p); err != nil {
+		return fmt.Errorf("record progress: %w", err)
+	}
+	return nil
+}
+
+// deleteObject deletes one object; gone already is fine, and a held object
+// is released first. ok reports that this call deleted it.
+func (j *Jobs) deleteObject(ctx context.Context, key string) (ok bool, err error) {
+	err = j.objects.Delete(ctx, key, 0)
+	if errors.Is(err, ErrHeld) {
+		if _, err = j.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
+			err = j.objects.Delete(ctx, key, 0)
+		}
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("delete %s: %w", key, err)
+}

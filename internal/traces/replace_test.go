@@ -1,0 +1,260 @@
+package traces_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tracegw/tracegw/emulator"
+	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/objstore"
+	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/testutil"
+)
+
+// execRig is a Service on a real PostgreSQL index and a bucket.
+type execRig struct {
+	svc   *traces.Service
+	db    *index.DB
+	dbURL string
+	gcs   *objstore.GCS
+	now   func() time.Time
+	c     traces.CanvasID
+	emu   *testutil.Emu // nil on the memory backend
+}
+
+// newExecRig uses the GCS emulator and its clock.
+func newExecRig(t *testing.T) *execRig {
+	t.Helper()
+	return newExecRigIn(t, "")
+}
+
+// newExecRigIn is newExecRig with the emulator's files in dir ("": a
+// temporary directory).
+func newExecRigIn(t *testing.T, dir string) *execRig {
+	t.Helper()
+	emu := testutil.EmulatorWithOptions(t, emulator.Options{Dir: dir})
+	r := newRigOn(t, objstore.New(emu.Client, emu.Bucket), emu.E.Now)
+	r.emu = emu
+	return r
+}
+
+// newLayerRig uses fake-gcs-server's memory backend: the emulator's
+// filesystem backend stores object names as paths, so a trace object
+// ({c}/traces/{id}, a file) and its layers ({c}/traces/{id}/layers/N, under
+// a directory of the same name) cannot both exist there. Switch layer tests
+// to newExecRig once the emulator stores nested names.
+func newLayerRig(t *testing.T) *execRig {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "traces"})
+	return newRigOn(t, objstore.New(srv.Client(), "traces"), time.Now)
+}
+
+func newRigOn(t *testing.T, gcs *objstore.GCS, now func() time.Time) *execRig {
+	t.Helper()
+	url := testutil.PG(t)
+	db, err := index.Open(t.Context(), url, index.Options{})
+	if err != nil {
+		t.Fatalf("open index: %v", err)
+	}
+	t.Cleanup(db.Close)
+	c, err := traces.ParseCanvasID("0e3f5a1c-0000-4000-8000-00000000c0de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &execRig{svc: traces.NewService(gcs, db, now, nil), db: db, dbURL: url, gcs: gcs, now: now, c: c}
+}
+
+// value is the msgpack encoding of a small positive integer.
+func value(n int) traces.Value { return traces.Value{byte(n)} }
+
+func result(tlid traces.TLID, expr uint64, v int) traces.FunctionResult {
+	return traces.FunctionResult{TLID: tlid, ExprID: expr, FnName: "HttpClient.get", ArgHash: "a1", Value: value(v)}
+}
+
+// save stores a trace of root touching tlids, with one function result.
+func (r *execRig) save(t *testing.T, root traces.TLID, tlids ...traces.TLID) traces.Saved {
+	t.Helper()
+	saved, err := r.svc.Save(t.Context(), r.c, &traces.Trace{
+		RootTLID: root, TLIDs: tlids,
+		Input:           []traces.InputVar{{Name: "request", Value: value(1)}},
+		FunctionResults: []traces.FunctionResult{result(root, 1, 1)},
+	})
+	if err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	return saved
+}
+
+func (r *execRig) listed(t *testing.T, tlid traces.TLID) []traces.TraceID {
+	t.Helper()
+	list, err := r.svc.Recent(t.Context(), r.c, tlid, 10)
+	if err != nil {
+		t.Fatalf("Recent(%d): %v", tlid, err)
+	}
+	ids := []traces.TraceID{}
+	for _, s := range list {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+func TestReplaceConcurrentIfMatchOneWins(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	saved := r.save(t, 10)
+	const n = 2
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		res   [n]traces.Saved
+		errs  [n]error
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res[i], errs[i] = r.svc.Replace(t.Context(), r.c, saved.ID, &traces.Trace{
+				RootTLID: 10, Input: []traces.InputVar{{Name: "request", Value: value(10 + i)}},
+			}, saved.Generation)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("both replaces won: %+v, %+v", res[winner], res[i])
+			}
+			winner = i
+		case !errors.Is(err, traces.ErrPreconditionFailed):
+			t.Fatalf("replace %d: %v, want ErrPreconditionFailed or success", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no replace won: %v", errs)
+	}
+	read, err := r.svc.Get(t.Context(), r.c, saved.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if read.Generation != res[winner].Generation || read.Record.Generation != res[winner].Generation {
+		t.Errorf("object/index generation = %d/%d, want the winner's %d", read.Generation, read.Record.Generation, res[winner].Generation)
+	}
+	if got, want := read.Trace.Input[0].Value, value(10+winner); !cmp.Equal(got, want) {
+		t.Errorf("input = %v, want the winner's %v", got, want)
+	}
+}
+
+func TestReplaceUpdatesIndexAndDropsLayers(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1, 2, 3)
+	for i := range 2 {
+		if _, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(7, 1, i)}); err != nil {
+			t.Fatalf("AddLayer: %v", err)
+		}
+	}
+	got, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{RootTLID: 1, TLIDs: []traces.TLID{4}}, 0)
+	if err != nil {
+		t.Fatalf("Replace without If-Match: %v", err)
+	}
+	if got.Created || got.Generation == saved.Generation {
+		t.Errorf("Replace = %+v; want an overwrite with a new generation", got)
+	}
+	for tlid, want := range map[traces.TLID]int{1: 1, 2: 0, 3: 0, 4: 1, 7: 0} {
+		if n := len(r.listed(t, tlid)); n != want {
+			t.Errorf("traces listed under tlid %d = %d, want %d", tlid, n, want)
+		}
+	}
+	read, err := r.svc.Get(ctx, r.c, saved.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if read.Record.Layers != 0 || len(read.Trace.FunctionResults) != 0 {
+		t.Errorf("after replace: layers %d, results %v; want none", read.Record.Layers, read.Trace.FunctionResults)
+	}
+	if d := cmp.Diff([]traces.TLID{1, 4}, read.Record.TLIDs); d != "" {
+		t.Errorf("indexed tlids (-want +got):\n%s", d)
+	}
+	for n := 1; n <= 2; n++ {
+		if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, n)); !errors.Is(err, traces.ErrNotFound) {
+			t.Errorf("old layer %d: Stat err = %v, want ErrNotFound", n, err)
+		}
+	}
+}
+
+// The overwrite publishes OBJECT_DELETE for the old generation. Even a
+// consumer that ignored overwrittenByGeneration would only remove rows of
+// that generation or older, and the rows now describe the new one.
+func TestReplacedTraceSurvivesOverwriteNotification(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	got, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{RootTLID: 1}, saved.Generation)
+	if err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	n, err := r.db.RemoveMany(ctx, []index.Deletion{{Canvas: r.c, ID: saved.ID, Generation: saved.Generation}})
+	if err != nil || n != 0 {
+		t.Fatalf("RemoveMany(old generation) = %d, %v; want 0, nil", n, err)
+	}
+	if ids := r.listed(t, 1); len(ids) != 1 || ids[0] != saved.ID {
+		t.Errorf("listed after the overwrite notification = %v, want [%s]", ids, saved.ID)
+	}
+	if read, err := r.svc.Get(ctx, r.c, saved.ID); err != nil || read.Generation != got.Generation {
+		t.Errorf("Get = generation %d, %v; want %d", read.Generation, err, got.Generation)
+	}
+}
+
+func TestReplaceErrors(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	held := r.save(t, 2)
+	if _, err := r.gcs.SetTemporaryHold(ctx, traces.TraceKey(r.c, held.ID), true, time.Time{}); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	other := traces.NewTraceID(r.now())
+	for _, tc := range []struct {
+		name  string
+		id    traces.TraceID
+		body  traces.Trace
+		ifGen int64
+		want  error
+	}{
+		{"stale If-Match", saved.ID, traces.Trace{RootTLID: 1}, saved.Generation + 1, traces.ErrPreconditionFailed},
+		{"body names another trace", saved.ID, traces.Trace{ID: other, RootTLID: 1}, 0, traces.ErrInvalid},
+		{"If-Match on an unknown trace", other, traces.Trace{RootTLID: 1}, 12345, traces.ErrPreconditionFailed},
+		{"held", held.ID, traces.Trace{RootTLID: 2}, held.Generation, traces.ErrHeld},
+		{"held without If-Match", held.ID, traces.Trace{RootTLID: 2}, 0, traces.ErrHeld},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body
+			if _, err := r.svc.Replace(ctx, r.c, tc.id, &body, tc.ifGen); !errors.Is(err, tc.want) {
+				t.Errorf("Replace = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// A replace of an unknown trace without If-Match creates it.
+	got, err := r.svc.Replace(ctx, r.c, other, &traces.Trace{RootTLID: 3}, 0)
+	if err != nil || !got.Created {
+		t.Fatalf("Replace(unknown, no If-Match) = %+v, %v; want created", got, err)
+	}
+	if ids := r.listed(t, 3); len(ids) != 1 || ids[0] != other {
+		t.Errorf("listed under 3 = %v, want [%s]", ids, other)
+	}
+}

@@ -11,8 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tracegw/tracegw/emulator"
+	"github.com/tracegw/tracegw/internal/httpapi"
+	"github.com/tracegw/tracegw/internal/notify"
+	"github.com/tracegw/tracegw/internal/ttl"
 )
 
 // runDev runs the whole system on one machine with no cloud account.
@@ -41,21 +48,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // devSystem is everything `tracegw dev` runs, built in dependency order and
 // closed in reverse.
 type devSystem struct {
-	log     *slog.Logger
-	emu     *emulator.Emulator
-	emuSrv  *http.Server
-	pubsub  *localPubSub
-	pg      *devPG
-	st      *stack
-	token   string
-	closers []func()
+	log      *slog.Logger
+	emu      *emulator.Emulator
+	emuSrv   *http.Server
+	pubsub   *localPubSub
+	pg       *devPG
+	st       *stack
+	token    string
+	consumer *consumer
+	gc       *ttl.GC
+	drained  int64 // notifications consumed as of the last drain
+	closers  []func()
 }
 
 // startDev starts the emulator (filesystem data in <data-dir>/gcs), Pub/Sub,
 // PostgreSQL (DATABASE_URL or a private server in <data-dir>/pg), migrates,
 // sets the bucket up and builds the gateway on the emulator's clock.
-func startDev(ctx context.Context, c Config, log *slog.Logger) (d *devSystem, err error) {
-	d = &devSystem{log: log}
+func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, err error) {
+	d := &devSystem{log: log}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -102,12 +112,83 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (d *devSystem, er
 	if err := migrate(ctx, c.DatabaseURL); err != nil {
 		return nil, err
 	}
-	d.st, err = newStack(ctx, c, log, d.emu.Now, nil)
+	key, err := httpapi.LoadOrCreateKey(filepath.Join(c.DataDir, "signing.key"))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	// Tokens expire on the wall clock, not the emulator's: advancing the
+	// clock a month must not lock the developer out.
+	d.token = httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleAdmin, Expiry: time.Now().Add(30 * 24 * time.Hour)})
+	d.st, err = newStack(ctx, c, log, d.emu.Now, &httpapi.HMACAuth{Key: key, Now: time.Now})
 	if err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.st.Close)
+	if err := d.wireRetention(ctx, c); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// wireRetention sets the bucket up (lifecycle rule, notification config),
+// creates the topic and subscription, and builds the GC and the consumer;
+// the emulator's clock then runs GC at each step and waits for the
+// resulting notifications to be consumed.
+func (d *devSystem) wireRetention(ctx context.Context, c Config) error {
+	rep, err := ttl.SetupBucket(ctx, d.st.gcs, c.policy(), ttl.BucketOptions{Project: c.PubSubProject, Topic: c.topicName()}, false)
+	if err != nil {
+		return fmt.Errorf("set up bucket: %w", err)
+	}
+	for _, ch := range rep.Changes {
+		d.log.Info("bucket set up", "change", ch)
+	}
+	ps, err := pubsub.NewClient(ctx, c.PubSubProject, d.pubsub.Opts...)
+	if err != nil {
+		return fmt.Errorf("pubsub client: %w", err)
+	}
+	err = notify.EnsureSubscription(ctx, ps, c.PubSubProject, c.Topic, c.Subscription)
+	_ = ps.Close()
+	if err != nil {
+		return err
+	}
+	if d.consumer, err = d.st.newConsumer(ctx, c, d.pubsub.Opts...); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.consumer.Close)
+	if d.gc, err = d.st.newGC(c, ttl.Options{}); err != nil {
+		return err
+	}
+	d.emu.SetHooks(emulator.Hooks{OnStep: d.gc.Step, Drain: d.drain})
+	return nil
+}
+
+// drain waits until the consumer has handled every notification the
+// emulator published, and reports how many it handled since the last call.
+func (d *devSystem) drain(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for d.consumer.Applied() < d.emu.Published() {
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for notifications: %d of %d consumed: %w", d.consumer.Applied(), d.emu.Published(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	now := d.consumer.Applied()
+	n := now - d.drained
+	d.drained = now
+	return int(n), nil
+}
+
+// run runs the background workers (notification consumer, GC loop) until
+// ctx ends.
+func (d *devSystem) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.consumer.Run(gctx) })
+	g.Go(func() error { return d.gc.Run(gctx) })
+	return g.Wait()
 }
 
 // handler serves the API and, on the same listener, the emulator's control
@@ -124,11 +205,16 @@ func (d *devSystem) handler() http.Handler {
 }
 
 func (d *devSystem) serve(ctx context.Context, ln net.Listener, c Config) error {
-	err := serveHTTP(ctx, ln, d.handler(), c.ShutdownTimeout, d.log)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.run(gctx) })
+	g.Go(func() error {
+		err := serveHTTP(gctx, ln, d.handler(), c.ShutdownTimeout, d.log)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	return g.Wait()
 }
 
 func (d *devSystem) printBanner(w io.Writer, url string) {

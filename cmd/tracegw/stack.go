@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/api/option"
 
+	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
@@ -30,6 +31,7 @@ type stack struct {
 	gcs    *objstore.GCS
 	svc    *traces.Service
 	api    *httpapi.Server
+	holds  *holds.Service
 	limits traces.Limits
 	// reg is the process's one metrics registry: the HTTP layer, the GCS
 	// call counters and whatever GC and notify register (pass reg to them).
@@ -73,8 +75,10 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
+	s.holds = holds.New(s.objects, db, now, log.With("component", "holds"))
+	s.holds.Quota = c.HoldQuota
 	s.api = httpapi.New(httpapi.Options{
-		Service: s.svc, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
+		Service: s.svc, Holds: s.holds, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
 		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
 	})
 	return s, nil

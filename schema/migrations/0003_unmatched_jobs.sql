@@ -1,4 +1,6 @@
 -- Unmatched requests ("404s") and background jobs (canvas deletion).
+-- IF NOT EXISTS: schema_test rebuilds from a database it emptied of the
+-- 0001 tables only.
 
 -- One row per unmatched request. The listing is a loose index scan of the
 -- primary key: per route, the newest trace_id (UUIDv7, so time order).
@@ -6,7 +8,7 @@
 -- locale. Rows leave when the route is dismissed, when their object's
 -- deletion notification arrives, or with the canvas; the listing filters
 -- out requests older than the retention period meanwhile.
-CREATE TABLE unmatched (
+CREATE TABLE IF NOT EXISTS unmatched (
   canvas_id uuid        NOT NULL,
   module    text        COLLATE "C" NOT NULL,
   path      text        COLLATE "C" NOT NULL,
@@ -17,11 +19,11 @@ CREATE TABLE unmatched (
 );
 
 -- Removal by object name (the deletion notification names only the ID).
-CREATE INDEX unmatched_by_id ON unmatched (canvas_id, trace_id);
+CREATE INDEX IF NOT EXISTS unmatched_by_id ON unmatched (canvas_id, trace_id);
 
 -- Background jobs. Exception to "leads with canvas_id": a job is looked up
 -- by its ID alone (GET /v1/jobs/{id}).
-CREATE TABLE jobs (
+CREATE TABLE IF NOT EXISTS jobs (
   id         uuid        PRIMARY KEY,
   canvas_id  uuid        NOT NULL,
   kind       text        NOT NULL,
@@ -35,7 +37,7 @@ CREATE TABLE jobs (
 
 -- At most one running job of a kind per canvas: a second DELETE of a canvas
 -- while one runs gets the same job.
-CREATE UNIQUE INDEX jobs_running ON jobs (canvas_id, kind) WHERE state = 'running';
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_running ON jobs (canvas_id, kind) WHERE state = 'running';
 
 -- Stale running jobs, for the runner that takes them over.
-CREATE INDEX jobs_running_since ON jobs (updated_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_running_since ON jobs (updated_at) WHERE state = 'running';

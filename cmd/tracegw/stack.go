@@ -112,7 +112,11 @@ func (s *stack) Close() {
 // past the timeout the remaining connections are closed. The caller closes
 // the backends (pools) after serveHTTP returns.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	// Headers are bounded in size and time; a whole request (a 16 MiB body
+	// at 1 Mbit/s takes two minutes) in time too, so a client trickling a
+	// body cannot hold a connection and its buffer for ever.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

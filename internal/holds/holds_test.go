@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,55 +47,13 @@ func (f *flakyIndex) ClearHold(ctx context.Context, c traces.CanvasID, id traces
 	return f.DB.ClearHold(ctx, c, id, ct)
 }
 
-// layerSafe works around the emulator's filesystem backend, which cannot
-// hold "K" and "K/layers/N" at once (it makes K a file, then needs it as a
-// directory: 500 "not a directory"). Layer names are stored with "~layers~"
-// in place of "/layers/"; everything else is the real adapter on the real
-// emulator (holds, 403s, lifecycle). Drop it once the emulator stores such
-// names.
-type layerSafe struct{ *objstore.GCS }
-
-func enc(key string) string { return strings.Replace(key, "/layers/", "~layers~", 1) }
-func dec(key string) string { return strings.Replace(key, "~layers~", "/layers/", 1) }
-
-func (l layerSafe) SetTemporaryHold(ctx context.Context, key string, held bool, ct time.Time) (traces.ObjectInfo, error) {
-	info, err := l.GCS.SetTemporaryHold(ctx, enc(key), held, ct)
-	info.Key = dec(info.Key)
-	return info, err
-}
-
-func (l layerSafe) Stat(ctx context.Context, key string) (traces.ObjectInfo, error) {
-	info, err := l.GCS.Stat(ctx, enc(key))
-	info.Key = dec(info.Key)
-	return info, err
-}
-
-func (l layerSafe) Objects(ctx context.Context, prefix string) iter.Seq2[traces.ObjectInfo, error] {
-	return func(yield func(traces.ObjectInfo, error) bool) {
-		for info, err := range l.GCS.Objects(ctx, enc(prefix)) {
-			info.Key = dec(info.Key)
-			if !yield(info, err) {
-				return
-			}
-		}
-	}
-}
-
-func (l layerSafe) Create(ctx context.Context, key string, body []byte, o traces.NewObject) (traces.ObjectInfo, error) {
-	return l.GCS.Create(ctx, enc(key), body, o)
-}
-
-func (l layerSafe) Delete(ctx context.Context, key string, gen int64) error {
-	return l.GCS.Delete(ctx, enc(key), gen)
-}
-
 // env is a hold service on a real PostgreSQL and an emulated bucket whose
 // lifecycle rule deletes objects 7 days after their customTime.
 type env struct {
 	emu    *testutil.Emu
 	db     *index.DB
 	ix     *flakyIndex
-	gcs    layerSafe
+	gcs    *objstore.GCS
 	svc    *holds.Service
 	canvas traces.CanvasID
 	base   time.Time // trace timestamps start here
@@ -120,7 +77,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("set lifecycle rule: %v", err)
 	}
-	gcs := layerSafe{objstore.New(emu.Client, emu.Bucket)}
+	gcs := objstore.New(emu.Client, emu.Bucket)
 	ix := &flakyIndex{DB: db}
 	c, err := traces.ParseCanvasID("5e1d0000-0000-4000-8000-00000000c0de")
 	if err != nil {
@@ -252,7 +209,7 @@ func TestHeldTraceOutlivesRetention(t *testing.T) {
 	diff(t, "index after hold", []string{"true", "true"}, e.indexHeld(t, held))
 
 	for _, k := range keys(held) {
-		err := e.emu.Client.Bucket(e.emu.Bucket).Object(enc(k)).Delete(ctx)
+		err := e.emu.Client.Bucket(e.emu.Bucket).Object(k).Delete(ctx)
 		var ge *googleapi.Error
 		if !errors.As(err, &ge) || ge.Code != http.StatusForbidden {
 			t.Errorf("delete held %s: err %v, want 403", k, err)

@@ -26,18 +26,18 @@ type stored struct {
 	layersFree bool     // some layer object is not held
 }
 
-// scan lists the canvas's trace and layer objects (Class A listing calls,
-// 1,000 names each) and groups them by trace.
+// scan lists the canvas's objects (Class A listing calls, 1,000 names
+// each) and groups its traces and layers by trace.
 func (s *Service) scan(ctx context.Context, c traces.CanvasID) (map[traces.TraceID]*stored, error) {
 	out := map[traces.TraceID]*stored{}
-	prefix := traces.CanvasPrefix(c) + "traces/"
+	prefix := traces.CanvasPrefix(c)
 	for info, err := range s.objects.Objects(ctx, prefix) {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		k, err := traces.ParseKey(info.Key)
-		if err != nil || k.Canvas != c {
-			continue // not ours: leave it alone
+		if err != nil || k.Canvas != c || k.Kind == traces.KindUnmatched {
+			continue // not a trace or layer of this canvas: leave it alone
 		}
 		st := out[k.Trace]
 		if st == nil {

@@ -30,7 +30,7 @@ type gateway struct {
 	Emu    *testutil.Emu
 }
 
-func newGateway(t *testing.T) *gateway {
+func newGateway(t testing.TB) *gateway {
 	t.Helper()
 	ctx := t.Context()
 	db, err := index.Open(ctx, testutil.PG(t), index.Options{})
@@ -48,7 +48,7 @@ func newGateway(t *testing.T) *gateway {
 }
 
 // call sends a request and returns status, headers and body.
-func call(t *testing.T, method, url, contentType string, body []byte, hdr ...string) (int, http.Header, []byte) {
+func call(t testing.TB, method, url, contentType string, body []byte, hdr ...string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, url, bytes.NewReader(body))
 	if err != nil {
@@ -73,7 +73,7 @@ func call(t *testing.T, method, url, contentType string, body []byte, hdr ...str
 }
 
 // errorOf decodes API.md's error body.
-func errorOf(t *testing.T, b []byte) (code, field string) {
+func errorOf(t testing.TB, b []byte) (code, field string) {
 	t.Helper()
 	var e struct {
 		Error struct{ Code, Message, Field string }

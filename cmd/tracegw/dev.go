@@ -188,6 +188,7 @@ func (d *devSystem) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.consumer.Run(gctx) })
 	g.Go(func() error { return d.gc.Run(gctx) })
+	g.Go(func() error { return d.st.jobs.Run(gctx) })
 	return g.Wait()
 }
 

@@ -45,6 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	st.checkBucket(ctx, c)
+	g.Go(func() error { return st.jobs.Run(gctx) })
 	if c.RunGC {
 		gc, err := st.newGC(c, ttl.Options{})
 		if err != nil {

@@ -32,6 +32,8 @@ type stack struct {
 	svc    *traces.Service
 	api    *httpapi.Server
 	holds  *holds.Service
+	// jobs runs canvas deletions; whoever serves the API runs jobs.Run.
+	jobs   *traces.Jobs
 	limits traces.Limits
 	// reg is the process's one metrics registry: the HTTP layer, the GCS
 	// call counters and whatever GC and notify register (pass reg to them).
@@ -75,10 +77,13 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
+	s.svc.Retention = time.Duration(c.Retention)
 	s.holds = holds.New(s.objects, db, now, log.With("component", "holds"))
 	s.holds.Quota = c.HoldQuota
+	s.jobs = traces.NewJobs(s.objects, db, now, log.With("component", "jobs"))
+	s.jobs.Holds = s.holds
 	s.api = httpapi.New(httpapi.Options{
-		Service: s.svc, Holds: s.holds, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
+		Service: s.svc, Holds: s.holds, Jobs: s.jobs, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
 		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
 	})
 	return s, nil

@@ -54,6 +54,7 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 	}
 	cons, err := notify.New(client.Subscriber(c.Subscription), s.db, s.objects, notify.Options{
 		Bucket: c.Bucket, Logger: s.log, Registry: s.reg, Now: s.now,
+		Unmatched: s.db.RemoveUnmatched, // 404 rows leave with their objects
 	})
 	if err != nil {
 		_ = client.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func Emulator(t testing.TB) *Emu {
 func EmulatorWithOptions(t testing.TB, o emulator.Options) *Emu {
 	t.Helper()
 	if o.Dir == "" {
-		o.Dir = t.TempDir()
+		o.Dir = fastTempDir(t)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -139,4 +140,22 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatalf("random: %v", err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// fastTempDir is a directory on tmpfs (/dev/shm) when there is one, else
+// t.TempDir(). fake-gcs-server's filesystem backend syncs every write to
+// disk twice, so on a disk the emulator manages about 100 uploads a second
+// and on tmpfs several hundred; tests only need the semantics, not the
+// durability.
+func fastTempDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "tracegw-emu-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

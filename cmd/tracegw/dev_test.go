@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,7 +19,16 @@ import (
 // the data dir, emulator, in-process Pub/Sub, free ports), saves traces over
 // HTTP, lists them, advances the emulator's clock 8 days and sees the traces
 // that are not kept gone from both the bucket and the index.
-func TestDevEndToEnd(t *testing.T) {
+// devTest is the dev wiring running in process on free ports.
+type devTest struct {
+	t   *testing.T
+	d   *devSystem
+	url string
+}
+
+// startDevTest starts dev in a fresh data dir; databaseURL "" means the
+// private PostgreSQL dev starts itself in that dir.
+func startDevTest(t *testing.T, databaseURL string) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
 	// The private PostgreSQL runs as the OS user postgres, which must reach
@@ -30,18 +38,27 @@ func TestDevEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := Load("dev", []string{"--data-dir", dir, "--listen", "127.0.0.1:0"}, func(string) string { return "" }, nil)
+	env := func(k string) string {
+		if k == "DATABASE_URL" {
+			return databaseURL
+		}
+		return ""
+	}
+	c, err := Load("dev", []string{"--data-dir", dir, "--listen", "127.0.0.1:0"}, env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := startDev(ctx, c, log)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
+		cancel()
+		d.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -53,65 +70,123 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		d.Close()
 	})
-	url := "http://" + ln.Addr().String()
-	const canvas = "7d3f5a1c-0000-4000-8000-0000000000aa"
-	do := func(method, path, body string) (int, []byte) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, url+path, bytes.NewBufferString(body))
-		req.Header.Set("Authorization", "Bearer "+d.token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
+	return &devTest{t: t, d: d, url: "http://" + ln.Addr().String()}
+}
+
+// do sends an authenticated request (JSON body if any).
+func (dt *devTest) do(method, path, body string) (int, []byte) {
+	t := dt.t
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, dt.url+path, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+dt.d.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// save stores a trace of root touching tlids and returns its ID.
+func (dt *devTest) save(canvas, root string, tlids ...string) string {
+	dt.t.Helper()
+	tl := ""
+	for i, x := range tlids {
+		if i > 0 {
+			tl += ","
 		}
-		resp, err := http.DefaultClient.Do(req)
+		tl += `"` + x + `"`
+	}
+	st, b := dt.do("POST", "/v1/canvases/"+canvas+"/traces", `{"rootTLID":"`+root+`","tlids":[`+tl+`]}`)
+	if st != 201 {
+		dt.t.Fatalf("save: %d %s", st, b)
+	}
+	var r struct{ TraceID string }
+	if err := json.Unmarshal(b, &r); err != nil {
+		dt.t.Fatal(err)
+	}
+	return r.TraceID
+}
+
+// list returns the trace IDs a toplevel lists, newest first.
+func (dt *devTest) list(canvas, tlid string) []string {
+	t := dt.t
+	t.Helper()
+	st, b := dt.do("GET", "/v1/canvases/"+canvas+"/toplevels/"+tlid+"/traces?limit=100", "")
+	if st != 200 {
+		t.Fatalf("list: %d %s", st, b)
+	}
+	var r struct{ Traces []struct{ TraceID string } }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(r.Traces))
+	for i, x := range r.Traces {
+		ids[i] = x.TraceID
+	}
+	return ids
+}
+
+// advance moves the emulator's clock through the API and returns the summary.
+func (dt *devTest) advance(by string) advanceSummary {
+	dt.t.Helper()
+	st, b := dt.do("POST", "/_emulator/clock/advance?by="+by, "")
+	if st != 200 {
+		dt.t.Fatalf("advance: %d %s", st, b)
+	}
+	var sum advanceSummary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		dt.t.Fatal(err)
+	}
+	return sum
+}
+
+type advanceSummary struct {
+	Renewed, Deleted, NotificationsConsumed int
+}
+
+// objects lists the canvas's object names in the bucket.
+func (dt *devTest) objects(canvas string) map[string]bool {
+	dt.t.Helper()
+	c, err := traces.ParseCanvasID(canvas)
+	if err != nil {
+		dt.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for info, err := range dt.d.st.gcs.Objects(dt.t.Context(), traces.CanvasPrefix(c)) {
 		if err != nil {
-			t.Fatal(err)
+			dt.t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+		out[info.Key] = true
 	}
-	for i := range 15 {
-		if st, b := do("POST", "/v1/canvases/"+canvas+"/traces", fmt.Sprintf(`{"rootTLID":"1","input":[["i",%d]]}`, i)); st != 201 {
-			t.Fatalf("save %d: %d %s", i, st, b)
-		}
+	return out
+}
+
+// TestDevEndToEnd starts the dev wiring in process (private PostgreSQL in
+// the data dir, emulator, in-process Pub/Sub, free ports), saves traces over
+// HTTP, lists them, advances the emulator's clock 8 days and sees the traces
+// that are not kept gone from both the bucket and the index.
+func TestDevEndToEnd(t *testing.T) {
+	dt := startDevTest(t, "")
+	const canvas = "7d3f5a1c-0000-4000-8000-0000000000aa"
+	for range 15 {
+		dt.save(canvas, "1")
 	}
-	for i := range 3 {
-		if st, b := do("POST", "/v1/canvases/"+canvas+"/traces", fmt.Sprintf(`{"rootTLID":"2","input":[["i",%d]]}`, i)); st != 201 {
-			t.Fatalf("save: %d %s", st, b)
-		}
+	for range 3 {
+		dt.save(canvas, "2")
 	}
-	list := func(tlid string) []string {
-		t.Helper()
-		st, b := do("GET", "/v1/canvases/"+canvas+"/toplevels/"+tlid+"/traces?limit=100", "")
-		if st != 200 {
-			t.Fatalf("list: %d %s", st, b)
-		}
-		var r struct{ Traces []struct{ TraceID string } }
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		ids := make([]string, len(r.Traces))
-		for i, x := range r.Traces {
-			ids[i] = x.TraceID
-		}
-		return ids
-	}
+	list := func(tlid string) []string { return dt.list(canvas, tlid) }
+	do := dt.do
 	before := list("1")
 	if len(before) != 15 || len(list("2")) != 3 {
 		t.Fatalf("listed %d and %d traces, want 15 and 3", len(before), len(list("2")))
 	}
-	st, b := do("POST", "/_emulator/clock/advance?by=8d", "")
-	if st != 200 {
-		t.Fatalf("advance: %d %s", st, b)
-	}
-	var sum struct {
-		Renewed, Deleted, NotificationsConsumed int
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
-	if sum.Deleted != 5 || sum.NotificationsConsumed != 5 || sum.Renewed != 13 {
-		t.Errorf("advance summary %s: want 13 renewed, 5 deleted, 5 notifications consumed", b)
+	if sum := dt.advance("8d"); sum.Deleted != 5 || sum.NotificationsConsumed != 5 || sum.Renewed != 13 {
+		t.Errorf("advance summary %+v: want 13 renewed, 5 deleted, 5 notifications consumed", sum)
 	}
 	after := list("1")
 	if len(after) != 10 || after[0] != before[0] || after[9] != before[9] {
@@ -120,16 +195,8 @@ func TestDevEndToEnd(t *testing.T) {
 	if n := len(list("2")); n != 3 {
 		t.Errorf("toplevel 2 lists %d traces, want 3", n)
 	}
-	c2, _ := traces.ParseCanvasID(canvas)
-	objects := 0
-	for _, err := range d.st.gcs.Objects(t.Context(), traces.CanvasPrefix(c2)) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		objects++
-	}
-	if objects != 13 {
-		t.Errorf("bucket holds %d objects of the canvas, want 13", objects)
+	if n := len(dt.objects(canvas)); n != 13 {
+		t.Errorf("bucket holds %d objects of the canvas, want 13", n)
 	}
 	for _, id := range before[10:] {
 		if st, _ := do("GET", "/v1/canvases/"+canvas+"/traces/"+id, ""); st != 404 {

@@ -24,7 +24,8 @@ type Removed struct {
 	Layers     int   // layer objects 1..Layers the trace had
 }
 
-// removeManyReturningSQL is removeManySQL returning the removed traces.
+// removeManyReturningSQL deletes the traces rows whose generation is at most
+// the named one, and their trace_tlids rows by primary key, returning them.
 const removeManyReturningSQL = `
 WITH d AS (
   DELETE FROM traces t

@@ -1,14 +1,11 @@
 package index
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -161,55 +158,12 @@ type Deletion struct {
 	Generation int64
 }
 
-const removeManySQL = `
-WITH d AS (
-  DELETE FROM traces t
-  USING unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS r(canvas_id, trace_id, generation)
-  WHERE t.canvas_id = r.canvas_id AND t.trace_id = r.trace_id AND t.generation <= r.generation
-  RETURNING t.canvas_id, t.trace_id, t.tlids
-), dt AS (
-  DELETE FROM trace_tlids tt
-  USING d, unnest(d.tlids) AS u(tlid)
-  WHERE tt.canvas_id = d.canvas_id AND tt.tlid = u.tlid AND tt.trace_id = d.trace_id
-)
-SELECT count(*) FROM d`
-
 // RemoveMany is Remove for a batch, in one statement (one round trip, all or
-// nothing), for the deletion-notification consumer. Rows already gone or
+// nothing): RemoveManyWithLayers without the list. Rows already gone or
 // newer than the named generation are skipped, not errors, so a redelivered
-// batch is harmless; removed counts the traces whose rows were deleted. A
-// trace named twice is removed if either generation allows it. Errors wrap
-// traces.ErrUnavailable when the server cannot be reached or the batch lost a
-// deadlock to a concurrent one three times in a row. Safe for concurrent use.
+// batch is harmless; removed counts the traces whose rows were deleted.
+// Errors as for RemoveManyWithLayers. Safe for concurrent use.
 func (db *DB) RemoveMany(ctx context.Context, ds []Deletion) (removed int, err error) {
-	if len(ds) == 0 {
-		return 0, nil
-	}
-	// Deleting in key order makes overlapping concurrent batches lock rows
-	// in the same order, which makes deadlocks rare.
-	ds = slices.Clone(ds)
-	slices.SortFunc(ds, func(a, b Deletion) int {
-		if c := bytes.Compare(a.Canvas[:], b.Canvas[:]); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
-	})
-	canvases := make([][16]byte, len(ds))
-	ids := make([][16]byte, len(ds))
-	gens := make([]int64, len(ds))
-	for i, d := range ds {
-		canvases[i], ids[i], gens[i] = d.Canvas, d.ID, d.Generation
-	}
-	var n int64
-	for attempt := 1; ; attempt++ {
-		err = db.pool.QueryRow(ctx, removeManySQL, canvases, ids, gens).Scan(&n)
-		var pe *pgconn.PgError
-		if err == nil || attempt == 3 || !errors.As(err, &pe) || pe.Code != "40P01" {
-			break
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("remove %d traces: %w", len(ds), translate(err))
-	}
-	return int(n), nil
+	rs, err := db.RemoveManyWithLayers(ctx, ds)
+	return len(rs), err
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
-
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
@@ -24,30 +22,17 @@ type execGateway struct {
 	URL  string
 	DB   *index.DB
 	GCS  *objstore.GCS
-	Emu  *testutil.Emu // nil on the memory backend
+	Emu  *testutil.Emu
 	Jobs *traces.Jobs
 }
 
-// newExecGateway uses the GCS emulator, or with memory fake-gcs-server's
-// memory backend: the emulator's filesystem backend cannot hold a trace
-// ({c}/traces/{id}) and its layers ({c}/traces/{id}/layers/N) at once.
-func newExecGateway(t *testing.T, memory bool) *execGateway {
+// newExecGateway is the gateway on the GCS emulator and its clock.
+func newExecGateway(t *testing.T) *execGateway {
 	t.Helper()
 	g := &execGateway{}
-	now := time.Now
-	if memory {
-		srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Stop)
-		srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "traces"})
-		g.GCS = objstore.New(srv.Client(), "traces")
-	} else {
-		g.Emu = testutil.Emulator(t)
-		g.GCS = objstore.New(g.Emu.Client, g.Emu.Bucket)
-		now = g.Emu.E.Now
-	}
+	g.Emu = testutil.Emulator(t)
+	g.GCS = objstore.New(g.Emu.Client, g.Emu.Bucket)
+	now := g.Emu.E.Now
 	db, err := index.Open(t.Context(), testutil.PG(t), index.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +80,7 @@ func (g *execGateway) getDoc(t *testing.T, id string) (etag string, doc map[stri
 
 func TestReplaceTraceHTTP(t *testing.T) {
 	t.Parallel()
-	g := newExecGateway(t, false)
+	g := newExecGateway(t)
 	id, gen := g.saveDoc(t, `{"rootTLID":"1","tlids":["2"],"input":[["request",1]]}`)
 	held, _ := g.saveDoc(t, `{"rootTLID":"1"}`)
 	if _, err := g.GCS.SetTemporaryHold(t.Context(), canvas+"/traces/"+held, true, time.Time{}); err != nil {
@@ -152,7 +137,7 @@ func TestReplaceTraceHTTP(t *testing.T) {
 
 func TestFunctionResultsHTTP(t *testing.T) {
 	t.Parallel()
-	g := newExecGateway(t, true)
+	g := newExecGateway(t)
 	id, _ := g.saveDoc(t, `{"rootTLID":"1","functionResults":[{"tlid":"5","exprID":"1","fnName":"f","argHash":"a","value":1}]}`)
 	url := g.canvasURL() + "/traces/" + id + "/function-results"
 	for i, layer := range []string{

@@ -1,7 +1,6 @@
 package traces_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
@@ -163,40 +161,25 @@ func TestAddLayerErrors(t *testing.T) {
 	}
 }
 
-// holdRecorder records which keys were held: the memory backend that layer
-// tests use drops holds.
-type holdRecorder struct {
-	*objstore.GCS
-	mu   sync.Mutex
-	held []string
-}
-
-func (h *holdRecorder) SetTemporaryHold(ctx context.Context, key string, held bool, ct time.Time) (traces.ObjectInfo, error) {
-	h.mu.Lock()
-	if held {
-		h.held = append(h.held, key)
-	}
-	h.mu.Unlock()
-	return h.GCS.SetTemporaryHold(ctx, key, held, ct)
-}
-
 // A layer added to a held trace is held too, so the lifecycle rule cannot
 // take it while the trace is kept.
 func TestAddLayerToHeldTrace(t *testing.T) {
 	t.Parallel()
 	r := newLayerRig(t)
 	ctx := t.Context()
-	rec := &holdRecorder{GCS: r.gcs}
-	svc := traces.NewService(rec, r.db, r.now, nil)
 	saved := r.save(t, 10)
 	if _, err := r.db.SetHold(ctx, r.c, saved.ID, "", r.now()); err != nil {
 		t.Fatal(err)
 	}
-	added, err := svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
+	added, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
 	if err != nil {
 		t.Fatalf("AddLayer: %v", err)
 	}
-	if d := cmp.Diff([]string{traces.LayerKey(r.c, saved.ID, added.N)}, rec.held); d != "" {
-		t.Errorf("held keys (-want +got):\n%s", d)
+	info, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, added.N))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.TemporaryHold {
+		t.Errorf("layer %d of a held trace is not held", added.N)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tracegw/tracegw/emulator"
@@ -24,7 +23,7 @@ type execRig struct {
 	gcs   *objstore.GCS
 	now   func() time.Time
 	c     traces.CanvasID
-	emu   *testutil.Emu // nil on the memory backend
+	emu   *testutil.Emu
 }
 
 // newExecRig uses the GCS emulator and its clock.
@@ -43,20 +42,11 @@ func newExecRigIn(t *testing.T, dir string) *execRig {
 	return r
 }
 
-// newLayerRig uses fake-gcs-server's memory backend: the emulator's
-// filesystem backend stores object names as paths, so a trace object
-// ({c}/traces/{id}, a file) and its layers ({c}/traces/{id}/layers/N, under
-// a directory of the same name) cannot both exist there. Switch layer tests
-// to newExecRig once the emulator stores nested names.
+// newLayerRig is newExecRig: layers sit beside their trace
+// ({c}/layers/{id}/N), so the emulator stores both.
 func newLayerRig(t *testing.T) *execRig {
 	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "traces"})
-	return newRigOn(t, objstore.New(srv.Client(), "traces"), time.Now)
+	return newExecRig(t)
 }
 
 func newRigOn(t *testing.T, gcs *objstore.GCS, now func() time.Time) *execRig {

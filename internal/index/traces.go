@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-
 	"github.com/tracegw/tracegw/internal/traces"
 )
 

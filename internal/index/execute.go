@@ -24,7 +24,7 @@ const lockTraceSQL = `SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2 
 // toplevels the new trace no longer touches removed, the others upserted,
 // new toplevels added. Only a newer generation may replace the row, so a
 // replace whose index write is overtaken by a later one changes nothing.
-const replaceTraceSQL = `
+var replaceTraceSQL = `
 WITH old AS (
   SELECT tlids, layers, held_at IS NOT NULL AS held FROM traces
   WHERE canvas_id = $1 AND trace_id = $2
@@ -49,10 +49,15 @@ WITH old AS (
   WHERE EXISTS (SELECT FROM up)
   ON CONFLICT (canvas_id, tlid, trace_id) DO UPDATE SET ts = EXCLUDED.ts, root_tlid = EXCLUDED.root_tlid
 ), tl AS (
-  INSERT INTO toplevels (canvas_id, tlid, renew_after)
-  SELECT $1, u.tlid, $7 FROM unnest($4::bigint[]) AS u(tlid)
-  WHERE EXISTS (SELECT FROM up)
-  ON CONFLICT DO NOTHING
+  ` + upsertToplevels("unnest($4::bigint[])", "$7", "EXISTS (SELECT FROM up)") + `
+), due AS (
+  -- A toplevel the trace no longer touches lost a keeper: its next newest
+  -- trace, never renewed, may be older than renew_after says. GC looks at
+  -- it on its next pass.
+  UPDATE toplevels SET renew_after = 'epoch'
+  FROM old, unnest(old.tlids) AS u(tlid)
+  WHERE EXISTS (SELECT FROM up) AND toplevels.canvas_id = $1 AND toplevels.tlid = u.tlid
+    AND u.tlid <> ALL ($4::bigint[])
 )
 SELECT EXISTS (SELECT FROM up), COALESCE((SELECT layers FROM old), 0)`
 
@@ -90,32 +95,32 @@ func (db *DB) ReplaceTrace(ctx context.Context, r traces.Record) (replaced bool,
 // tlids array becomes the sorted union, and the new toplevels get
 // trace_tlids and toplevels rows. The last column tells a replaced trace
 // (another generation) from a missing one (NULL).
-const addLayerSQL = `
+var addLayerSQL = `
 WITH up AS (
   UPDATE traces SET layers = GREATEST(layers, $4),
     tlids = ARRAY(SELECT DISTINCT x.tlid FROM unnest(tlids || $5::bigint[]) AS x(tlid) ORDER BY x.tlid)
   WHERE canvas_id = $1 AND trace_id = $2 AND generation = $3
-  RETURNING ts, root_tlid, held_at IS NOT NULL AS held
+  RETURNING ts, root_tlid, held_at IS NOT NULL AS held, custom_time
 ), it AS (
   INSERT INTO trace_tlids (canvas_id, tlid, trace_id, ts, root_tlid, held)
   SELECT $1, u.tlid, $2, up.ts, up.root_tlid, up.held FROM up, unnest($5::bigint[]) AS u(tlid)
   ON CONFLICT DO NOTHING
 ), tl AS (
-  INSERT INTO toplevels (canvas_id, tlid, renew_after)
-  SELECT $1, u.tlid, $6 FROM up, unnest($5::bigint[]) AS u(tlid)
-  ON CONFLICT DO NOTHING
+  -- The trace may become a keeper of a new toplevel however old it is: the
+  -- toplevel is due by the trace's customTime, not the layer's.
+  ` + upsertToplevels("up, unnest($5::bigint[])", "up.custom_time", "true") + `
 )
 SELECT EXISTS (SELECT FROM up), (SELECT generation FROM traces WHERE canvas_id = $1 AND trace_id = $2)`
 
 // AddLayer records layer n of a trace in one round trip, if its rows still
 // describe generation (the object the layer was added to): layers becomes
 // max(layers, n), tlids the union with the layer's, and each new toplevel
-// gets its trace_tlids row (and a toplevels row with renew_after =
-// customTime if unknown). A trace not indexed wraps traces.ErrNotFound; one
+// gets its trace_tlids row, and its toplevels row a renew_after no later
+// than the trace's customTime (the trace may be the toplevel's keeper). A trace not indexed wraps traces.ErrNotFound; one
 // whose rows describe another generation (it was replaced meanwhile) wraps
 // traces.ErrPreconditionFailed. Errors wrap traces.ErrUnavailable when the
 // server cannot be reached. Safe for concurrent use.
-func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID, generation int64, n int, tlids []traces.TLID, customTime time.Time) error {
+func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID, generation int64, n int, tlids []traces.TLID) error {
 	a := make([]int64, len(tlids))
 	for i, t := range tlids {
 		a[i] = int64(t)
@@ -126,7 +131,7 @@ func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID
 		ok  bool
 		gen *int64
 	)
-	err := db.pool.QueryRow(ctx, addLayerSQL, [16]byte(c), [16]byte(id), generation, int32(n), a, customTime).Scan(&ok, &gen)
+	err := db.pool.QueryRow(ctx, addLayerSQL, [16]byte(c), [16]byte(id), generation, int32(n), a).Scan(&ok, &gen)
 	switch {
 	case err != nil:
 		return fmt.Errorf("add layer %d to %s/%s: %w", n, c, id, translate(err))

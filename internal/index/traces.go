@@ -12,10 +12,8 @@ import (
 // putTraceSQL writes one trace's rows in one statement (one round trip, one
 // implicit transaction). The trace_tlids and toplevels inserts run only if the
 // traces row was new, so a retry changes nothing. A toplevel that already
-// exists is left alone (DO NOTHING takes no row lock, so hot handlers do not
-// serialise their saves): its renew_after is already a lower bound, because a
-// new trace's customTime is newer than its keepers'.
-const putTraceSQL = `
+// exists keeps its renew_after unless this trace is older (upsertToplevels).
+var putTraceSQL = `
 WITH t AS (
   INSERT INTO traces (canvas_id, trace_id, root_tlid, tlids, ts, generation, custom_time, layers)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -27,12 +25,28 @@ WITH t AS (
   WHERE EXISTS (SELECT FROM t)
   ON CONFLICT DO NOTHING
 ), tl AS (
-  INSERT INTO toplevels (canvas_id, tlid, renew_after)
-  SELECT $1, u.tlid, $7 FROM unnest($4::bigint[]) AS u(tlid)
-  WHERE EXISTS (SELECT FROM t)
-  ON CONFLICT DO NOTHING
+  ` + upsertToplevels("unnest($4::bigint[])", "$7", "EXISTS (SELECT FROM t)") + `
 )
 SELECT EXISTS (SELECT FROM t)`
+
+// upsertToplevels is the toplevels part of every index write that links a
+// trace to toplevels (save, replace, layer): each toplevel's renew_after must
+// stay at or below the customTime of every trace that may be its keeper, so
+// it is lowered to ct when ct is older (a retried save of an old object, a
+// layer linking an old trace to a new toplevel), and a toplevel the editor
+// deleted is live again once a trace newer than its deletion arrives. The
+// common case, a fresh trace of a known live toplevel, is filtered out
+// before the upsert, so hot handlers' saves take no row lock here.
+func upsertToplevels(tlids, ct, cond string) string {
+	return `INSERT INTO toplevels (canvas_id, tlid, renew_after)
+  SELECT $1, u.tlid, ` + ct + ` FROM ` + tlids + ` AS u(tlid)
+  WHERE ` + cond + ` AND NOT EXISTS (
+    SELECT FROM toplevels x WHERE x.canvas_id = $1 AND x.tlid = u.tlid
+      AND x.renew_after <= ` + ct + ` AND x.deleted_at IS NULL)
+  ON CONFLICT (canvas_id, tlid) DO UPDATE SET
+    renew_after = LEAST(toplevels.renew_after, EXCLUDED.renew_after),
+    deleted_at = CASE WHEN toplevels.deleted_at < EXCLUDED.renew_after THEN NULL ELSE toplevels.deleted_at END`
+}
 
 // PutTrace indexes one trace in one round trip: its traces row, one
 // trace_tlids row per toplevel it touched (r.RootTLID is added to r.TLIDs if

@@ -24,7 +24,7 @@ type layerIndex interface {
 	// AddLayer records layer n if the trace's rows still describe
 	// generation; ErrNotFound if not indexed, ErrPreconditionFailed if
 	// replaced.
-	AddLayer(ctx context.Context, c CanvasID, id TraceID, generation int64, n int, tlids []TLID, customTime time.Time) error
+	AddLayer(ctx context.Context, c CanvasID, id TraceID, generation int64, n int, tlids []TLID) error
 }
 
 // Layer objects hold the layer document of AppendLayerMsgpack plus one key,
@@ -91,7 +91,7 @@ func (s *Service) AddLayer(ctx context.Context, c CanvasID, id TraceID, tlids []
 			return AddedLayer{}, fmt.Errorf("hold %s: %w", key, err)
 		}
 	}
-	if err := s.index.AddLayer(ctx, c, id, rec.Generation, n, tlids, ct); err != nil {
+	if err := s.index.AddLayer(ctx, c, id, rec.Generation, n, tlids); err != nil {
 		if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrNotFound) {
 			if derr := s.objects.Delete(ctx, key, 0); derr != nil && !errors.Is(derr, ErrNotFound) {
 				s.log.Warn("delete orphan layer", "key", key, "err", derr)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -120,7 +119,7 @@ func TestLayerOfOldGenerationSkipped(t *testing.T) {
 	if _, err := r.gcs.Create(ctx, key, stale, traces.NewObject{ContentType: info.ContentType, ContentEncoding: info.ContentEncoding, CustomTime: r.now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.db.AddLayer(ctx, r.c, saved.ID, replaced.Generation, 1, nil, r.now()); err != nil {
+	if err := r.db.AddLayer(ctx, r.c, saved.ID, replaced.Generation, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	read, err := r.svc.Get(ctx, r.c, saved.ID)
@@ -156,7 +155,7 @@ func TestAddLayerErrors(t *testing.T) {
 		t.Errorf("AddLayer(no results) = %v, want ErrInvalid", err)
 	}
 	// The index refuses a layer computed for a generation that was replaced.
-	if err := r.db.AddLayer(ctx, r.c, saved.ID, saved.Generation-1, 1, nil, time.Time{}); !errors.Is(err, traces.ErrPreconditionFailed) {
+	if err := r.db.AddLayer(ctx, r.c, saved.ID, saved.Generation-1, 1, nil); !errors.Is(err, traces.ErrPreconditionFailed) {
 		t.Errorf("index AddLayer(old generation) = %v, want ErrPreconditionFailed", err)
 	}
 }

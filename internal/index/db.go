@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,27 @@ import (
 // time returns an error wrapping traces.ErrUnavailable (and the pgx error).
 type DB struct {
 	pool *pgxpool.Pool
+
+	// claims holds GC's canvas claims (session advisory locks, one
+	// connection each for a whole canvas). It is a pool of its own so that
+	// claims can never take every connection of pool while their own
+	// queries wait for one.
+	claimsOnce sync.Once
+	claims     *pgxpool.Pool
+	claimsErr  error
+}
+
+// claimConns bounds the GC claims held at once (ttl's Canvases default is 4).
+const claimConns = 8
+
+// claimPool opens the claims pool on first use, from pool's configuration.
+func (db *DB) claimPool(ctx context.Context) (*pgxpool.Pool, error) {
+	db.claimsOnce.Do(func() {
+		cfg := db.pool.Config()
+		cfg.MaxConns, cfg.MinConns = claimConns, 0
+		db.claims, db.claimsErr = pgxpool.NewWithConfig(ctx, cfg)
+	})
+	return db.claims, db.claimsErr
 }
 
 // Options tunes Open. The zero value is usable.
@@ -62,7 +84,12 @@ func openConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
 
 // Close closes every connection of the pool, waiting for those in use to be
 // released. The DB must not be used afterwards.
-func (db *DB) Close() { db.pool.Close() }
+func (db *DB) Close() {
+	db.pool.Close()
+	if db.claims != nil {
+		db.claims.Close()
+	}
+}
 
 // Ping checks that a connection can be acquired and the server answers. The
 // error wraps traces.ErrUnavailable when it cannot.

@@ -68,12 +68,17 @@ func gcLockKey(c traces.CanvasID) int64 {
 }
 
 // ClaimCanvas tries to claim canvas for one GC pass without waiting
-// (pg_try_advisory_lock). ok is false if another session holds it: the
+// (pg_try_advisory_lock), on a connection of a small pool of its own, so a
+// pass's claims never starve the queries it runs while holding them. ok is false if another session holds it: the
 // caller skips the canvas, which that session is processing. On success the
 // caller must call Release. Errors wrap traces.ErrUnavailable when the
 // server cannot be reached. Safe for concurrent use.
 func (db *DB) ClaimCanvas(ctx context.Context, canvas traces.CanvasID) (c *Claim, ok bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
+	claims, err := db.claimPool(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claim canvas %s: %w", canvas, translate(err))
+	}
+	conn, err := claims.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("claim canvas %s: %w", canvas, translate(err))
 	}

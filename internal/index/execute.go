@@ -110,7 +110,8 @@ WITH up AS (
   -- toplevel is due by the trace's customTime, not the layer's.
   ` + upsertToplevels("up, unnest($5::bigint[])", "up.custom_time", "true") + `
 )
-SELECT EXISTS (SELECT FROM up), (SELECT generation FROM traces WHERE canvas_id = $1 AND trace_id = $2)`
+SELECT EXISTS (SELECT FROM up), (SELECT generation FROM traces WHERE canvas_id = $1 AND trace_id = $2),
+  COALESCE((SELECT held FROM up), false)`
 
 // AddLayer records layer n of a trace in one round trip, if its rows still
 // describe generation (the object the layer was added to): layers becomes
@@ -120,7 +121,7 @@ SELECT EXISTS (SELECT FROM up), (SELECT generation FROM traces WHERE canvas_id =
 // whose rows describe another generation (it was replaced meanwhile) wraps
 // traces.ErrPreconditionFailed. Errors wrap traces.ErrUnavailable when the
 // server cannot be reached. Safe for concurrent use.
-func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID, generation int64, n int, tlids []traces.TLID) error {
+func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID, generation int64, n int, tlids []traces.TLID) (held bool, err error) {
 	a := make([]int64, len(tlids))
 	for i, t := range tlids {
 		a[i] = int64(t)
@@ -131,16 +132,16 @@ func (db *DB) AddLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID
 		ok  bool
 		gen *int64
 	)
-	err := db.pool.QueryRow(ctx, addLayerSQL, [16]byte(c), [16]byte(id), generation, int32(n), a).Scan(&ok, &gen)
+	err = db.pool.QueryRow(ctx, addLayerSQL, [16]byte(c), [16]byte(id), generation, int32(n), a).Scan(&ok, &gen, &held)
 	switch {
 	case err != nil:
-		return fmt.Errorf("add layer %d to %s/%s: %w", n, c, id, translate(err))
+		return false, fmt.Errorf("add layer %d to %s/%s: %w", n, c, id, translate(err))
 	case ok:
-		return nil
+		return held, nil
 	case gen == nil:
-		return fmt.Errorf("add layer %d to %s/%s: trace not indexed: %w", n, c, id, traces.ErrNotFound)
+		return false, fmt.Errorf("add layer %d to %s/%s: trace not indexed: %w", n, c, id, traces.ErrNotFound)
 	}
-	return fmt.Errorf("add layer %d to %s/%s: the trace was replaced (generation %d, not %d): %w",
+	return false, fmt.Errorf("add layer %d to %s/%s: the trace was replaced (generation %d, not %d): %w",
 		n, c, id, *gen, generation, traces.ErrPreconditionFailed)
 }
 

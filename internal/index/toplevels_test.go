@@ -39,7 +39,7 @@ func TestRenewAfterNeverAboveAKeeper(t *testing.T) {
 
 	// A layer links an old trace to a new toplevel: due by the trace's
 	// customTime, not the layer's.
-	if err := db.AddLayer(ctx, c, old.ID, old.Generation, 1, []traces.TLID{12}); err != nil {
+	if _, err := db.AddLayer(ctx, c, old.ID, old.Generation, 1, []traces.TLID{12}); err != nil {
 		t.Fatal(err)
 	}
 	if at, _ := renewAfter(t, db, c, 12); !at.Equal(old.CustomTime) {

@@ -24,7 +24,7 @@ type layerIndex interface {
 	// AddLayer records layer n if the trace's rows still describe
 	// generation; ErrNotFound if not indexed, ErrPreconditionFailed if
 	// replaced.
-	AddLayer(ctx context.Context, c CanvasID, id TraceID, generation int64, n int, tlids []TLID) error
+	AddLayer(ctx context.Context, c CanvasID, id TraceID, generation int64, n int, tlids []TLID) (held bool, err error)
 }
 
 // Layer objects hold the layer document of AppendLayerMsgpack plus one key,
@@ -73,6 +73,11 @@ func (s *Service) AddLayer(ctx context.Context, c CanvasID, id TraceID, tlids []
 	if err != nil {
 		return AddedLayer{}, fmt.Errorf("add layer to %s: %w", id, err)
 	}
+	if rec.Layers >= MaxLayers {
+		// Every read fetches every layer and GC renews each: bound them.
+		return AddedLayer{}, fmt.Errorf("add layer to %s: the trace has %d layers, the most it may have; replace it (PUT) to start afresh: %w",
+			id, rec.Layers, ErrExhausted)
+	}
 	now := s.now()
 	ct := now.UTC().Truncate(time.Second)
 	doc := appendStoredLayer(make([]byte, 0, 1024), rec.Generation, tlids, results)
@@ -91,7 +96,8 @@ func (s *Service) AddLayer(ctx context.Context, c CanvasID, id TraceID, tlids []
 			return AddedLayer{}, fmt.Errorf("hold %s: %w", key, err)
 		}
 	}
-	if err := s.index.AddLayer(ctx, c, id, rec.Generation, n, tlids); err != nil {
+	held, err := s.index.AddLayer(ctx, c, id, rec.Generation, n, tlids)
+	if err != nil {
 		if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrNotFound) {
 			if derr := s.objects.Delete(ctx, key, 0); derr != nil && !errors.Is(derr, ErrNotFound) {
 				s.log.Warn("delete orphan layer", "key", key, "err", derr)
@@ -99,8 +105,18 @@ func (s *Service) AddLayer(ctx context.Context, c CanvasID, id TraceID, tlids []
 		}
 		return AddedLayer{}, fmt.Errorf("index %s: %w", key, err)
 	}
+	if held && !rec.Held {
+		// Held while the layer was being written: the hold placed on layers
+		// 1..n-1 may have missed this one, and GC skips held traces.
+		if _, err := s.objects.SetTemporaryHold(ctx, key, true, time.Time{}); err != nil {
+			return AddedLayer{}, fmt.Errorf("hold %s: %w", key, err)
+		}
+	}
 	return AddedLayer{N: n, Generation: rec.Generation}, nil
 }
+
+// MaxLayers bounds the layers of one trace.
+const MaxLayers = 100
 
 // createLayer writes body at the first free layer number from n on.
 func (s *Service) createLayer(ctx context.Context, c CanvasID, id TraceID, n int, body []byte, hash string, ct time.Time) (int, string, error) {

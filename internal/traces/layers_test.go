@@ -1,7 +1,10 @@
 package traces_test
 
 import (
+	"context"
 	"errors"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tracegw/tracegw/internal/index"
 	"sync"
 	"testing"
 
@@ -119,7 +122,7 @@ func TestLayerOfOldGenerationSkipped(t *testing.T) {
 	if _, err := r.gcs.Create(ctx, key, stale, traces.NewObject{ContentType: info.ContentType, ContentEncoding: info.ContentEncoding, CustomTime: r.now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.db.AddLayer(ctx, r.c, saved.ID, replaced.Generation, 1, nil); err != nil {
+	if _, err := r.db.AddLayer(ctx, r.c, saved.ID, replaced.Generation, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	read, err := r.svc.Get(ctx, r.c, saved.ID)
@@ -155,7 +158,7 @@ func TestAddLayerErrors(t *testing.T) {
 		t.Errorf("AddLayer(no results) = %v, want ErrInvalid", err)
 	}
 	// The index refuses a layer computed for a generation that was replaced.
-	if err := r.db.AddLayer(ctx, r.c, saved.ID, saved.Generation-1, 1, nil); !errors.Is(err, traces.ErrPreconditionFailed) {
+	if _, err := r.db.AddLayer(ctx, r.c, saved.ID, saved.Generation-1, 1, nil); !errors.Is(err, traces.ErrPreconditionFailed) {
 		t.Errorf("index AddLayer(old generation) = %v, want ErrPreconditionFailed", err)
 	}
 }
@@ -180,5 +183,58 @@ func TestAddLayerToHeldTrace(t *testing.T) {
 	}
 	if !info.TemporaryHold {
 		t.Errorf("layer %d of a held trace is not held", added.N)
+	}
+}
+
+// staleHold is the index as a layer add saw it just before a hold landed.
+type staleHold struct{ *index.DB }
+
+func (s staleHold) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, error) {
+	rec, err := s.DB.Get(ctx, c, id)
+	rec.Held = false
+	return rec, err
+}
+
+// A hold that lands while a layer is being written still covers the layer:
+// GC skips held traces, so an unheld layer would expire under them.
+func TestAddLayerRacingAHold(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 10)
+	if _, err := r.db.SetHold(ctx, r.c, saved.ID, "", r.now()); err != nil {
+		t.Fatal(err)
+	}
+	svc := traces.NewService(r.gcs, staleHold{r.db}, r.now, nil)
+	added, err := svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
+	if err != nil {
+		t.Fatalf("AddLayer: %v", err)
+	}
+	info, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, added.N))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.TemporaryHold {
+		t.Error("a layer written while its trace became held is not held")
+	}
+}
+
+// A trace takes at most MaxLayers layers (each read fetches them all).
+func TestAddLayerLimit(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 10)
+	pool, err := pgxpool.New(ctx, r.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `UPDATE traces SET layers = $1`, traces.MaxLayers); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
+	if !errors.Is(err, traces.ErrExhausted) {
+		t.Errorf("AddLayer past %d layers = %v, want ErrExhausted", traces.MaxLayers, err)
 	}
 }

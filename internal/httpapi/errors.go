@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -34,27 +35,38 @@ func classify(err error) (status int, code, message, field string) {
 		}
 		return http.StatusBadRequest, "invalid_argument", fe.Error(), fe.Field
 	case errors.Is(err, traces.ErrInvalid):
-		return http.StatusBadRequest, "invalid_argument", err.Error(), ""
+		return http.StatusBadRequest, "invalid_argument", upTo(err, traces.ErrInvalid), ""
 	case errors.Is(err, errUnauthenticated):
-		return http.StatusUnauthorized, "unauthenticated", err.Error(), ""
+		return http.StatusUnauthorized, "unauthenticated", upTo(err, errUnauthenticated), ""
 	case errors.Is(err, errPermission):
-		return http.StatusForbidden, "permission_denied", err.Error(), ""
+		return http.StatusForbidden, "permission_denied", upTo(err, errPermission), ""
 	case errors.Is(err, traces.ErrNotFound):
-		return http.StatusNotFound, "not_found", err.Error(), ""
+		return http.StatusNotFound, "not_found", upTo(err, traces.ErrNotFound), ""
 	case errors.Is(err, traces.ErrConflict):
-		return http.StatusConflict, "already_exists", err.Error(), ""
+		return http.StatusConflict, "already_exists", upTo(err, traces.ErrConflict), ""
 	case errors.Is(err, traces.ErrHeld):
 		return http.StatusConflict, "failed_precondition", "the trace is held: release the hold first (DELETE …/hold) or add a layer with POST …/function-results", ""
 	case errors.Is(err, traces.ErrPreconditionFailed):
-		return http.StatusPreconditionFailed, "failed_precondition", err.Error(), ""
+		return http.StatusPreconditionFailed, "failed_precondition", upTo(err, traces.ErrPreconditionFailed), ""
 	case errors.Is(err, errMediaType):
-		return http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error(), ""
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", upTo(err, errMediaType), ""
 	case errors.Is(err, traces.ErrExhausted):
-		return http.StatusTooManyRequests, "resource_exhausted", err.Error(), ""
+		return http.StatusTooManyRequests, "resource_exhausted", upTo(err, traces.ErrExhausted), ""
 	case errors.Is(err, traces.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry with backoff", ""
 	}
 	return http.StatusInternalServerError, "internal", "internal error", ""
+}
+
+// upTo is err's message up to its sentinel: our own steps ("get <trace>:
+// not found") without the backend error wrapped after it (storage or pgx
+// text, which is nobody's business but the log's).
+func upTo(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
+		return msg[:i+len(sentinel.Error())]
+	}
+	return msg
 }
 
 // writeError answers err as API.md's JSON error and logs server faults.

@@ -262,6 +262,8 @@ func TestInvalidRequests(t *testing.T) {
 		{"malformed json", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", `{"rootTLID":`, 400, "invalid_argument", "rootTLID"},
 		{"truncated msgpack", "POST", "/v1/canvases/" + canvas + "/traces", "application/msgpack", "\x81\xa8rootTLID", 400, "invalid_argument", "rootTLID"},
 		{"caller id far from timestamp", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", `{"traceID":"` + far + `","rootTLID":"1","timestamp":"2026-11-22T00:00:00Z"}`, 400, "invalid_argument", "traceID"},
+		{"timestamp in the future", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", `{"rootTLID":"1","timestamp":"2100-01-01T00:00:00Z"}`, 400, "invalid_argument", "timestamp"},
+		{"caller id in the future", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", `{"traceID":"` + traces.NewTraceID(time.Now().Add(72*time.Hour)).String() + `","rootTLID":"1"}`, 400, "invalid_argument", "traceID"},
 		{"caller id not v7", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", `{"traceID":"` + v4 + `","rootTLID":"1"}`, 400, "invalid_argument", "traceID"},
 		{"no content type", "POST", "/v1/canvases/" + canvas + "/traces", "", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},
 		{"text content type", "POST", "/v1/canvases/" + canvas + "/traces", "text/plain", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},

@@ -99,8 +99,10 @@ const (
 )
 
 // Prepare fills a trace's ID and timestamp as Save would and checks that a
-// caller-supplied ID agrees with the timestamp. It errors with a *FieldError.
+// caller-supplied ID agrees with the timestamp and that neither is more than
+// a day ahead of now. It errors with a *FieldError.
 func Prepare(t *Trace, now time.Time) error {
+	fromID := false // the timestamp comes from a caller's ID
 	switch {
 	case t.ID.IsZero() && t.Timestamp.IsZero():
 		t.Timestamp = now
@@ -110,12 +112,20 @@ func Prepare(t *Trace, now time.Time) error {
 	case t.Timestamp.IsZero():
 		// A retry without a timestamp must produce the same document, so the
 		// default comes from the ID, not from the clock.
-		t.Timestamp = t.ID.Time()
+		t.Timestamp, fromID = t.ID.Time(), true
 	default:
 		if d := t.ID.Time().Sub(t.Timestamp); d > maxClockSkew || d < -maxClockSkew {
 			return Invalid("traceID", "embedded time %s is more than a day away from timestamp %s",
 				t.ID.Time().Format(time.RFC3339), t.Timestamp.UTC().Format(time.RFC3339))
 		}
+	}
+	// A trace from the future would top every list it is in, and be kept,
+	// for as long as its clock is ahead.
+	if limit := now.Add(maxClockSkew); t.Timestamp.After(limit) || t.ID.Time().After(limit) {
+		if fromID {
+			return Invalid("traceID", "embedded time %s is more than a day in the future", t.ID.Time().Format(time.RFC3339))
+		}
+		return Invalid("timestamp", "%s is more than a day in the future", t.Timestamp.UTC().Format(time.RFC3339))
 	}
 	t.Timestamp = t.Timestamp.UTC().Truncate(time.Millisecond)
 	t.TLIDs = withRoot(t.RootTLID, t.TLIDs)

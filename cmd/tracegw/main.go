@@ -28,6 +28,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"notify":       runNotify,
 	"reconcile":    runReconcile,
 	"token":        runToken,
+	"bench":        runBench,
 }
 
 func main() {

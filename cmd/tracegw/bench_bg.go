@@ -130,7 +130,12 @@ type notifyResults struct {
 	RowsRemoved int64   `json:"rows_removed"`
 	ApplyN      int     `json:"apply_deletions"`
 	ApplyPerSec float64 `json:"apply_deletions_per_sec"`
-	Err         string  `json:"error,omitempty"`
+	// CeilingPerSec is how fast the same Pub/Sub delivers the same messages
+	// to a bare Receive that only acks: the transport's own limit, which the
+	// consumer cannot exceed.
+	CeilingPerSec float64 `json:"transport_ceiling_per_sec"`
+	CeilingN      int64   `json:"transport_ceiling_messages"`
+	Err           string  `json:"error,omitempty"`
 }
 
 // measureNotify publishes OBJECT_DELETE notifications (GCS's format) for
@@ -156,6 +161,10 @@ func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct 
 	}
 	defer ps.Close()
 	if err := notify.EnsureSubscription(ctx, ps, "bench", "gcs", "notify"); err != nil {
+		return fail(err)
+	}
+	// A second subscription gets every message too, for the ceiling.
+	if err := notify.EnsureSubscription(ctx, ps, "bench", "gcs", "ceiling"); err != nil {
 		return fail(err)
 	}
 	before, err := countTraces(ctx, dbURL)
@@ -219,6 +228,7 @@ func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct 
 		return fail(err)
 	}
 	res.RowsRemoved = before - after
+	res.CeilingN, res.CeilingPerSec = receiveCeiling(ctx, ps.Subscriber("ceiling"), int64(len(viaPubSub)), window)
 
 	t2 := time.Now()
 	for i := 0; i < len(direct); i += 1000 {
@@ -230,6 +240,31 @@ func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct 
 		res.ApplyPerSec = float64(len(direct)) / d.Seconds()
 	}
 	return res
+}
+
+// receiveCeiling receives up to n messages with a Receive that only acks,
+// for at most window, and returns how many arrived and their rate from the
+// first to the last.
+func receiveCeiling(ctx context.Context, sub *pubsub.Subscriber, n int64, window time.Duration) (int64, float64) {
+	sub.ReceiveSettings.MaxOutstandingMessages = 10_000
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	var got atomic.Int64
+	var first, last atomic.Int64 // unix nanoseconds
+	_ = sub.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		last.Store(now)
+		if got.Add(1) >= n {
+			cancel()
+		}
+	})
+	d := time.Duration(last.Load() - first.Load())
+	if d <= 0 {
+		return got.Load(), 0
+	}
+	return got.Load(), float64(got.Load()) / d.Seconds()
 }
 
 func countTraces(ctx context.Context, url string) (int64, error) {

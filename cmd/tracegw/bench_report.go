@@ -164,6 +164,7 @@ func printReport(w io.Writer, r *benchReport) {
 	if n := r.Notify; n != nil {
 		fmt.Fprintf(w, "  notify deletions/s: %.0f (%d of %d OBJECT_DELETE notifications applied via pstest -> notify.Consumer -> index in %.2fs; %d rows removed; publishing took %.2fs)\n",
 			n.PerSec, n.Applied, n.Messages, n.ConsumeSecs, n.RowsRemoved, n.PublishSecs)
+		fmt.Fprintf(w, "  the same Pub/Sub delivering the same messages to a Receive that only acks: %.0f/s (%d messages): the transport's ceiling\n", n.CeilingPerSec, n.CeilingN)
 		fmt.Fprintf(w, "  index apply only (RemoveManyWithLayers, batches of 1000): %.0f deletions/s over %d\n", n.ApplyPerSec, n.ApplyN)
 		if n.Err != "" {
 			fmt.Fprintf(w, "  notify error: %s\n", n.Err)

@@ -18,12 +18,15 @@ func (s *Server) routeTraces() {
 	s.handle("GET /v1/traces/{traceID}", RoleAdmin, s.findTrace)
 }
 
+// jsonStamp is API.md's timestamp: RFC 3339 UTC with milliseconds.
+const jsonStamp = "2006-01-02T15:04:05.000Z07:00"
+
 // stamp is a time that JSON renders as RFC 3339 UTC with milliseconds and
 // msgpack as a timestamp extension (API.md's conventions).
 type stamp time.Time
 
 func (t stamp) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"`), nil
+	return []byte(`"` + time.Time(t).UTC().Format(jsonStamp) + `"`), nil
 }
 
 func (t stamp) EncodeMsgpack(e *msgpack.Encoder) error { return e.EncodeTime(time.Time(t)) }
@@ -41,6 +44,27 @@ type summary struct {
 	Timestamp stamp          `json:"timestamp" msgpack:"timestamp"`
 	RootTLID  traces.TLID    `json:"rootTLID" msgpack:"rootTLID"`
 	Held      bool           `json:"held" msgpack:"held"`
+}
+
+// appendSummariesJSON appends a list as the JSON array json.Marshal would
+// make of summaries(list), without reflection.
+func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
+	b = append(b, '[')
+	for i, x := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"traceID":"`...)
+		b, _ = x.ID.AppendText(b)
+		b = append(b, `","timestamp":"`...)
+		b = x.Timestamp.UTC().AppendFormat(b, jsonStamp)
+		b = append(b, `","rootTLID":"`...)
+		b = strconv.AppendUint(b, uint64(x.RootTLID), 10)
+		b = append(b, `","held":`...)
+		b = strconv.AppendBool(b, x.Held)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 func summaries(in []traces.Summary) []summary {
@@ -134,6 +158,12 @@ func (s *Server) listToplevel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !wantsMsgpack(r) {
+		b := append(make([]byte, 0, 64+len(list)*128), `{"traces":`...)
+		b = append(appendSummariesJSON(b, list), "}\n"...)
+		rawResponse(w, http.StatusOK, ctJSON, b)
+		return nil
+	}
 	respond(w, r, http.StatusOK, struct {
 		Traces []summary `json:"traces" msgpack:"traces"`
 	}{summaries(list)})
@@ -171,6 +201,30 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 	m, err := s.svc.RecentMany(r.Context(), c, tlids, limit)
 	if err != nil {
 		return err
+	}
+	if !wantsMsgpack(r) {
+		// Hand-written: the editor asks for hundreds of toplevels at once,
+		// and reflection-driven encoding of thousands of items cost more
+		// than the query.
+		n := 0
+		for _, list := range m {
+			n += len(list)
+		}
+		b := append(make([]byte, 0, 64+len(m)*32+n*128), `{"toplevels":{`...)
+		first := true
+		for tlid, list := range m {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = strconv.AppendUint(b, uint64(tlid), 10)
+			b = append(b, `":`...)
+			b = appendSummariesJSON(b, list)
+		}
+		b = append(b, "}}\n"...)
+		rawResponse(w, http.StatusOK, ctJSON, b)
+		return nil
 	}
 	out := make(map[string][]summary, len(m))
 	for tlid, list := range m {

@@ -3,7 +3,6 @@ package traces
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 	"time"
 )
@@ -12,19 +11,7 @@ import (
 type UUID [16]byte
 
 // String returns the canonical lowercase 8-4-4-4-12 form.
-func (u UUID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
-}
+func (u UUID) String() string { return string(u.appendText(make([]byte, 0, 36))) }
 
 // Version returns the UUID version nibble.
 func (u UUID) Version() int { return int(u[6] >> 4) }

@@ -1,6 +1,9 @@
 package traces
 
-import "strconv"
+import (
+	"encoding/hex"
+	"strconv"
+)
 
 // MarshalText renders the canonical form, so JSON and msgpack carry IDs as strings.
 func (id TraceID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
@@ -22,4 +25,21 @@ func (t TLID) MarshalJSON() ([]byte, error) {
 	b = append(b, '"')
 	b = strconv.AppendUint(b, uint64(t), 10)
 	return append(b, '"'), nil
+}
+
+// AppendText appends the canonical form (encoding.TextAppender).
+func (id TraceID) AppendText(b []byte) ([]byte, error) { return UUID(id).appendText(b), nil }
+
+func (u UUID) appendText(b []byte) []byte {
+	var buf [36]byte
+	hex.Encode(buf[0:8], u[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], u[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], u[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], u[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], u[10:])
+	return append(b, buf[:]...)
 }

@@ -17,6 +17,7 @@ type Config struct {
 	Listen          string
 	AdminListen     string
 	DatabaseURL     string
+	DBMaxConns      int
 	Bucket          string
 	GCSEndpoint     string
 	PubSubProject   string
@@ -99,6 +100,7 @@ func defaults() Config {
 		KeepPerToplevel: 10,
 		GCInterval:      time.Hour,
 		HoldQuota:       100,
+		DBMaxConns:      16,
 		MaxBody:         16 << 20,
 		DataDir:         ".tracegw-dev",
 		ShutdownTimeout: 20 * time.Second,
@@ -134,6 +136,7 @@ var flags = map[string]flagDef{
 	"listen":            {"listen", "address to serve the API on", str(func(c *Config) *string { return &c.Listen })},
 	"admin-listen":      {"admin-listen", "address for /metrics and pprof (empty: metrics on the main listener, no pprof)", str(func(c *Config) *string { return &c.AdminListen })},
 	"database-url":      {"database-url", "PostgreSQL URL of the index", str(func(c *Config) *string { return &c.DatabaseURL })},
+	"db-max-conns":      {"db-max-conns", "connections in the index's pool", integer(func(c *Config) *int { return &c.DBMaxConns })},
 	"bucket":            {"bucket", "GCS bucket dedicated to traces", str(func(c *Config) *string { return &c.Bucket })},
 	"gcs-endpoint":      {"gcs-endpoint", "GCS endpoint URL (an emulator); empty: real GCS with default credentials", str(func(c *Config) *string { return &c.GCSEndpoint })},
 	"pubsub-project":    {"pubsub-project", "Pub/Sub project of the notification topic and subscription", str(func(c *Config) *string { return &c.PubSubProject })},
@@ -161,14 +164,14 @@ var flags = map[string]flagDef{
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl"},
 	"setup-bucket": {"bucket", "gcs-endpoint", "pubsub-project", "topic", "retention", "dry-run"},
-	"gc":           {"database-url", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
-	"notify":       {"database-url", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
-	"reconcile":    {"database-url", "bucket", "gcs-endpoint", "canvas", "dry-run"},
+	"gc":           {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
+	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
+	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
 	"emulator":     {"listen", "data-dir"},
 	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
 	"bench":        {},

@@ -57,7 +57,7 @@ func storageClient(ctx context.Context, endpoint string) (*storage.Client, error
 }
 
 func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.Time, auth httpapi.Authenticator) (*stack, error) {
-	db, err := index.Open(ctx, c.DatabaseURL, index.Options{})
+	db, err := index.Open(ctx, c.DatabaseURL, index.Options{MaxConns: int32(max(c.DBMaxConns, 2))})
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}

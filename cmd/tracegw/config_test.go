@@ -1,0 +1,79 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	cases := []struct {
+		name  string
+		cmd   string
+		args  []string
+		env   func(string) string
+		check func(c Config) bool
+		err   string
+	}{
+		{"defaults", "serve", nil, env(), func(c Config) bool {
+			return c.Listen == ":8080" && c.Bucket == "traces" && time.Duration(c.Retention) == 7*24*time.Hour &&
+				c.KeepPerToplevel == 10 && c.GCInterval == time.Hour && c.DBMaxConns == 16 && c.HoldQuota == 100
+		}, ""},
+		{"dev listens on 7070", "dev", nil, env(), func(c Config) bool { return c.Listen == "127.0.0.1:7070" }, ""},
+		{"emulator listens on 4443", "emulator", nil, env(), func(c Config) bool { return c.Listen == "127.0.0.1:4443" }, ""},
+		{"flag", "serve", []string{"--retention", "14d", "--gc-interval", "30m"}, env(), func(c Config) bool {
+			return time.Duration(c.Retention) == 14*24*time.Hour && c.GCInterval == 30*time.Minute
+		}, ""},
+		{"env fills an unset flag", "serve", nil, env("TRACEGW_DATABASE_URL", "postgres://x/y", "TRACEGW_RUN_GC", "true"),
+			func(c Config) bool { return c.DatabaseURL == "postgres://x/y" && c.RunGC }, ""},
+		{"flag beats env", "serve", []string{"--bucket", "a"}, env("TRACEGW_BUCKET", "b"),
+			func(c Config) bool { return c.Bucket == "a" }, ""},
+		{"days and hours", "gc", []string{"--renew-margin", "1d12h"}, env(),
+			func(c Config) bool { return time.Duration(c.RenewMargin) == 36*time.Hour }, ""},
+		{"dev reads DATABASE_URL", "dev", nil, env("DATABASE_URL", "postgres://d"),
+			func(c Config) bool { return c.DatabaseURL == "postgres://d" }, ""},
+		{"bad env names its variable", "serve", nil, env("TRACEGW_KEEP_PER_TOPLEVEL", "ten"), nil, "TRACEGW_KEEP_PER_TOPLEVEL"},
+		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},
+		{"flag of another command", "migrate", []string{"--bucket", "x"}, env(), nil, "bucket"},
+		{"unknown command", "nope", nil, env(), nil, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.cmd, tc.args, tc.env, nil)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Load = %v, want an error naming %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("Load gave %+v", c)
+			}
+		})
+	}
+}
+
+func TestValidateRetentionNamesTheFlag(t *testing.T) {
+	c := defaults()
+	c.GCInterval = 24 * time.Hour // margin 2d < 2*1d + 1d
+	err := c.ValidateRetention()
+	if err == nil || !strings.Contains(err.Error(), "--renew-margin") || !strings.Contains(err.Error(), "--gc-interval") {
+		t.Errorf("ValidateRetention = %v, want it to name --renew-margin and --gc-interval", err)
+	}
+	if err := defaults().ValidateRetention(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}

@@ -151,30 +151,10 @@ func (c *Client) AddFunctionResults(ctx context.Context, canvas CanvasID, id Tra
 	return Layer{ID: l.TraceID, N: l.Layer}, nil
 }
 
-// jsonTLID decodes a TLID sent as a decimal string or a number.
-type jsonTLID uint64
-
-func (t *jsonTLID) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("tlid %s: %w", b, err)
-	}
-	*t = jsonTLID(n)
-	return nil
-}
-
-type summaryJSON struct {
-	TraceID   TraceID   `json:"traceID"`
-	Timestamp time.Time `json:"timestamp"`
-	RootTLID  jsonTLID  `json:"rootTLID"`
-	Held      bool      `json:"held"`
-}
-
-func summariesOut(in []summaryJSON) []Summary {
+func summariesOut(in []traces.Summary) []Summary {
 	out := make([]Summary, len(in))
 	for i, s := range in {
-		out[i] = Summary{ID: s.TraceID, Timestamp: s.Timestamp, RootTLID: TLID(s.RootTLID), Held: s.Held}
+		out[i] = Summary{ID: TraceID(s.ID.String()), Timestamp: s.Timestamp, RootTLID: TLID(s.RootTLID), Held: s.Held}
 	}
 	return out
 }
@@ -188,17 +168,21 @@ func (c *Client) Recent(ctx context.Context, canvas CanvasID, tlid TLID, limit i
 		q = url.Values{"limit": {strconv.Itoa(limit)}}
 	}
 	path := canvasPath(canvas) + "/toplevels/" + strconv.FormatUint(uint64(tlid), 10) + "/traces"
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, query: q, retry: true})
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, query: q, retry: true, accept: ctMsgpack})
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d: %w", tlid, err)
 	}
-	var out struct {
-		Traces []summaryJSON `json:"traces"`
-	}
-	if err := json.Unmarshal(resp.body, &out); err != nil {
+	list, err := traces.DecodeTraceList(resp.body, listLimits(resp.body))
+	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d: decode: %w", tlid, err)
 	}
-	return summariesOut(out.Traces), nil
+	return summariesOut(list), nil
+}
+
+// listLimits lets a list response of any size through the decoder; its
+// depth is fixed by the format.
+func listLimits(body []byte) traces.Limits {
+	return traces.Limits{MaxBody: int64(len(body)) + 1}.OrDefault()
 }
 
 // RecentMany lists the newest traces of many toplevels in one call (at
@@ -215,26 +199,20 @@ func (c *Client) RecentMany(ctx context.Context, canvas CanvasID, tlids []TLID, 
 	}
 	body, _ := json.Marshal(req) // strings and an int: cannot fail
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: canvasPath(canvas) + "/recent-traces",
-		body: body, contentType: ctJSON, retry: true})
+		body: body, contentType: ctJSON, retry: true, accept: ctMsgpack})
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d toplevels: %w", len(tlids), err)
 	}
-	var out struct {
-		Toplevels map[string][]summaryJSON `json:"toplevels"`
-	}
-	if err := json.Unmarshal(resp.body, &out); err != nil {
+	got, err := traces.DecodeToplevels(resp.body, listLimits(resp.body))
+	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d toplevels: decode: %w", len(tlids), err)
 	}
 	m := make(map[TLID][]Summary, len(tlids))
 	for _, t := range tlids {
 		m[t] = []Summary{}
 	}
-	for k, list := range out.Toplevels {
-		n, err := strconv.ParseUint(k, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("recent traces: decode: tlid key %q: %w", k, err)
-		}
-		m[TLID(n)] = summariesOut(list)
+	for k, list := range got {
+		m[TLID(k)] = summariesOut(list)
 	}
 	return m, nil
 }

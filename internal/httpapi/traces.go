@@ -39,15 +39,8 @@ func (g generation) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + strconv.FormatInt(int64(g), 10) + `"`), nil
 }
 
-type summary struct {
-	TraceID   traces.TraceID `json:"traceID" msgpack:"traceID"`
-	Timestamp stamp          `json:"timestamp" msgpack:"timestamp"`
-	RootTLID  traces.TLID    `json:"rootTLID" msgpack:"rootTLID"`
-	Held      bool           `json:"held" msgpack:"held"`
-}
-
-// appendSummariesJSON appends a list as the JSON array json.Marshal would
-// make of summaries(list), without reflection.
+// appendSummariesJSON appends a list as API.md's JSON array of
+// {"traceID","timestamp","rootTLID","held"}, without reflection.
 func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
 	b = append(b, '[')
 	for i, x := range list {
@@ -65,14 +58,6 @@ func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
 		b = append(b, '}')
 	}
 	return append(b, ']')
-}
-
-func summaries(in []traces.Summary) []summary {
-	out := make([]summary, len(in))
-	for i, x := range in {
-		out[i] = summary{TraceID: x.ID, Timestamp: stamp(x.Timestamp), RootTLID: x.RootTLID, Held: x.Held}
-	}
-	return out
 }
 
 func canvasParam(r *http.Request) (traces.CanvasID, error) {
@@ -164,9 +149,7 @@ func (s *Server) listToplevel(w http.ResponseWriter, r *http.Request) error {
 		rawResponse(w, http.StatusOK, ctJSON, b)
 		return nil
 	}
-	respond(w, r, http.StatusOK, struct {
-		Traces []summary `json:"traces" msgpack:"traces"`
-	}{summaries(list)})
+	rawResponse(w, http.StatusOK, ctMsgpack, traces.AppendTraceListMsgpack(make([]byte, 0, 16+len(list)*80), list))
 	return nil
 }
 
@@ -226,13 +209,7 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 		rawResponse(w, http.StatusOK, ctJSON, b)
 		return nil
 	}
-	out := make(map[string][]summary, len(m))
-	for tlid, list := range m {
-		out[tlid.String()] = summaries(list)
-	}
-	respond(w, r, http.StatusOK, struct {
-		Toplevels map[string][]summary `json:"toplevels" msgpack:"toplevels"`
-	}{out})
+	rawResponse(w, http.StatusOK, ctMsgpack, traces.AppendToplevelsMsgpack(make([]byte, 0, 64+len(m)*850), m))
 	return nil
 }
 

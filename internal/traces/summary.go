@@ -1,0 +1,140 @@
+package traces
+
+// The wire form of trace lists (API.md's list items), written and read by
+// hand: the editor asks for hundreds of toplevels at once, and reflection
+// over thousands of items cost more than the index query.
+
+const (
+	mpSumTraceID   = "\xa7traceID"
+	mpSumTimestamp = "\xa9timestamp"
+	mpSumRootTLID  = "\xa8rootTLID"
+	mpSumHeld      = "\xa4held"
+)
+
+// AppendSummariesMsgpack appends list as a msgpack array of maps
+// {traceID: string, timestamp: timestamp extension, rootTLID: uint, held: bool}.
+func AppendSummariesMsgpack(dst []byte, list []Summary) []byte {
+	dst = appendArrayHeader(dst, len(list))
+	for _, x := range list {
+		dst = appendMapHeader(dst, 4)
+		dst = append(dst, mpSumTraceID...)
+		dst = appendStringHeader(dst, 36)
+		dst = UUID(x.ID).appendText(dst)
+		dst = append(dst, mpSumTimestamp...)
+		dst = appendTime(dst, x.Timestamp)
+		dst = append(dst, mpSumRootTLID...)
+		dst = appendUint(dst, uint64(x.RootTLID))
+		dst = append(dst, mpSumHeld...)
+		if x.Held {
+			dst = append(dst, 0xc3)
+		} else {
+			dst = append(dst, 0xc2)
+		}
+	}
+	return dst
+}
+
+// Summaries reads a list written by AppendSummariesMsgpack (unknown keys
+// are skipped). Errors are *FieldErrors naming field.
+func (r *Reader) Summaries(field string) ([]Summary, error) {
+	n, err := r.ArrayHeader(field)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, n)
+	for i := range out {
+		f := elem(field, i)
+		m, err := r.MapHeader(f)
+		if err != nil {
+			return nil, err
+		}
+		for range m {
+			key, err := r.StringBytes(f)
+			if err != nil {
+				return nil, err
+			}
+			kf := joinField(f, string(key))
+			switch string(key) {
+			case "traceID":
+				s, err := r.String(kf, 36)
+				if err == nil {
+					out[i].ID, err = parseTraceIDField(kf, s)
+				}
+				if err != nil {
+					return nil, err
+				}
+			case "timestamp":
+				if out[i].Timestamp, err = r.Timestamp(kf); err != nil {
+					return nil, err
+				}
+			case "rootTLID":
+				if out[i].RootTLID, err = r.TLID(kf); err != nil {
+					return nil, err
+				}
+			case "held":
+				if out[i].Held, err = r.Bool(kf); err != nil {
+					return nil, err
+				}
+			default:
+				if err := r.Skip(kf); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// AppendTraceListMsgpack appends a toplevel's list response,
+// {"traces": [...]}.
+func AppendTraceListMsgpack(dst []byte, list []Summary) []byte {
+	dst = appendMapHeader(dst, 1)
+	dst = appendString(dst, "traces")
+	return AppendSummariesMsgpack(dst, list)
+}
+
+// AppendToplevelsMsgpack appends the batch response,
+// {"toplevels": {"<tlid>": [...], ...}}, tlids as decimal-string keys.
+func AppendToplevelsMsgpack(dst []byte, m map[TLID][]Summary) []byte {
+	dst = appendMapHeader(dst, 1)
+	dst = appendString(dst, "toplevels")
+	dst = appendMapHeader(dst, len(m))
+	for tlid, list := range m {
+		dst = appendString(dst, tlid.String())
+		dst = AppendSummariesMsgpack(dst, list)
+	}
+	return dst
+}
+
+// DecodeTraceList reads AppendTraceListMsgpack's output.
+func DecodeTraceList(body []byte, lim Limits) ([]Summary, error) {
+	var list []Summary
+	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
+		"traces": func(r *Reader, f string) (err error) { list, err = r.Summaries(f); return err },
+	})
+	return list, err
+}
+
+// DecodeToplevels reads AppendToplevelsMsgpack's output.
+func DecodeToplevels(body []byte, lim Limits) (map[TLID][]Summary, error) {
+	out := map[TLID][]Summary{}
+	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
+		"toplevels": func(r *Reader, f string) error {
+			n, err := r.MapHeader(f)
+			if err != nil {
+				return err
+			}
+			for range n {
+				tlid, err := r.TLID(f)
+				if err != nil {
+					return err
+				}
+				if out[tlid], err = r.Summaries(joinField(f, tlid.String())); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	return out, err
+}

@@ -162,14 +162,25 @@ func (s *Service) Save(ctx context.Context, c CanvasID, t *Trace) (Saved, error)
 	}
 	key := TraceKey(c, t.ID)
 	ct := now.UTC().Truncate(time.Second) // what the client sends as customTime
-	created := true
-	info, err := s.objects.Create(ctx, key, body, NewObject{
+	obj := NewObject{
 		ContentType: contentType, ContentEncoding: gzipEncoding, CustomTime: ct,
 		Metadata: map[string]string{metaFormat: FormatVersion, metaSHA256: hash},
-	})
-	if errors.Is(err, ErrPreconditionFailed) {
+	}
+	created := true
+	info, err := s.objects.Create(ctx, key, body, obj)
+	for range 2 {
+		if !errors.Is(err, ErrPreconditionFailed) {
+			break
+		}
 		created = false
 		info, err = s.objects.Stat(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			// Deleted between our create and our look (the bucket expired an
+			// orphan of an earlier attempt): create it afresh.
+			created = true
+			info, err = s.objects.Create(ctx, key, body, obj)
+			continue
+		}
 		if err == nil && info.Metadata[metaSHA256] != hash {
 			return Saved{}, fmt.Errorf("save %s: a different trace with this traceID exists: %w", key, ErrConflict)
 		}

@@ -13,7 +13,7 @@ import (
 
 func TestForgetToplevelHTTP(t *testing.T) {
 	t.Parallel()
-	g := newExecGateway(t, false)
+	g := newExecGateway(t)
 	for _, tc := range []struct {
 		name, url   string
 		status      int
@@ -46,7 +46,7 @@ type jobBody struct {
 
 func TestDeleteCanvasHTTP(t *testing.T) {
 	t.Parallel()
-	g := newExecGateway(t, false)
+	g := newExecGateway(t)
 	id, _ := g.saveDoc(t, `{"rootTLID":"1"}`)
 	g.postUnmatched(t, `{"module":"HTTP","path":"/a","modifier":"GET"}`)
 

@@ -40,7 +40,7 @@ func (g *execGateway) postUnmatched(t *testing.T, body string) string {
 
 func TestUnmatchedHTTP(t *testing.T) {
 	t.Parallel()
-	g := newExecGateway(t, false)
+	g := newExecGateway(t)
 	base := g.canvasURL() + "/unmatched-requests"
 	g.postUnmatched(t, `{"module":"HTTP","path":"/users/1","modifier":"GET","input":[["request",{"body":"a"}]]}`)
 	if _, err := g.Emu.E.Advance(t.Context(), time.Second); err != nil {

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/tracegw/tracegw/internal/holds"
@@ -42,7 +44,7 @@ func (s *Server) putHold(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var reason string
-	if r.ContentLength != 0 {
+	if hasBody(r) {
 		body, isJSON, err := readBody(r, s.limits.MaxBody)
 		if err != nil {
 			return err
@@ -105,4 +107,16 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) error {
 		Holds []hold `json:"holds" msgpack:"holds"`
 	}{out})
 	return nil
+}
+
+// hasBody reports whether an optional body was sent: a chunked request with
+// no Content-Type and nothing in it counts as none.
+func hasBody(r *http.Request) bool {
+	if r.ContentLength != -1 || r.Header.Get("Content-Type") != "" {
+		return r.ContentLength != 0
+	}
+	var b [1]byte
+	n, _ := io.ReadFull(r.Body, b[:])
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:n]), r.Body))
+	return n > 0
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -337,5 +338,25 @@ func TestReplaceHeldTrace(t *testing.T) {
 	}
 	if status, _, b := call(t, "PUT", tracesURL(g, canvas)+"/"+id, "application/json", doc); status != http.StatusOK {
 		t.Errorf("replace after release: %d %s, want 200", status, b)
+	}
+}
+
+// A hold sent chunked with no body and no Content-Type has no body.
+func TestHoldChunkedEmptyBody(t *testing.T) {
+	t.Parallel()
+	g := newHoldsGateway(t, 0)
+	r := save(t, g, `{"rootTLID":"3"}`)
+	req, err := http.NewRequestWithContext(t.Context(), "PUT", holdURL(g, r.TraceID), io.NopCloser(strings.NewReader("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1 // unknown: sent chunked
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want 200", resp.StatusCode)
 	}
 }

@@ -76,8 +76,9 @@ func newSecureGateway(t *testing.T, dbURL string, emu *testutil.Emu) *secureGate
 	g := &secureGateway{Key: bytes.Repeat([]byte{0x5a}, 32), DB: db, Emu: emu,
 		Registry: prometheus.NewRegistry(), Logs: &syncBuffer{}}
 	svc := traces.NewService(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil)
+	jobs := traces.NewJobs(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil) // never run: jobs stay queued
 	g.Server = httpapi.New(httpapi.Options{
-		Service: svc, Auth: &httpapi.HMACAuth{Key: g.Key}, Limits: traces.Limits{MaxBody: 1 << 20},
+		Service: svc, Jobs: jobs, Auth: &httpapi.HMACAuth{Key: g.Key}, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger:     slog.New(slog.NewJSONHandler(g.Logs, nil)),
 		Registerer: g.Registry, Metrics: g.Registry,
 		Ready: func(ctx context.Context) map[string]error {
@@ -404,5 +405,36 @@ func TestRequestLogHandler(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"request_id":"probe-1"`) || strings.Contains(lines[1], "request_id") {
 		t.Errorf("log lines:\n%s\nwant request_id on the first only", buf.String())
+	}
+}
+
+// A canvas-scoped admin follows its own canvas's deletion job; another
+// canvas's scoped token learns nothing of it (404, as for a job that does
+// not exist).
+func TestAuthJobScope(t *testing.T) {
+	t.Parallel()
+	g := newSecureGateway(t, "", nil)
+	adminA := g.token(t, httpapi.RoleAdmin, canvasA)
+	status, _, b := call(t, "DELETE", g.URL+"/v1/canvases/"+canvasA, "", nil, bearer(adminA)...)
+	if status != http.StatusAccepted {
+		t.Fatalf("delete canvas: %d %s", status, b)
+	}
+	var job struct{ JobID string }
+	if err := json.Unmarshal(b, &job); err != nil || job.JobID == "" {
+		t.Fatalf("job id in %s: %v", b, err)
+	}
+	for _, tc := range []struct {
+		name, tok string
+		want      int
+	}{
+		{"its canvas's admin", adminA, http.StatusOK},
+		{"another canvas's admin", g.token(t, httpapi.RoleAdmin, canvasB), http.StatusNotFound},
+		{"unscoped admin", g.token(t, httpapi.RoleAdmin, ""), http.StatusOK},
+		{"its canvas's editor", g.token(t, httpapi.RoleEditor, canvasA), http.StatusForbidden},
+	} {
+		status, _, b := call(t, "GET", g.URL+"/v1/jobs/"+job.JobID, "", nil, bearer(tc.tok)...)
+		if status != tc.want {
+			t.Errorf("%s: status %d, want %d; body %s", tc.name, status, tc.want, b)
+		}
 	}
 }

@@ -77,6 +77,9 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p, ok := r.Context().Value(principalKey{}).(Principal); ok && p.Canvas != nil && *p.Canvas != job.Canvas {
+		return fmt.Errorf("job %s: %w", id, traces.ErrNotFound) // another canvas's job: not even its existence
+	}
 	respond(w, r, http.StatusOK, jobOf(job))
 	return nil
 }

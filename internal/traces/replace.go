@@ -106,21 +106,32 @@ func (s *Service) Replace(ctx context.Context, c CanvasID, id TraceID, t *Trace,
 		return Saved{}, fmt.Errorf("index %s: %w", key, err)
 	}
 	if replaced && oldLayers > 0 {
-		s.dropLayers(ctx, c, id, oldLayers)
+		s.dropLayers(ctx, c, id, oldLayers, info.Created)
 	}
 	return Saved{ID: id, Generation: info.Generation, Created: gen == 0}, nil
 }
 
-// dropLayers deletes layer objects 1..n of a replaced trace. Failures are
-// logged, not returned: the replace has committed, reads skip layers of an
-// older generation, and the lifecycle rule expires what is left.
-func (s *Service) dropLayers(ctx context.Context, c CanvasID, id TraceID, n int) {
+// dropLayers deletes layer objects 1..n of a replaced trace that were
+// written before the new trace object (replacedAt): once the index says 0
+// layers, a concurrent add may take a free number among 1..n for the new
+// trace, and that layer stays. Each delete names the generation it looked
+// at. Failures are logged, not returned: the replace has committed, reads
+// skip layers of an older generation, and the lifecycle rule expires what
+// is left.
+func (s *Service) dropLayers(ctx context.Context, c CanvasID, id TraceID, n int, replacedAt time.Time) {
 	var g errgroup.Group
 	g.SetLimit(layerDeletes)
 	for i := 1; i <= n; i++ {
 		key := LayerKey(c, id, i)
 		g.Go(func() error {
-			if err := s.objects.Delete(ctx, key, 0); err != nil && !errors.Is(err, ErrNotFound) {
+			info, err := s.objects.Stat(ctx, key)
+			if err == nil && !replacedAt.IsZero() && !info.Created.Before(replacedAt) {
+				return nil // written for the new trace
+			}
+			if err == nil {
+				err = s.objects.Delete(ctx, key, info.Generation)
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrPreconditionFailed) {
 				s.log.Warn("drop old layer", "key", key, "err", err)
 			}
 			return nil

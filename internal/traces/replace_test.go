@@ -1,6 +1,7 @@
 package traces_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -246,5 +247,52 @@ func TestReplaceErrors(t *testing.T) {
 	}
 	if ids := r.listed(t, 3); len(ids) != 1 || ids[0] != other {
 		t.Errorf("listed under 3 = %v, want [%s]", ids, other)
+	}
+}
+
+// layerDuringReplace writes a layer object at number 1 right after the
+// replace's object write, as a concurrent "execute function" on the new
+// trace would once the old layer 1 was gone.
+type layerDuringReplace struct {
+	*objstore.GCS
+	key string
+}
+
+func (l *layerDuringReplace) Replace(ctx context.Context, key string, body []byte, o traces.NewObject, ifGen int64) (traces.ObjectInfo, error) {
+	info, err := l.GCS.Replace(ctx, key, body, o, ifGen)
+	if err == nil {
+		_, err = l.GCS.Create(ctx, l.key, []byte("new"), traces.NewObject{CustomTime: o.CustomTime})
+	}
+	return info, err
+}
+
+// A replace drops the old trace's layers, never one written for the new
+// trace under a number the old one had left free.
+func TestReplaceKeepsLayersOfTheNewTrace(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 10)
+	for range 2 {
+		if _, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := traces.LayerKey(r.c, saved.ID, 1), traces.LayerKey(r.c, saved.ID, 2)
+	if err := r.gcs.Delete(ctx, first, 0); err != nil { // a gap: layer 1 expired
+		t.Fatal(err)
+	}
+	if _, err := r.emu.E.Advance(ctx, time.Second); err != nil { // the new objects are strictly newer
+		t.Fatal(err)
+	}
+	svc := traces.NewService(&layerDuringReplace{GCS: r.gcs, key: first}, r.db, r.now, nil)
+	if _, err := svc.Replace(ctx, r.c, saved.ID, &traces.Trace{ID: saved.ID, RootTLID: 10}, 0); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if _, err := r.gcs.Stat(ctx, first); err != nil {
+		t.Errorf("the new trace's layer 1 was dropped: %v", err)
+	}
+	if _, err := r.gcs.Stat(ctx, second); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the old trace's layer 2 remains: %v", err)
 	}
 }

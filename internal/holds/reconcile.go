@@ -191,17 +191,16 @@ func (s *Service) releaseKeys(ctx context.Context, keys []string, now time.Time)
 	return nil
 }
 
-// ReleaseAll releases every hold of a canvas, for canvas deletion: each
-// trace the index lists as held is released as Release does, then the
-// canvas's objects are listed and any still held (a hold whose index write
-// was lost, a layer added meanwhile) are released too, so deleting them
-// cannot fail with traces.ErrHeld. Traces already gone are skipped. It
-// returns how many traces it released. Backend faults wrap
-// traces.ErrUnavailable; retrying is safe.
-func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released int, err error) {
+// ReleaseHeld releases every trace the index lists as held in canvas c, as
+// Release does, and returns how many it released; traces already gone are
+// skipped. Its cost follows the number of holds (the quota bounds them), not
+// the canvas's size: canvas deletion calls it before deleting objects, and
+// releases any other held object when its delete is refused. Backend faults
+// wrap traces.ErrUnavailable; retrying is safe.
+func (s *Service) ReleaseHeld(ctx context.Context, c traces.CanvasID) (released int, err error) {
 	hs, err := s.index.Holds(ctx, c)
 	if err != nil {
-		return 0, fmt.Errorf("release all of %s: %w", c, err)
+		return 0, fmt.Errorf("release held of %s: %w", c, err)
 	}
 	for _, h := range hs {
 		rec, err := s.index.Get(ctx, c, h.ID)
@@ -212,9 +211,23 @@ func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released i
 			continue
 		}
 		if err != nil {
-			return released, fmt.Errorf("release all of %s: release %s: %w", c, h.ID, err)
+			return released, fmt.Errorf("release held of %s: release %s: %w", c, h.ID, err)
 		}
 		released++
+	}
+	return released, nil
+}
+
+// ReleaseAll releases every hold of a canvas: ReleaseHeld, then the canvas's
+// objects are listed and any still held (a hold whose index write was lost,
+// a layer added meanwhile) are released too. It lists the whole canvas
+// (Class A calls), so it is for operators, not request paths. It returns how
+// many traces it released. Backend faults wrap traces.ErrUnavailable;
+// retrying is safe.
+func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released int, err error) {
+	released, err = s.ReleaseHeld(ctx, c)
+	if err != nil {
+		return released, err
 	}
 	objs, err := s.scan(ctx, c)
 	if err != nil {

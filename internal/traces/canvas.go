@@ -94,9 +94,11 @@ type jobIndex interface {
 	RemoveCanvasRows(ctx context.Context, c CanvasID, batch int) (int64, error)
 }
 
-// HoldReleaser releases every hold of a canvas (holds.Service).
+// HoldReleaser releases the holds the index records for a canvas
+// (holds.Service). Held objects it does not know of are released when
+// their delete is refused.
 type HoldReleaser interface {
-	ReleaseAll(ctx context.Context, c CanvasID) (int, error)
+	ReleaseHeld(ctx context.Context, c CanvasID) (int, error)
 }
 
 // Defaults of Jobs' settings.
@@ -320,7 +322,7 @@ func jobMessage(err error) string {
 func (j *Jobs) deleteCanvas(ctx context.Context, job *Job) error {
 	c := job.Canvas
 	if j.Holds != nil {
-		if _, err := j.Holds.ReleaseAll(ctx, c); err != nil {
+		if _, err := j.Holds.ReleaseHeld(ctx, c); err != nil {
 			return fmt.Errorf("release holds: %w", err)
 		}
 	}

@@ -59,7 +59,12 @@ func (p *devPG) init(ctx context.Context) error {
 	out, err := asPostgres(ctx, filepath.Join(pgBin, "initdb"), "-D", filepath.Join(p.dir, "data"),
 		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, out)
+		hint := ""
+		if os.Geteuid() == 0 {
+			hint = "\nthe server runs as the OS user postgres, which must be able to reach " + p.dir +
+				" (every parent directory needs o+x): pick a --data-dir it can reach (e.g. under /tmp) or set DATABASE_URL"
+		}
+		return fmt.Errorf("initdb: %w\n%s%s", err, out, hint)
 	}
 	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\n", p.dir)
 	f, err := os.OpenFile(filepath.Join(p.dir, "data", "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)

@@ -3,18 +3,21 @@ package client_test
 import (
 	"log/slog"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
 	"github.com/tracegw/tracegw/client"
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -59,11 +62,12 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 	}
 	t.Cleanup(db.Close)
 	api := httpapi.New(httpapi.Options{
-		Service: traces.NewService(gcs, db, now, nil),
-		Holds:   holds.New(gcs, db, now, nil),
-		Auth:    &httpapi.HMACAuth{Key: testKey},
-		Limits:  traces.Limits{MaxBody: 1 << 20},
-		Logger:  slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Service:   tracestore.New(gcs, db, tracestore.Options{Now: now}),
+		Holds:     holds.New(gcs, db, holds.Options{Now: now}),
+		Toplevels: canvases.NewToplevels(db, now),
+		Auth:      &httpapi.HMACAuth{Key: testKey},
+		Limits:    traces.Limits{MaxBody: 1 << 20},
+		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	var h http.Handler = api.Handler()
 	if wrap != nil {

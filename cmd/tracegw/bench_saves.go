@@ -27,7 +27,7 @@ const (
 
 // payload is a trace body of about one size: the input value the client
 // sends, and the object the gateway would store for it (gzip of the msgpack
-// document, as traces.Service does) for the raw and naive paths.
+// document, as tracestore.Service does) for the raw and naive paths.
 type payload struct {
 	sizeKiB int
 	value   client.Value

@@ -155,9 +155,7 @@ func (d *devSystem) wireRetention(ctx context.Context, c Config) error {
 		return err
 	}
 	d.closers = append(d.closers, d.consumer.Close)
-	if d.gc, err = d.st.newGC(c, ttl.Options{}); err != nil {
-		return err
-	}
+	d.gc = d.st.gc
 	d.emu.SetHooks(emulator.Hooks{OnStep: d.gc.Step, Drain: d.drain})
 	return nil
 }

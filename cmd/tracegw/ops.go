@@ -67,14 +67,11 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	var o ttl.Options
+	var onProgress func(done, total int)
 	if isTerminal(stderr) {
-		o.OnProgress = func(done, total int) { progress(stderr, "gc", done, total) }
+		onProgress = func(done, total int) { progress(stderr, "gc", done, total) }
 	}
-	gc, err := st.newGC(c, o)
-	if err != nil {
-		return err
-	}
+	gc := st.newGC(onProgress)
 	if !c.Once && !c.DryRun {
 		return gc.Run(ctx)
 	}

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tracegw/tracegw/internal/httpapi"
-	"github.com/tracegw/tracegw/internal/ttl"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,12 +46,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st.checkBucket(ctx, c)
 	g.Go(func() error { return st.jobs.Run(gctx) })
 	if c.RunGC {
-		gc, err := st.newGC(c, ttl.Options{})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		g.Go(func() error { return gc.Run(gctx) })
+		g.Go(func() error { return st.gc.Run(gctx) })
 	}
 	if c.RunNotify {
 		cons, err := st.newConsumer(ctx, c)

@@ -15,11 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/api/option"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
+	"github.com/tracegw/tracegw/internal/ttl"
 )
 
 // stack is the gateway wired to its backends; serve and dev both build one.
@@ -29,11 +32,14 @@ type stack struct {
 	db     *index.DB
 	client *storage.Client
 	gcs    *objstore.GCS
-	svc    *traces.Service
+	svc    *tracestore.Service
 	api    *httpapi.Server
 	holds  *holds.Service
+	// gc renews keepers: its loop runs where --run-gc says, but every
+	// replica uses it to renew keepers a request promoted.
+	gc *ttl.GC
 	// jobs runs canvas deletions; whoever serves the API runs jobs.Run.
-	jobs   *traces.Jobs
+	jobs   *canvases.Jobs
 	limits traces.Limits
 	// reg is the process's one metrics registry: the HTTP layer, the GCS
 	// call counters and whatever GC and notify register (pass reg to them).
@@ -71,22 +77,39 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.objects = newMeteredGCS(s.gcs, s.reg)
 	s.limits = traces.Limits{MaxBody: c.MaxBody}.OrDefault()
-	s.svc = traces.NewService(s.objects, db, now, log.With("component", "traces"))
-	s.svc.Limits = s.limits
+	s.holds = holds.New(s.objects, db, holds.Options{Now: now, Logger: log, Quota: c.HoldQuota})
+	// The GC repairs through the store, and the store renews promoted
+	// keepers through the GC.
+	s.gc, err = ttl.New(s.objects, db, c.policy(), now, log, s.reg, ttl.Options{Repair: repairFunc(func(ctx context.Context, cv traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
+		return s.svc.Repair(ctx, cv, id, cutoff)
+	})})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.svc = tracestore.New(s.objects, db, tracestore.Options{
+		Now: now, Logger: log.With("component", "traces"), Limits: s.limits, Retention: time.Duration(c.Retention),
+		Renewer: s.gc, Holds: s.holds,
+	})
 	var metrics prometheus.Gatherer = s.reg
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
-	s.svc.Retention = time.Duration(c.Retention)
-	s.holds = holds.New(s.objects, db, now, log.With("component", "holds"))
-	s.holds.Quota = c.HoldQuota
-	s.jobs = traces.NewJobs(s.objects, db, now, log.With("component", "jobs"))
+	s.jobs = canvases.NewJobs(s.objects, db, now, log.With("component", "jobs"))
 	s.jobs.Holds = s.holds
 	s.api = httpapi.New(httpapi.Options{
-		Service: s.svc, Holds: s.holds, Jobs: s.jobs, Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
+		Service: s.svc, Holds: s.holds, Jobs: s.jobs, Toplevels: canvases.NewToplevels(db, now),
+		Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
 		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
 	})
 	return s, nil
+}
+
+// repairFunc adapts a function to ttl.Repairer.
+type repairFunc func(ctx context.Context, c traces.CanvasID, id traces.TraceID, cutoff time.Time) error
+
+func (f repairFunc) Repair(ctx context.Context, c traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
+	return f(ctx, c, id, cutoff)
 }
 
 // ready names every backend that does not answer.

@@ -30,10 +30,13 @@ func (c Config) ValidateRetention() error { return c.policy().Validate() }
 // topicName is the notification topic's full name.
 func (c Config) topicName() string { return "projects/" + c.PubSubProject + "/topics/" + c.Topic }
 
-// newGC builds the retention job on the stack's (metered) bucket, index,
-// clock and registry.
-func (s *stack) newGC(c Config, o ttl.Options) (*ttl.GC, error) {
-	return ttl.New(s.objects, s.db, c.policy(), s.now, s.log, s.reg, o)
+// newGC is the stack's retention job, reporting progress to onProgress
+// when it is set.
+func (s *stack) newGC(onProgress func(done, total int)) *ttl.GC {
+	if onProgress == nil {
+		return s.gc
+	}
+	return s.gc.WithProgress(onProgress)
 }
 
 // consumer is the notification consumer with the Pub/Sub client it owns.

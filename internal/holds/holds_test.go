@@ -24,27 +24,43 @@ import (
 )
 
 // The real adapters satisfy what holds declares it needs.
-var _ = holds.New((*objstore.GCS)(nil), (*index.DB)(nil), time.Now, nil)
+var _ = holds.New((*objstore.GCS)(nil), (*index.DB)(nil), holds.Options{Now: time.Now})
 
 // flakyIndex is the real index whose hold writes can be made to fail once,
-// as if the process died between the object PATCH and the index write.
+// as if the database failed (or the process died) at that step.
 type flakyIndex struct {
 	*index.DB
-	failSetHold, failClearHold atomic.Int32
+	failBeginHold, failEndOp, failBeginRelease, failEndRelease atomic.Int32
 }
 
-func (f *flakyIndex) SetHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, at time.Time) (index.Hold, error) {
-	if f.failSetHold.Add(-1) >= 0 {
-		return index.Hold{}, fmt.Errorf("set hold: injected crash: %w", traces.ErrUnavailable)
+var errInjected = fmt.Errorf("injected failure: %w", traces.ErrUnavailable)
+
+func (f *flakyIndex) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, at time.Time, quota int) (index.Holding, error) {
+	if f.failBeginHold.Add(-1) >= 0 {
+		return index.Holding{}, errInjected
 	}
-	return f.DB.SetHold(ctx, c, id, reason, at)
+	return f.DB.BeginHold(ctx, c, id, reason, at, quota)
 }
 
-func (f *flakyIndex) ClearHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, ct time.Time) error {
-	if f.failClearHold.Add(-1) >= 0 {
-		return fmt.Errorf("clear hold: injected crash: %w", traces.ErrUnavailable)
+func (f *flakyIndex) EndOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, held bool) (bool, error) {
+	if f.failEndOp.Add(-1) >= 0 {
+		return false, errInjected
 	}
-	return f.DB.ClearHold(ctx, c, id, ct)
+	return f.DB.EndOp(ctx, c, id, tok, held)
+}
+
+func (f *flakyIndex) BeginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID) (index.Releasing, error) {
+	if f.failBeginRelease.Add(-1) >= 0 {
+		return index.Releasing{}, errInjected
+	}
+	return f.DB.BeginRelease(ctx, c, id)
+}
+
+func (f *flakyIndex) EndRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, ct time.Time) (bool, error) {
+	if f.failEndRelease.Add(-1) >= 0 {
+		return false, errInjected
+	}
+	return f.DB.EndRelease(ctx, c, id, tok, ct)
 }
 
 // env is a hold service on a real PostgreSQL and an emulated bucket whose
@@ -83,7 +99,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{emu: emu, db: db, ix: ix, gcs: gcs, svc: holds.New(gcs, ix, emu.E.Now, nil), canvas: c,
+	return &env{emu: emu, db: db, ix: ix, gcs: gcs, svc: holds.New(gcs, ix, holds.Options{Now: emu.E.Now}), canvas: c,
 		base: emu.E.Now().Add(-time.Hour).Truncate(time.Millisecond)}
 }
 
@@ -102,10 +118,39 @@ func (e *env) put(t *testing.T, i int, root traces.TLID, layers int) traces.Reco
 	for n := 1; n <= layers; n++ {
 		e.create(t, traces.LayerKey(e.canvas, r.ID, n))
 	}
-	if _, err := e.db.PutTrace(t.Context(), r); err != nil {
+	if _, err := e.db.PutTrace(t.Context(), r, r.CustomTime); err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// markHeld records a hold in the index only, as if its objects had not
+// been reached (or a tool had changed them since).
+func (e *env) markHeld(t *testing.T, id traces.TraceID) {
+	t.Helper()
+	h, err := e.db.BeginHold(t.Context(), e.canvas, id, "", e.base, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.EndOp(t.Context(), e.canvas, id, h.Token, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tokens returns how many operation tokens trace id carries.
+func (e *env) tokens(t *testing.T, id traces.TraceID) int {
+	t.Helper()
+	ps, _, err := e.db.Pending(t.Context(), -time.Hour, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range ps {
+		if p.ID == id {
+			n++
+		}
+	}
+	return n
 }
 
 func (e *env) create(t *testing.T, key string) {
@@ -279,7 +324,7 @@ func TestHoldReleaseObjectGone(t *testing.T) {
 			if op == "hold" {
 				_, err = e.svc.Hold(t.Context(), e.canvas, r.ID, "")
 			} else {
-				_, _ = e.db.SetHold(t.Context(), e.canvas, r.ID, "", e.base) // release takes the held path
+				e.markHeld(t, r.ID) // release takes the held path
 				err = e.svc.Release(t.Context(), e.canvas, r.ID)
 			}
 			if !errors.Is(err, traces.ErrNotFound) {
@@ -311,13 +356,14 @@ func TestHoldReasonLimits(t *testing.T) {
 	diff(t, "objects", []string{"false"}, e.objectHolds(t, keys(r)...))
 }
 
-// TestQuota: a canvas holds at most Quota traces; holding a held one again,
-// or completing a hold already on the object, is not a new hold.
+// TestQuota: a canvas holds at most Quota traces, counted in the index;
+// holding a held one again is not a new hold, and a hold whose last write
+// failed still counts (it stands: the repair step completes it).
 func TestQuota(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	e.svc.Quota = 2
+	e.svc = holds.New(e.gcs, e.ix, holds.Options{Now: e.emu.E.Now, Quota: 2})
 	a, b, c, d := e.put(t, 0, 5, 0), e.put(t, 1, 5, 0), e.put(t, 2, 5, 0), e.put(t, 3, 5, 0)
 	for _, r := range []traces.Record{a, b, a} {
 		if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil {
@@ -331,98 +377,139 @@ func TestQuota(t *testing.T) {
 	if err := e.svc.Release(ctx, e.canvas, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	// c's object gets held but the index write is lost; meanwhile d takes
-	// the free slot. Retrying c completes it: its object is held already.
-	e.ix.failSetHold.Store(1)
-	if _, err := e.svc.Hold(ctx, e.canvas, c.ID, ""); !errors.Is(err, traces.ErrUnavailable) {
-		t.Fatalf("hold with a crash: err %v, want ErrUnavailable", err)
-	}
-	if _, err := e.svc.Hold(ctx, e.canvas, d.ID, ""); err != nil {
-		t.Fatal(err)
-	}
+	e.ix.failEndOp.Store(1)
 	if _, err := e.svc.Hold(ctx, e.canvas, c.ID, ""); err != nil {
-		t.Fatalf("retried hold of an object already held: %v", err)
+		t.Fatalf("hold whose last write fails: %v (the hold itself is complete)", err)
 	}
-	if _, err := e.svc.Hold(ctx, e.canvas, b.ID, ""); !errors.Is(err, traces.ErrExhausted) {
+	if _, err := e.svc.Hold(ctx, e.canvas, d.ID, ""); !errors.Is(err, traces.ErrExhausted) {
 		t.Errorf("hold beyond the quota: err %v, want ErrExhausted", err)
 	}
 }
 
-// TestCrashBetweenObjectAndIndex: a hold or release whose index write is
-// lost converges when retried, when reconciled, and (for a lost hold) when
-// released.
-func TestCrashBetweenObjectAndIndex(t *testing.T) {
+// Sequence 6 of the keeper-safety review, hold side: a hold whose index
+// write failed used to leave its object held for ever, unlisted and
+// uncounted. The index is now written first, so a failure there leaves no
+// object held; a failure after it leaves the hold recorded and a token
+// from which Conform (the repair step) completes it.
+func TestHoldsDoNotLeak(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name      string
-		crash     string // "hold" or "release"
-		converge  string // "hold", "release" or "reconcile"
-		wantHeld  bool
-		wantCheck holds.Report
-	}{
-		{"hold retried", "hold", "hold", true, holds.Report{}},
-		{"hold reconciled", "hold", "reconcile", true, holds.Report{Checked: 1, Fixed: 1}},
-		{"hold then released", "hold", "release", false, holds.Report{}},
-		{"release retried", "release", "release", false, holds.Report{}},
-		{"release reconciled", "release", "reconcile", false, holds.Report{Checked: 1, Fixed: 1}},
-		{"release then held", "release", "hold", true, holds.Report{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	t.Run("index write fails", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		r := e.put(t, 0, 5, 2)
+		e.ix.failBeginHold.Store(1)
+		if _, err := e.svc.Hold(t.Context(), e.canvas, r.ID, "why"); !errors.Is(err, traces.ErrUnavailable) {
+			t.Fatalf("hold: err %v, want the injected ErrUnavailable", err)
+		}
+		diff(t, "objects", repeat("false", 3), e.objectHolds(t, keys(r)...))
+		diff(t, "index", repeat("false", 2), e.indexHeld(t, r))
+	})
+	t.Run("object write fails", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		r := e.put(t, 0, 5, 2)
+		// The trace object gets held, its layers do not.
+		failing := holds.New(layersUnavailable{e.gcs}, e.ix, holds.Options{Now: e.emu.E.Now})
+		if _, err := failing.Hold(t.Context(), e.canvas, r.ID, "why"); !errors.Is(err, traces.ErrUnavailable) {
+			t.Fatalf("hold with failing layer writes: err %v, want ErrUnavailable", err)
+		}
+		diff(t, "objects", []string{"true", "false", "false"}, e.objectHolds(t, keys(r)...))
+		diff(t, "index", repeat("true", 2), e.indexHeld(t, r))
+		if n := e.tokens(t, r.ID); n != 1 {
+			t.Fatalf("tokens = %d, want 1 left for the repair step", n)
+		}
+		if err := e.svc.Conform(t.Context(), e.canvas, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "objects after repair", repeat("true", 3), e.objectHolds(t, keys(r)...))
+		if hs, err := e.svc.List(t.Context(), e.canvas); err != nil || len(hs) != 1 || hs[0].Reason != "why" {
+			t.Errorf("List = %+v, %v; want the one hold, with its reason", hs, err)
+		}
+	})
+}
+
+// layersUnavailable is the bucket with every layer PATCH failing.
+type layersUnavailable struct{ *objstore.GCS }
+
+func (l layersUnavailable) SetTemporaryHold(ctx context.Context, key string, held bool, ct time.Time) (traces.ObjectInfo, error) {
+	if strings.Contains(key, "/layers/") {
+		return traces.ObjectInfo{}, fmt.Errorf("set hold %s: %w", key, errInjected)
+	}
+	return l.GCS.SetTemporaryHold(ctx, key, held, ct)
+}
+
+// Sequence 3 of the keeper-safety review: a release whose index write
+// failed used to leave the index saying "held" over a released object, and
+// GC skipped it as held. The index is now written first; a failure there
+// changes nothing, a failure after it leaves the release recorded and
+// completes on Conform. (GC renews keepers whatever the index says; see
+// internal/ttl.)
+func TestReleaseWhoseIndexWriteFails(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"begin", "end"} {
+		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			ctx := t.Context()
-			r := e.put(t, 0, 5, 2)
-			e.put(t, 1, 5, 0) // a neighbour that must stay as it is
-			if tc.crash == "hold" {
-				e.ix.failSetHold.Store(1)
-				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, "why"); !errors.Is(err, traces.ErrUnavailable) {
-					t.Fatalf("hold: err %v, want the injected ErrUnavailable", err)
-				}
-				diff(t, "objects after the crash", repeat("true", 3), e.objectHolds(t, keys(r)...))
-				diff(t, "index after the crash", repeat("false", 2), e.indexHeld(t, r))
+			r := e.put(t, 0, 5, 1)
+			if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+			if step == "begin" {
+				e.ix.failBeginRelease.Store(1)
 			} else {
-				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, "why"); err != nil {
-					t.Fatal(err)
-				}
-				e.ix.failClearHold.Store(1)
-				if err := e.svc.Release(ctx, e.canvas, r.ID); !errors.Is(err, traces.ErrUnavailable) {
-					t.Fatalf("release: err %v, want the injected ErrUnavailable", err)
-				}
-				diff(t, "objects after the crash", repeat("false", 3), e.objectHolds(t, keys(r)...))
-				diff(t, "index after the crash", repeat("true", 2), e.indexHeld(t, r))
+				e.ix.failEndRelease.Store(1)
 			}
-			var err error
-			var rep holds.Report
-			switch tc.converge {
-			case "hold":
-				_, err = e.svc.Hold(ctx, e.canvas, r.ID, "")
-			case "release":
-				err = e.svc.Release(ctx, e.canvas, r.ID)
-			case "reconcile":
-				rep, err = e.svc.Reconcile(ctx, e.canvas)
+			err := e.svc.Release(ctx, e.canvas, r.ID)
+			if step == "begin" {
+				if !errors.Is(err, traces.ErrUnavailable) {
+					t.Fatalf("release: err %v, want the injected failure", err)
+				}
+				diff(t, "objects", repeat("true", 2), e.objectHolds(t, keys(r)...))
+				diff(t, "index", repeat("true", 2), e.indexHeld(t, r))
+				return
 			}
 			if err != nil {
+				t.Fatalf("release whose last write fails: %v (the release itself is complete)", err)
+			}
+			diff(t, "objects", repeat("false", 2), e.objectHolds(t, keys(r)...))
+			diff(t, "index", repeat("false", 2), e.indexHeld(t, r))
+			if err := e.svc.Conform(ctx, e.canvas, r.ID); err != nil {
 				t.Fatal(err)
 			}
-			diff(t, "report", tc.wantCheck, rep)
-			want := fmt.Sprint(tc.wantHeld)
-			diff(t, "objects", repeat(want, 3), e.objectHolds(t, keys(r)...))
-			diff(t, "index", repeat(want, 2), e.indexHeld(t, r))
-			hs, err := e.svc.List(ctx, e.canvas)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := len(hs); got != map[bool]int{true: 1}[tc.wantHeld] {
-				t.Errorf("List has %d holds, want held=%v", got, tc.wantHeld)
-			}
-			if tc.wantHeld && tc.converge == "hold" && tc.crash == "hold" && hs[0].Reason != "" {
-				t.Errorf("reason %q after a retry without one, want none (the first write was lost)", hs[0].Reason)
-			}
-			if rep, err := e.svc.Reconcile(ctx, e.canvas); err != nil || rep != (holds.Report{}) {
-				t.Errorf("second Reconcile = %+v, %v; want nothing to do", rep, err)
-			}
+			diff(t, "objects after repair", repeat("false", 2), e.objectHolds(t, keys(r)...))
 		})
 	}
+}
+
+// A release and a hold racing, the hold's object pass landing after the
+// release's: the objects end up held while the index says released. The
+// hold's token stays, and Conform releases them.
+func TestConformAfterRacingHoldAndRelease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r := e.put(t, 0, 5, 1)
+	h, err := e.db.BeginHold(ctx, e.canvas, r.ID, "", e.base, 100) // the hold's first step
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Release(ctx, e.canvas, r.ID); err != nil { // the whole release
+		t.Fatal(err)
+	}
+	for _, k := range keys(r) { // the hold's object pass, late
+		if _, err := e.gcs.SetTemporaryHold(ctx, k, true, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, err := e.db.EndOp(ctx, e.canvas, r.ID, h.Token, true); err != nil || held {
+		t.Fatalf("EndOp = %v, %v; want not held", held, err)
+	}
+	if err := e.svc.Conform(ctx, e.canvas, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "objects", repeat("false", 2), e.objectHolds(t, keys(r)...))
+	diff(t, "index", repeat("false", 2), e.indexHeld(t, r))
 }
 
 // TestReconcile: consistent traces are left alone; a hold without its
@@ -441,9 +528,7 @@ func TestReconcile(t *testing.T) {
 	if err := e.gcs.Delete(ctx, traces.TraceKey(e.canvas, lost.ID), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.SetHold(ctx, e.canvas, lost.ID, "", e.base); err != nil {
-		t.Fatal(err)
-	}
+	e.markHeld(t, lost.ID)
 	// Object held, unknown to the index.
 	orphan := traces.TraceKey(e.canvas, traces.NewTraceID(e.base))
 	e.create(t, orphan)
@@ -460,12 +545,10 @@ func TestReconcile(t *testing.T) {
 	if _, err := e.db.Remove(ctx, e.canvas, layered.ID, layered.Generation); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.PutTrace(ctx, layered); err != nil {
+	if _, err := e.db.PutTrace(ctx, layered, layered.CustomTime); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.SetHold(ctx, e.canvas, layered.ID, "", e.base); err != nil {
-		t.Fatal(err)
-	}
+	e.markHeld(t, layered.ID)
 
 	before := map[string]int64{}
 	for _, k := range append(keys(held), keys(free)...) {
@@ -492,8 +575,8 @@ func TestReconcile(t *testing.T) {
 	diff(t, "held index", repeat("true", 2), e.indexHeld(t, held))
 }
 
-// TestReleaseAll releases every hold of the canvas, including one the index
-// lost, so that every object can then be deleted.
+// TestReleaseAll releases every hold of the canvas, including an object
+// held behind the index's back, so that every object can then be deleted.
 func TestReleaseAll(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -504,9 +587,10 @@ func TestReleaseAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.ix.failSetHold.Store(1)
-	if _, err := e.svc.Hold(ctx, e.canvas, lost.ID, ""); err == nil {
-		t.Fatal("hold with a crash succeeded")
+	for _, k := range keys(lost) {
+		if _, err := e.gcs.SetTemporaryHold(ctx, k, true, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n, err := e.svc.ReleaseAll(ctx, e.canvas)
 	if err != nil || n != 3 {

@@ -14,7 +14,7 @@ import (
 // Report says what Reconcile found and did.
 type Report struct {
 	Checked int // traces whose objects disagreed with the index or each other
-	Fixed   int // of those, traces converged to their trace object's hold
+	Fixed   int // of those, traces whose objects now agree with the index
 	Removed int // of those, traces whose object was gone: index rows removed
 }
 
@@ -68,14 +68,16 @@ func (st *stored) consistent(indexHeld bool) bool {
 	return !indexHeld && len(st.layersHeld) == 0
 }
 
-// Reconcile makes the index's holds of a canvas agree with its objects,
-// after crashes between object and index: it lists the canvas's objects
-// (Class A calls, so it is an operator's or a repair job's tool, not a
+// Reconcile makes the objects of a canvas agree with the holds its index
+// records, whatever left them otherwise (an operation whose token was lost
+// with a restored backup, a tool that patched objects directly): it lists
+// the canvas's objects (Class A calls, so it is an operator's tool, not a
 // request path), compares each trace object's temporaryHold with the index
-// and with its layers, and converges every trace that disagrees as
-// ReconcileTrace does. It continues past a trace that fails and returns
-// the errors joined. Safe to run alongside requests: each trace is re-read
-// just before it is changed.
+// and with its layers, and converges every trace that disagrees: an indexed
+// trace as Conform does, a held object the index does not know is released
+// (nothing would ever release it), a trace whose object is gone loses its
+// rows. It continues past a trace that fails and returns the errors joined.
+// Safe to run alongside requests.
 func (s *Service) Reconcile(ctx context.Context, c traces.CanvasID) (Report, error) {
 	var rep Report
 	objs, err := s.scan(ctx, c)
@@ -108,11 +110,14 @@ func (s *Service) Reconcile(ctx context.Context, c traces.CanvasID) (Report, err
 			return rep, errors.Join(append(errs, err)...)
 		}
 		rep.Checked++
-		var extra []string
+		var held []string
 		if st := objs[id]; st != nil {
-			extra = st.layersHeld
+			held = st.layersHeld
+			if st.held {
+				held = append([]string{traces.TraceKey(c, id)}, held...)
+			}
 		}
-		removed, err := s.converge(ctx, c, id, extra)
+		removed, err := s.converge(ctx, c, id, held)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", id, err))
@@ -126,69 +131,38 @@ func (s *Service) Reconcile(ctx context.Context, c traces.CanvasID) (Report, err
 	return rep, errors.Join(errs...)
 }
 
-// ReconcileTrace converges one trace to its trace object's hold: held, its
-// layers are held and the index records a hold (without a reason); not
-// held, its layers are released and the index's hold cleared (customTime
-// renewed, as a release does). A trace object held without index rows is
-// released so the bucket can expire it; a trace object gone takes its index
-// rows with it. Backend faults wrap traces.ErrUnavailable; an unknown trace
-// with no object is not an error.
+// ReconcileTrace converges one trace as Reconcile does, without a listing:
+// an indexed trace as Conform does; a trace object held but unknown to the
+// index is released. Backend faults wrap traces.ErrUnavailable; an unknown
+// trace with no object is not an error.
 func (s *Service) ReconcileTrace(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
-	if _, err := s.converge(ctx, c, id, nil); err != nil {
+	if _, err := s.converge(ctx, c, id, []string{traces.TraceKey(c, id)}); err != nil {
 		return fmt.Errorf("reconcile %s: %w", id, err)
 	}
 	return nil
 }
 
-// converge is ReconcileTrace; heldLayers are layer objects a listing saw
-// held (possibly beyond the index's layer count). removed reports that the
-// trace object was gone.
-func (s *Service) converge(ctx context.Context, c traces.CanvasID, id traces.TraceID, heldLayers []string) (removed bool, err error) {
-	rec, err := s.index.Get(ctx, c, id)
-	indexed := err == nil
-	if err != nil && !errors.Is(err, traces.ErrNotFound) {
-		return false, err
-	}
-	key := traces.TraceKey(c, id)
-	info, err := s.objects.Stat(ctx, key)
-	now := s.now().UTC().Truncate(time.Second)
+// converge is ReconcileTrace; held are objects a listing saw held (beyond
+// the index's layer count, perhaps), released if the index does not know
+// the trace. removed reports that the trace object was gone.
+func (s *Service) converge(ctx context.Context, c traces.CanvasID, id traces.TraceID, held []string) (removed bool, err error) {
+	err = s.Conform(ctx, c, id)
 	switch {
-	case errors.Is(err, traces.ErrNotFound):
-		if indexed {
-			if _, err := s.index.Remove(ctx, c, id, rec.Generation); err != nil {
-				return false, err
-			}
-		}
-		return true, s.releaseKeys(ctx, heldLayers, now)
-	case err != nil:
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, traces.ErrNotFound):
 		return false, err
-	case info.TemporaryHold && indexed:
-		if err := s.holdObjects(ctx, rec); err != nil {
-			return errors.Is(err, traces.ErrNotFound), err
-		}
-		if !rec.Held {
-			_, err = s.index.SetHold(ctx, c, id, "", s.now().UTC())
-		}
-		return false, err
-	case info.TemporaryHold:
-		// Held, but unknown to the index: nothing would ever release it.
-		return false, s.releaseKeys(ctx, append([]string{key}, heldLayers...), now)
-	case indexed && rec.Held:
-		if err := s.release(ctx, rec); err != nil {
-			return errors.Is(err, traces.ErrNotFound), err
-		}
 	}
-	return false, s.releaseKeys(ctx, heldLayers, now)
-}
-
-// releaseKeys releases each object in order; missing ones are skipped.
-func (s *Service) releaseKeys(ctx context.Context, keys []string, now time.Time) error {
-	for _, k := range keys {
+	// Not indexed, or its object is gone (rows removed): nothing in the
+	// index will ever release what is still held.
+	now := s.now().UTC().Truncate(time.Second)
+	for _, k := range held {
 		if err := s.releaseObject(ctx, k, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	_, serr := s.objects.Stat(ctx, traces.TraceKey(c, id))
+	return errors.Is(serr, traces.ErrNotFound), nil
 }
 
 // ReleaseHeld releases every trace the index lists as held in canvas c, as
@@ -203,15 +177,12 @@ func (s *Service) ReleaseHeld(ctx context.Context, c traces.CanvasID) (released 
 		return 0, fmt.Errorf("release held of %s: %w", c, err)
 	}
 	for _, h := range hs {
-		rec, err := s.index.Get(ctx, c, h.ID)
-		if err == nil {
-			err = s.release(ctx, rec)
-		}
+		err := s.Release(ctx, c, h.ID)
 		if errors.Is(err, traces.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return released, fmt.Errorf("release held of %s: release %s: %w", c, h.ID, err)
+			return released, fmt.Errorf("release held of %s: %w", c, err)
 		}
 		released++
 	}
@@ -219,11 +190,10 @@ func (s *Service) ReleaseHeld(ctx context.Context, c traces.CanvasID) (released 
 }
 
 // ReleaseAll releases every hold of a canvas: ReleaseHeld, then the canvas's
-// objects are listed and any still held (a hold whose index write was lost,
-// a layer added meanwhile) are released too. It lists the whole canvas
-// (Class A calls), so it is for operators, not request paths. It returns how
-// many traces it released. Backend faults wrap traces.ErrUnavailable;
-// retrying is safe.
+// objects are listed and any still held are released too (and the index
+// with them). It lists the whole canvas (Class A calls), so it is for
+// operators, not request paths. It returns how many traces it released.
+// Backend faults wrap traces.ErrUnavailable; retrying is safe.
 func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released int, err error) {
 	released, err = s.ReleaseHeld(ctx, c)
 	if err != nil {
@@ -242,11 +212,10 @@ func (s *Service) ReleaseAll(ctx context.Context, c traces.CanvasID) (released i
 		if len(keys) == 0 {
 			continue
 		}
-		if err := s.releaseKeys(ctx, keys, now); err != nil {
-			return released, fmt.Errorf("release all of %s: release %s: %w", c, id, err)
-		}
-		if err := s.index.ClearHold(ctx, c, id, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
-			return released, fmt.Errorf("release all of %s: release %s: %w", c, id, err)
+		for _, k := range keys {
+			if err := s.releaseObject(ctx, k, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
+				return released, fmt.Errorf("release all of %s: release %s: %w", c, id, err)
+			}
 		}
 		released++
 	}

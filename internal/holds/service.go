@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultQuota is how many traces a canvas may hold at once unless
-// Service.Quota says otherwise.
+// Options.Quota says otherwise.
 const DefaultQuota = 100
 
 // MaxReason bounds a hold's reason, in bytes.
@@ -37,12 +37,23 @@ type objects interface {
 
 // store is what holds needs from the index.
 type store interface {
+	BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, heldAt time.Time, quota int) (index.Holding, error)
+	BeginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID) (index.Releasing, error)
+	EndRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, customTime time.Time) (bool, error)
+	BeginOp(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, index.Token, error)
+	EndOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, held bool) (bool, error)
 	Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, error)
-	HeldCount(ctx context.Context, c traces.CanvasID, atMost int) (int, error)
-	SetHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, heldAt time.Time) (index.Hold, error)
-	ClearHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, customTime time.Time) error
 	Holds(ctx context.Context, c traces.CanvasID) ([]index.Hold, error)
 	Remove(ctx context.Context, c traces.CanvasID, id traces.TraceID, maxGeneration int64) (bool, error)
+}
+
+// Options configures a Service; the zero value of each field is a default.
+type Options struct {
+	Now    func() time.Time // the clock; time.Now when nil
+	Logger *slog.Logger     // nil discards
+	// Quota is how many traces a canvas may hold at once (default
+	// DefaultQuota). Concurrent holds may overshoot it by their number.
+	Quota int
 }
 
 // Service places, lists and releases holds. It is safe for concurrent use.
@@ -51,62 +62,51 @@ type Service struct {
 	index   store
 	now     func() time.Time
 	log     *slog.Logger
-	// Quota is how many traces a canvas may hold at once; 0 or less means
-	// DefaultQuota. Concurrent holds may overshoot it by their number, and
-	// a hold already placed on the object (a retry after a crash) is
-	// completed even beyond it.
-	Quota int
+	quota   int
 }
 
-// New wires the service: o is the bucket (*objstore.GCS), ix the index
-// (*index.DB), now the clock (shared with the emulator in `tracegw dev`);
-// log may be nil.
-func New(o objects, ix store, now func() time.Time, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns a Service over o (an *objstore.GCS) and ix (an *index.DB).
+func New(o objects, ix store, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	return &Service{objects: o, index: ix, now: now, log: log.With("component", "holds"), Quota: DefaultQuota}
-}
-
-func (s *Service) quota() int {
-	if s.Quota <= 0 {
-		return DefaultQuota
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return s.Quota
+	if opts.Quota <= 0 {
+		opts.Quota = DefaultQuota
+	}
+	return &Service{objects: o, index: ix, now: opts.Now, log: opts.Logger.With("component", "holds"), quota: opts.Quota}
 }
 
-// Hold holds a trace: GCS's temporaryHold on the trace object, then on each
-// of its layers, then (reason, now) in the index, so the bucket never
-// expires it. Holding a held trace again is harmless; it keeps the original
-// time, and a non-empty reason replaces the recorded one. A trace unknown
-// to the index wraps traces.ErrNotFound; so does one whose object is gone,
-// after its index rows are removed. A canvas at its quota wraps
-// traces.ErrExhausted, unless this trace is held already (in the index or,
-// after a crash between object and index, on the object). A reason over
-// MaxReason bytes is a *traces.FieldError. Backend faults wrap
-// traces.ErrUnavailable; retrying is always safe.
+// Hold holds a trace: the index records it (reason, now) with an operation
+// token, then GCS's temporaryHold goes on the trace object and each of its
+// layers, then the token goes. Holding a held trace again is harmless; it
+// keeps the original time, and a non-empty reason replaces the recorded
+// one. A trace unknown to the index wraps traces.ErrNotFound; so does one
+// whose object is gone, after its index rows are removed. A canvas at its
+// quota wraps traces.ErrExhausted. A reason over MaxReason bytes is a
+// *traces.FieldError. Backend faults wrap traces.ErrUnavailable; what a
+// failed call left undone, GC's repair step completes (the hold stands),
+// and retrying is always safe.
 func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string) (Hold, error) {
 	if err := checkReason(reason); err != nil {
 		return Hold{}, err
 	}
-	rec, err := s.index.Get(ctx, c, id)
+	h, err := s.index.BeginHold(ctx, c, id, reason, s.now().UTC(), s.quota)
 	if err != nil {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
 	}
-	if !rec.Held {
-		if err := s.checkQuota(ctx, rec); err != nil {
-			return Hold{}, fmt.Errorf("hold %s: %w", id, err)
-		}
-	}
-	if err := s.holdObjects(ctx, rec); err != nil {
+	if err := s.setHolds(ctx, c, id, h.Generation, h.Layers, true); err != nil {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
 	}
-	h, err := s.index.SetHold(ctx, c, id, reason, s.now().UTC())
-	if err != nil {
-		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
+	// A release that ran meanwhile may have come before our patches: then
+	// the token stays and the repair step releases the objects again.
+	if _, err := s.index.EndOp(ctx, c, id, h.Token, true); err != nil {
+		s.log.Warn("end hold", "canvas_id", c, "trace_id", id, "err", err)
 	}
 	s.log.Debug("trace held", "canvas_id", c, "trace_id", id)
-	return h, nil
+	return h.Hold, nil
 }
 
 func checkReason(reason string) error {
@@ -119,109 +119,69 @@ func checkReason(reason string) error {
 	return nil
 }
 
-// checkQuota refuses a new hold on a canvas at its quota. The object's state
-// wins: a hold whose index write was lost is completed, not refused, since
-// refusing would leave a held object nobody sees in the list.
-func (s *Service) checkQuota(ctx context.Context, rec traces.Record) error {
-	n, err := s.index.HeldCount(ctx, rec.Canvas, s.quota())
-	if err != nil {
-		return err
-	}
-	if n < s.quota() {
-		return nil
-	}
-	key := traces.TraceKey(rec.Canvas, rec.ID)
-	info, err := s.objects.Stat(ctx, key)
+// setHolds brings the trace object and layers 1..layers to held, trace
+// object first. A missing layer expired or was never written: nothing to
+// keep. A missing trace object takes its rows (generation gen) with it and
+// wraps traces.ErrNotFound. Releasing also moves customTime to now.
+func (s *Service) setHolds(ctx context.Context, c traces.CanvasID, id traces.TraceID, gen int64, layers int, held bool) error {
+	now := s.now().UTC().Truncate(time.Second) // what GCS stores as customTime
+	err := s.setHold(ctx, traces.TraceKey(c, id), held, now)
 	if errors.Is(err, traces.ErrNotFound) {
-		return s.gone(ctx, rec, err)
+		return s.gone(ctx, c, id, gen, err)
 	}
 	if err != nil {
 		return err
 	}
-	if info.TemporaryHold {
-		return nil
-	}
-	return fmt.Errorf("canvas %s already holds %d traces, its quota: release one first: %w", rec.Canvas, n, traces.ErrExhausted)
-}
-
-// holdObjects places the hold on the trace object, then on its layers. The
-// trace object goes first so that a crash leaves it, the one object
-// Reconcile compares with the index, disagreeing with the index.
-func (s *Service) holdObjects(ctx context.Context, rec traces.Record) error {
-	key := traces.TraceKey(rec.Canvas, rec.ID)
-	_, err := s.objects.SetTemporaryHold(ctx, key, true, time.Time{})
-	if errors.Is(err, traces.ErrNotFound) {
-		return s.gone(ctx, rec, err)
-	}
-	if err != nil {
-		return err
-	}
-	for n := 1; n <= rec.Layers; n++ {
-		// A missing layer expired or was never finished; nothing to keep.
-		if _, err := s.objects.SetTemporaryHold(ctx, traces.LayerKey(rec.Canvas, rec.ID, n), true, time.Time{}); err != nil && !errors.Is(err, traces.ErrNotFound) {
+	for n := 1; n <= layers; n++ {
+		if err := s.setHold(ctx, traces.LayerKey(c, id, n), held, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
 			return err
 		}
 	}
 	return nil
 }
 
+func (s *Service) setHold(ctx context.Context, key string, held bool, now time.Time) error {
+	if held {
+		_, err := s.objects.SetTemporaryHold(ctx, key, true, time.Time{})
+		return err
+	}
+	return s.releaseObject(ctx, key, now)
+}
+
 // gone removes the index rows of a trace whose object is gone (a lost
 // deletion notification) and returns notFound, which wraps ErrNotFound.
-func (s *Service) gone(ctx context.Context, rec traces.Record, notFound error) error {
-	if _, err := s.index.Remove(ctx, rec.Canvas, rec.ID, rec.Generation); err != nil {
+func (s *Service) gone(ctx context.Context, c traces.CanvasID, id traces.TraceID, gen int64, notFound error) error {
+	if _, err := s.index.Remove(ctx, c, id, gen); err != nil {
 		return fmt.Errorf("remove stale rows: %w", err)
 	}
 	return notFound
 }
 
-// Release releases a trace's hold: temporaryHold=false and customTime=now in
-// one PATCH on the trace object, then on each layer, then the index (not
-// held, custom_time = now), so the trace is kept a full retention period
-// from now and then follows the normal policy. Releasing a trace that is not
-// held changes nothing (its retention is not renewed) unless its object is
-// held after all (a crash between object and index), which is then
-// released. Errors as for Hold, without the quota; retrying is always safe.
+// Release releases a trace's hold: the index records it with an operation
+// token, then temporaryHold=false and customTime=now go on the trace object
+// and each layer in one PATCH each, then the index moves custom_time to now
+// and the token goes. The trace is kept a full retention period from now
+// and then follows the normal policy. Releasing a trace that is not held
+// changes nothing (its retention is not renewed). Errors as for Hold,
+// without the quota; what a failed call left undone, the repair step
+// completes (the release stands).
 func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
-	rec, err := s.index.Get(ctx, c, id)
+	r, err := s.index.BeginRelease(ctx, c, id)
 	if err != nil {
 		return fmt.Errorf("release %s: %w", id, err)
 	}
-	if !rec.Held {
-		info, err := s.objects.Stat(ctx, traces.TraceKey(c, id))
-		if errors.Is(err, traces.ErrNotFound) {
-			return fmt.Errorf("release %s: %w", id, s.gone(ctx, rec, err))
-		}
-		if err != nil {
-			return fmt.Errorf("release %s: %w", id, err)
-		}
-		if !info.TemporaryHold {
-			return nil
-		}
+	if !r.Held {
+		return nil
 	}
-	if err := s.release(ctx, rec); err != nil {
+	now := s.now().UTC().Truncate(time.Second)
+	if err := s.setHolds(ctx, c, id, r.Generation, r.Layers, false); err != nil {
 		return fmt.Errorf("release %s: %w", id, err)
+	}
+	if _, err := s.index.EndRelease(ctx, c, id, r.Token, now); err != nil {
+		s.log.Warn("end release", "canvas_id", c, "trace_id", id, "err", err)
 	}
 	s.log.Debug("trace released", "canvas_id", c, "trace_id", id)
 	return nil
-}
-
-// release releases the objects of rec, trace object first, and clears the
-// index's hold.
-func (s *Service) release(ctx context.Context, rec traces.Record) error {
-	now := s.now().UTC().Truncate(time.Second) // what GCS stores as customTime
-	err := s.releaseObject(ctx, traces.TraceKey(rec.Canvas, rec.ID), now)
-	if errors.Is(err, traces.ErrNotFound) {
-		return s.gone(ctx, rec, err)
-	}
-	if err != nil {
-		return err
-	}
-	for n := 1; n <= rec.Layers; n++ {
-		if err := s.releaseObject(ctx, traces.LayerKey(rec.Canvas, rec.ID, n), now); err != nil && !errors.Is(err, traces.ErrNotFound) {
-			return err
-		}
-	}
-	return s.index.ClearHold(ctx, rec.Canvas, rec.ID, now)
 }
 
 // releaseObject clears key's hold and moves its customTime to now in one
@@ -240,6 +200,58 @@ func (s *Service) releaseObject(ctx context.Context, key string, now time.Time) 
 	}
 	_, err = s.objects.SetTemporaryHold(ctx, key, false, time.Time{})
 	return err
+}
+
+// Conform brings a trace's objects to the hold its index row records, with
+// an operation token of its own: held, the trace object and its layers are
+// held; not held, any of them still held is released (customTime renewed,
+// as a release does). GC's repair step calls it for traces an operation
+// left half done. If a hold or release changes the row meanwhile, the token
+// stays for the next repair. A trace not indexed, or whose object is gone,
+// wraps traces.ErrNotFound (its rows are removed). Backend faults wrap
+// traces.ErrUnavailable. Safe for concurrent use.
+func (s *Service) Conform(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
+	rec, tok, err := s.index.BeginOp(ctx, c, id)
+	if err != nil {
+		return fmt.Errorf("conform holds of %s: %w", id, err)
+	}
+	if err := s.conform(ctx, rec); err != nil {
+		return fmt.Errorf("conform holds of %s: %w", id, err)
+	}
+	if _, err := s.index.EndOp(ctx, c, id, tok, rec.Held); err != nil {
+		return fmt.Errorf("conform holds of %s: %w", id, err)
+	}
+	return nil
+}
+
+// conform patches what disagrees with rec.Held. Holding is idempotent, so
+// it patches every object; releasing looks first, because a release also
+// renews customTime.
+func (s *Service) conform(ctx context.Context, rec traces.Record) error {
+	if rec.Held {
+		return s.setHolds(ctx, rec.Canvas, rec.ID, rec.Generation, rec.Layers, true)
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	for n := 0; n <= rec.Layers; n++ {
+		key := traces.TraceKey(rec.Canvas, rec.ID)
+		if n > 0 {
+			key = traces.LayerKey(rec.Canvas, rec.ID, n)
+		}
+		info, err := s.objects.Stat(ctx, key)
+		switch {
+		case n == 0 && errors.Is(err, traces.ErrNotFound):
+			return s.gone(ctx, rec.Canvas, rec.ID, rec.Generation, err)
+		case errors.Is(err, traces.ErrNotFound):
+			continue
+		case err != nil:
+			return err
+		case info.TemporaryHold:
+			if err := s.releaseObject(ctx, key, now); err != nil && !errors.Is(err, traces.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // List returns the canvas's held traces as the index records them, most

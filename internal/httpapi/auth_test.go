@@ -16,10 +16,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -75,8 +77,8 @@ func newSecureGateway(t *testing.T, dbURL string, emu *testutil.Emu) *secureGate
 	t.Cleanup(db.Close)
 	g := &secureGateway{Key: bytes.Repeat([]byte{0x5a}, 32), DB: db, Emu: emu,
 		Registry: prometheus.NewRegistry(), Logs: &syncBuffer{}}
-	svc := traces.NewService(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil)
-	jobs := traces.NewJobs(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil) // never run: jobs stay queued
+	svc := tracestore.New(objstore.New(emu.Client, emu.Bucket), db, tracestore.Options{})
+	jobs := canvases.NewJobs(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil) // never run: jobs stay queued
 	g.Server = httpapi.New(httpapi.Options{
 		Service: svc, Jobs: jobs, Auth: &httpapi.HMACAuth{Key: g.Key}, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger:     slog.New(slog.NewJSONHandler(g.Logs, nil)),

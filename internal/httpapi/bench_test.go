@@ -58,7 +58,7 @@ func BenchmarkList(b *testing.B) {
 		r := traces.Record{Canvas: c, ID: traces.NewTraceID(now.Add(time.Duration(i) * time.Millisecond)),
 			RootTLID: traces.TLID(i % 200), Timestamp: now, Generation: 1, CustomTime: now}
 		r.TLIDs = []traces.TLID{r.RootTLID, 1000}
-		if _, err := g.DB.PutTrace(b.Context(), r); err != nil {
+		if _, err := g.DB.PutTrace(b.Context(), r, r.CustomTime); err != nil {
 			b.Fatal(err)
 		}
 	}

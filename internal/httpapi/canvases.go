@@ -23,14 +23,20 @@ func (s *Server) forgetToplevel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.svc.ForgetToplevel(r.Context(), c, tlid); err != nil {
+	if s.tops == nil {
+		return errNoToplevels
+	}
+	if err := s.tops.Forget(r.Context(), c, tlid); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-var errNoJobs = fmt.Errorf("canvas deletion is not configured: %w", traces.ErrUnavailable)
+var (
+	errNoJobs      = fmt.Errorf("canvas deletion is not configured: %w", traces.ErrUnavailable)
+	errNoToplevels = fmt.Errorf("toplevel deletion is not configured: %w", traces.ErrUnavailable)
+)
 
 func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) error {
 	c, err := canvasParam(r)

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -23,7 +25,7 @@ type execGateway struct {
 	DB   *index.DB
 	GCS  *objstore.GCS
 	Emu  *testutil.Emu
-	Jobs *traces.Jobs
+	Jobs *canvases.Jobs
 }
 
 // newExecGateway is the gateway on the GCS emulator and its clock.
@@ -39,9 +41,9 @@ func newExecGateway(t *testing.T) *execGateway {
 	}
 	t.Cleanup(db.Close)
 	g.DB = db
-	svc := traces.NewService(g.GCS, db, now, nil)
-	g.Jobs = traces.NewJobs(g.GCS, db, now, nil)
-	api := httpapi.New(httpapi.Options{Service: svc, Jobs: g.Jobs, Limits: traces.Limits{MaxBody: 1 << 20},
+	svc := tracestore.New(g.GCS, db, tracestore.Options{Now: now})
+	g.Jobs = canvases.NewJobs(g.GCS, db, now, nil)
+	api := httpapi.New(httpapi.Options{Service: svc, Jobs: g.Jobs, Toplevels: canvases.NewToplevels(db, now), Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	hs := httptest.NewServer(api.Handler())
 	t.Cleanup(hs.Close)
@@ -122,7 +124,7 @@ func TestReplaceTraceHTTP(t *testing.T) {
 		{"bad canvas", g.URL + "/v1/canvases/NOPE/traces/" + id, "application/json", replacement, nil, 400, "invalid_argument", "canvasID"},
 		{"bad trace ID", g.canvasURL() + "/traces/123", "application/json", replacement, nil, 400, "invalid_argument", "traceID"},
 		{"media type", url, "text/plain", replacement, nil, 415, "unsupported_media_type", ""},
-		{"If-Match on an unknown trace", g.canvasURL() + "/traces/" + traces.NewTraceID(time.Now()).String(), "application/json", replacement, []string{"If-Match", "7"}, 412, "failed_precondition", ""},
+		{"If-Match on an unknown trace", g.canvasURL() + "/traces/" + traces.NewTraceID(time.Now()).String(), "application/json", replacement, []string{"If-Match", "7"}, 404, "not_found", ""},
 		{"held", g.canvasURL() + "/traces/" + held, "application/json", `{"rootTLID":"1"}`, nil, 409, "failed_precondition", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -40,7 +41,7 @@ func newGateway(t testing.TB) *gateway {
 	t.Cleanup(db.Close)
 	emu := testutil.Emulator(t)
 	gcs := objstore.New(emu.Client, emu.Bucket)
-	svc := traces.NewService(gcs, db, time.Now, nil)
+	svc := tracestore.New(gcs, db, tracestore.Options{Now: time.Now})
 	api := httpapi.New(httpapi.Options{Service: svc, Limits: traces.Limits{MaxBody: 1 << 20}, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	hs := httptest.NewServer(api.Handler())
 	t.Cleanup(hs.Close)

@@ -23,6 +23,7 @@ import (
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -46,10 +47,9 @@ func newHoldsGateway(t *testing.T, quota int) *gateway {
 		t.Fatalf("set lifecycle rule: %v", err)
 	}
 	gcs := objstore.New(emu.Client, emu.Bucket)
-	hs := holds.New(gcs, db, emu.E.Now, nil)
-	hs.Quota = quota
+	hs := holds.New(gcs, db, holds.Options{Now: emu.E.Now, Quota: quota})
 	api := httpapi.New(httpapi.Options{
-		Service: traces.NewService(gcs, db, emu.E.Now, nil),
+		Service: tracestore.New(gcs, db, tracestore.Options{Now: emu.E.Now}),
 		Holds:   hs,
 		Limits:  traces.Limits{MaxBody: 1 << 20},
 		Logger:  slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),

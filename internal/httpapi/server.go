@@ -12,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 )
 
 // Role is what a bearer token allows (API.md's Auth).
@@ -41,7 +43,7 @@ type Authenticator interface {
 
 // Options configure a Server. Service is required.
 type Options struct {
-	Service *traces.Service
+	Service *tracestore.Service
 	Auth    Authenticator // nil: every caller is admin (--insecure-no-auth)
 	Limits  traces.Limits
 	Logger  *slog.Logger
@@ -51,7 +53,10 @@ type Options struct {
 	// Holds serves the hold routes; nil answers them 503 unavailable.
 	Holds *holds.Service
 	// Jobs runs canvas deletions; nil answers those routes 503 unavailable.
-	Jobs *traces.Jobs
+	Jobs *canvases.Jobs
+	// Toplevels records deleted toplevels; nil answers that route 503
+	// unavailable.
+	Toplevels *canvases.Toplevels
 	// Registerer receives the HTTP metrics (requests by route and code,
 	// latency by route, bytes saved); nil: not exported.
 	Registerer prometheus.Registerer
@@ -62,13 +67,14 @@ type Options struct {
 
 // Server is the HTTP API. Handler is safe for concurrent use.
 type Server struct {
-	svc    *traces.Service
+	svc    *tracestore.Service
 	auth   Authenticator
 	limits traces.Limits
 	log    *slog.Logger
 	ready  func(ctx context.Context) map[string]error
 	holds  *holds.Service
-	jobs   *traces.Jobs
+	jobs   *canvases.Jobs
+	tops   *canvases.Toplevels
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
 	met    *metrics
@@ -80,6 +86,7 @@ func New(o Options) *Server {
 		met: newMetrics(o.Registerer)}
 	s.holds = o.Holds
 	s.jobs = o.Jobs
+	s.tops = o.Toplevels
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

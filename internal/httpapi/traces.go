@@ -8,6 +8,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 )
 
 func (s *Server) routeTraces() {
@@ -133,10 +134,10 @@ func (s *Server) listToplevel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit := traces.DefaultListLimit
+	limit := tracestore.DefaultListLimit
 	if v := r.URL.Query().Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil {
-			return traces.Invalid("limit", "must be an integer between 1 and %d", traces.MaxListLimit)
+			return traces.Invalid("limit", "must be an integer between 1 and %d", tracestore.MaxListLimit)
 		}
 	}
 	list, err := s.svc.Recent(r.Context(), c, tlid, limit)
@@ -163,10 +164,10 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var tlids []traces.TLID
-	limit := traces.DefaultListLimit
+	limit := tracestore.DefaultListLimit
 	err = traces.DecodeFields(body, isJSON, s.limits, map[string]func(*traces.Reader, string) error{
 		"tlids": func(rd *traces.Reader, f string) (err error) {
-			tlids, err = rd.TLIDs(f, traces.MaxBatchTLIDs)
+			tlids, err = rd.TLIDs(f, tracestore.MaxBatchTLIDs)
 			return err
 		},
 		"limit": func(rd *traces.Reader, f string) error {

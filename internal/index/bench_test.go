@@ -90,7 +90,7 @@ func BenchmarkPutTrace(b *testing.B) {
 				ts := base.Add(time.Duration(i) * time.Millisecond)
 				r := traces.Record{Canvas: c, ID: traces.NewTraceID(ts), RootTLID: 1, TLIDs: tlids,
 					Timestamp: ts, Generation: int64(i), CustomTime: ts}
-				if _, err := db.PutTrace(b.Context(), r); err != nil {
+				if _, err := db.PutTrace(b.Context(), r, r.CustomTime); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -32,7 +32,7 @@ func TestServerRestart(t *testing.T) {
 			t.Errorf("%s while the server is down: %v, want ErrUnavailable", what, err)
 		}
 	}
-	_, err = db.PutTrace(t.Context(), record(c, 1, 10))
+	_, err = db.PutTrace(t.Context(), record(c, 1, 10), base)
 	unavailable("PutTrace", err)
 	_, err = db.Recent(t.Context(), c, 10, 10)
 	unavailable("Recent", err)

@@ -1,12 +1,15 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tracegw/tracegw/internal/traces"
@@ -18,20 +21,19 @@ import (
 // custom_time and renew_after forward (ForgetToplevel, in execute.go, marks
 // a toplevel deleted; Remove drops the rows of an object found gone).
 
+// dueCanvasesSQL reads the due part of toplevels_due once; the hash
+// aggregate keeps one entry per canvas.
 const dueCanvasesSQL = `
 SELECT DISTINCT canvas_id FROM toplevels
-WHERE deleted_at IS NULL AND renew_after < $1 AND canvas_id > $2
-ORDER BY canvas_id
-LIMIT $3`
+WHERE deleted_at IS NULL AND renew_after < $1`
 
-// DueCanvases returns up to limit canvases, in ID order after the canvas
-// after (the zero ID to start), that have a live toplevel whose renew_after
-// is before before. It reads only the due part of toplevels_due, so its cost
-// follows the number of due toplevels, not the number stored. Errors wrap
-// traces.ErrUnavailable when the server cannot be reached. Safe for
-// concurrent use.
-func (db *DB) DueCanvases(ctx context.Context, before time.Time, after traces.CanvasID, limit int) ([]traces.CanvasID, error) {
-	rows, err := db.pool.Query(ctx, dueCanvasesSQL, before, [16]byte(after), int64(limit))
+// DueCanvases returns every canvas that has a live toplevel whose
+// renew_after is before before. It reads only the due part of
+// toplevels_due, once, so its cost follows the number of due toplevels, not
+// the number stored. Errors wrap traces.ErrUnavailable when the server
+// cannot be reached. Safe for concurrent use.
+func (db *DB) DueCanvases(ctx context.Context, before time.Time) ([]traces.CanvasID, error) {
+	rows, err := db.pool.Query(ctx, dueCanvasesSQL, before)
 	if err != nil {
 		return nil, fmt.Errorf("due canvases: %w", translate(err))
 	}
@@ -47,6 +49,7 @@ func (db *DB) DueCanvases(ctx context.Context, before time.Time, after traces.Ca
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("due canvases: %w", translate(err))
 	}
+	slices.SortFunc(out, func(a, b traces.CanvasID) int { return bytes.Compare(a[:], b[:]) })
 	return out, nil
 }
 
@@ -122,9 +125,11 @@ type Keeper struct {
 }
 
 // DueToplevel is a due toplevel and its latest traces (its keepers), newest
-// first. A toplevel with no traces has none.
+// first. A toplevel with no traces has none. Rev is the toplevel's rev as
+// read with them: SetRenewAfter changes nothing if it moved since.
 type DueToplevel struct {
 	TLID    traces.TLID
+	Rev     int64
 	Keepers []traces.TraceID
 }
 
@@ -141,7 +146,7 @@ type Keepers struct {
 // latest $3 traces by an index-only backward scan of trace_tlids' primary
 // key, joined to traces for what renewal needs.
 const keepersSQL = `
-SELECT d.tlid, k.trace_id, t.generation, t.custom_time, t.layers, t.held_at IS NOT NULL
+SELECT d.tlid, d.rev, k.trace_id, t.generation, t.custom_time, t.layers, t.held_at IS NOT NULL
 FROM toplevels d
 LEFT JOIN LATERAL (
   SELECT x.trace_id FROM trace_tlids x
@@ -150,17 +155,22 @@ LEFT JOIN LATERAL (
   LIMIT $3
 ) k ON true
 LEFT JOIN traces t ON t.canvas_id = $1 AND t.trace_id = k.trace_id
-WHERE d.canvas_id = $1 AND d.deleted_at IS NULL AND d.renew_after < $2
+WHERE d.canvas_id = $1 AND d.deleted_at IS NULL AND (d.renew_after < $2 OR d.tlid = ANY ($4::bigint[]))
 ORDER BY d.tlid, k.trace_id DESC`
 
 // Keepers returns the live toplevels of canvas whose renew_after is before
-// before, each with its latest keep traces, and those traces deduplicated
-// (a trace can be a keeper of several toplevels). It is one query; its cost
-// follows the number of due toplevels of the canvas times keep. Errors wrap
+// before, and those of also whatever their renew_after, each with its rev
+// and its latest keep traces, and those traces deduplicated (a trace can be
+// a keeper of several toplevels). It is one query; its cost follows the
+// number of due toplevels of the canvas times keep. Errors wrap
 // traces.ErrUnavailable when the server cannot be reached. Safe for
 // concurrent use.
-func (db *DB) Keepers(ctx context.Context, canvas traces.CanvasID, before time.Time, keep int) (Keepers, error) {
-	rows, err := db.pool.Query(ctx, keepersSQL, [16]byte(canvas), before, int64(keep))
+func (db *DB) Keepers(ctx context.Context, canvas traces.CanvasID, before time.Time, keep int, also []traces.TLID) (Keepers, error) {
+	extra := make([]int64, len(also))
+	for i, t := range also {
+		extra[i] = int64(t)
+	}
+	rows, err := db.pool.Query(ctx, keepersSQL, [16]byte(canvas), before, int64(keep), extra)
 	if err != nil {
 		return Keepers{}, fmt.Errorf("keepers of %s: %w", canvas, translate(err))
 	}
@@ -169,6 +179,7 @@ func (db *DB) Keepers(ctx context.Context, canvas traces.CanvasID, before time.T
 		out    Keepers
 		seen   = map[traces.TraceID]bool{}
 		tlid   int64
+		rev    int64
 		id     *[16]byte
 		gen    *int64
 		ct     *time.Time
@@ -176,11 +187,11 @@ func (db *DB) Keepers(ctx context.Context, canvas traces.CanvasID, before time.T
 		held   *bool
 	)
 	for rows.Next() {
-		if err := rows.Scan(&tlid, &id, &gen, &ct, &layers, &held); err != nil {
+		if err := rows.Scan(&tlid, &rev, &id, &gen, &ct, &layers, &held); err != nil {
 			return Keepers{}, fmt.Errorf("keepers of %s: %w", canvas, translate(err))
 		}
 		if n := len(out.Toplevels); n == 0 || out.Toplevels[n-1].TLID != traces.TLID(tlid) {
-			out.Toplevels = append(out.Toplevels, DueToplevel{TLID: traces.TLID(tlid)})
+			out.Toplevels = append(out.Toplevels, DueToplevel{TLID: traces.TLID(tlid), Rev: rev})
 		}
 		// A trace_tlids row without its traces row (gen is NULL) cannot
 		// happen, as both are written and removed in one statement; skip it.
@@ -228,29 +239,88 @@ func (db *DB) MarkRenewed(ctx context.Context, canvas traces.CanvasID, ids []tra
 	return nil
 }
 
-const setRenewAfterSQL = `
-UPDATE toplevels t SET renew_after = v.renew_after
-FROM unnest($2::bigint[], $3::timestamptz[]) AS v(tlid, renew_after)
-WHERE t.canvas_id = $1 AND t.tlid = v.tlid`
+// RenewAfter is GC's verdict on one toplevel after a pass: its next
+// renew_after, or, for a toplevel without traces (Empty), that it may go.
+type RenewAfter struct {
+	TLID  traces.TLID
+	Rev   int64 // the rev Keepers read
+	Value time.Time
+	Empty bool
+}
 
-// SetRenewAfter sets the renew_after of each toplevel tlids[i] of canvas to
-// values[i]: the oldest customTime among its keepers after a GC pass, so the
-// toplevel is not looked at again until one of them ages. tlids and values
-// must have the same length. Errors wrap traces.ErrUnavailable when the
-// server cannot be reached. Safe for concurrent use.
-func (db *DB) SetRenewAfter(ctx context.Context, canvas traces.CanvasID, tlids []traces.TLID, values []time.Time) error {
-	if len(tlids) != len(values) {
-		return fmt.Errorf("set renew_after of %s: %d tlids but %d values", canvas, len(tlids), len(values))
-	}
-	if len(tlids) == 0 {
+// deleteEmptySQL deletes toplevels GC found empty on an earlier pass (at
+// least $4 ago on the database's clock) and again now, unchanged since.
+const deleteEmptySQL = `
+DELETE FROM toplevels t
+USING unnest($2::bigint[], $3::bigint[]) AS v(tlid, rev)
+WHERE t.canvas_id = $1 AND t.tlid = v.tlid AND t.rev = v.rev
+  AND t.empty_since < clock_timestamp() - $4::interval
+  AND NOT EXISTS (SELECT FROM trace_tlids x WHERE x.canvas_id = $1 AND x.tlid = t.tlid)`
+
+// setRenewAfterSQL writes renew_after only where rev is still what GC read:
+// a toplevel whose keepers changed meanwhile (a link of an old trace, a
+// dropped link, a forget or a revival bumped rev) stays as that write left
+// it, due, and the next pass reads it again.
+const setRenewAfterSQL = `
+UPDATE toplevels t SET renew_after = v.renew_after,
+  empty_since = CASE WHEN v.empty THEN COALESCE(t.empty_since, clock_timestamp()) END
+FROM unnest($2::bigint[], $3::bigint[], $4::timestamptz[], $5::bool[]) AS v(tlid, rev, renew_after, empty)
+WHERE t.canvas_id = $1 AND t.tlid = v.tlid AND t.rev = v.rev`
+
+// SetRenewAfter records a pass's verdicts on toplevels of canvas in one
+// round trip, each only if the toplevel's rev is still the one Keepers
+// read. A toplevel found Empty is marked so (saves then stop relying on the
+// row) and deleted on a later pass if it was marked at least emptyGrace ago
+// (database clock; longer than any index write takes) and is still empty:
+// a save that decided not to touch the row before the mark has committed by
+// then, and one after it touches the row. Errors wrap
+// traces.ErrUnavailable when the server cannot be reached. Safe for
+// concurrent use.
+func (db *DB) SetRenewAfter(ctx context.Context, canvas traces.CanvasID, vs []RenewAfter, emptyGrace time.Duration) error {
+	if len(vs) == 0 {
 		return nil
 	}
-	a := make([]int64, len(tlids))
-	for i, t := range tlids {
-		a[i] = int64(t)
+	var (
+		tlids, revs, etlids, erevs []int64
+		values                     []time.Time
+		empty                      []bool
+	)
+	for _, v := range vs {
+		tlids, revs, values, empty = append(tlids, int64(v.TLID)), append(revs, v.Rev), append(values, v.Value), append(empty, v.Empty)
+		if v.Empty {
+			etlids, erevs = append(etlids, int64(v.TLID)), append(erevs, v.Rev)
+		}
 	}
-	if _, err := db.pool.Exec(ctx, setRenewAfterSQL, [16]byte(canvas), a, values); err != nil {
-		return fmt.Errorf("set renew_after of %d toplevels of %s: %w", len(tlids), canvas, translate(err))
+	b := &pgx.Batch{}
+	if len(etlids) > 0 {
+		b.Queue(deleteEmptySQL, [16]byte(canvas), etlids, erevs, emptyGrace)
+	}
+	b.Queue(setRenewAfterSQL, [16]byte(canvas), tlids, revs, values, empty)
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("set renew_after of %d toplevels of %s: %w", len(vs), canvas, translate(err))
 	}
 	return nil
+}
+
+// deleteForgottenSQL deletes up to $2 toplevels forgotten before $1 that no
+// trace links to any more: a later trace naming the tlid starts it afresh,
+// with nothing old to keep.
+const deleteForgottenSQL = `
+DELETE FROM toplevels t USING (
+  SELECT canvas_id, tlid FROM toplevels f
+  WHERE f.deleted_at < $1
+    AND NOT EXISTS (SELECT FROM trace_tlids x WHERE x.canvas_id = f.canvas_id AND x.tlid = f.tlid)
+  LIMIT $2
+) d
+WHERE t.canvas_id = d.canvas_id AND t.tlid = d.tlid AND t.deleted_at < $1`
+
+// DeleteForgotten deletes up to limit toplevels, across canvases, that were
+// forgotten before before and have no traces left, and returns how many.
+// Errors wrap traces.ErrUnavailable when the server cannot be reached.
+func (db *DB) DeleteForgotten(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := db.pool.Exec(ctx, deleteForgottenSQL, before, int64(limit))
+	if err != nil {
+		return 0, fmt.Errorf("delete forgotten toplevels: %w", translate(err))
+	}
+	return int(tag.RowsAffected()), nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-func TestDueCanvasesPages(t *testing.T) {
+func TestDueCanvases(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	var want []traces.CanvasID
@@ -28,23 +28,14 @@ func TestDueCanvasesPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = want[:4] // canvas 5's only toplevel is deleted
-	var got []traces.CanvasID
-	var after traces.CanvasID
-	for {
-		page, err := db.DueCanvases(t.Context(), base.Add(time.Hour), after, 3)
-		if err != nil {
-			t.Fatalf("DueCanvases: %v", err)
-		}
-		got = append(got, page...)
-		if len(page) < 3 {
-			break
-		}
-		after = page[len(page)-1]
+	got, err := db.DueCanvases(t.Context(), base.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("DueCanvases: %v", err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("due canvases (-want +got):\n%s", diff)
 	}
-	none, err := db.DueCanvases(t.Context(), base, traces.CanvasID{}, 10)
+	none, err := db.DueCanvases(t.Context(), base)
 	if err != nil || len(none) != 0 {
 		t.Errorf("DueCanvases(before = oldest renew_after) = %v, %v; want none (strictly before)", none, err)
 	}
@@ -74,10 +65,10 @@ func TestKeepersLatestPerToplevelDeduplicated(t *testing.T) {
 	if err := db.ForgetToplevel(t.Context(), c, 3, base); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.SetRenewAfter(t.Context(), c, []traces.TLID{4}, []time.Time{base.Add(time.Hour)}); err != nil {
+	if err := db.SetRenewAfter(t.Context(), c, []RenewAfter{{TLID: 4, Value: base.Add(time.Hour)}}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.Keepers(t.Context(), c, base.Add(time.Minute), 3)
+	got, err := db.Keepers(t.Context(), c, base.Add(time.Minute), 3, nil)
 	if err != nil {
 		t.Fatalf("Keepers: %v", err)
 	}
@@ -106,7 +97,7 @@ func TestKeepersToplevelWithoutTraces(t *testing.T) {
 	if _, err := db.Remove(t.Context(), c, r.ID, r.Generation); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.Keepers(t.Context(), c, base.Add(time.Minute), 10)
+	got, err := db.Keepers(t.Context(), c, base.Add(time.Minute), 10, nil)
 	if err != nil {
 		t.Fatalf("Keepers: %v", err)
 	}
@@ -145,13 +136,10 @@ func TestSetRenewAfter(t *testing.T) {
 	c := canvasID(1)
 	put(t, db, record(c, 0, 1), record(c, 1, 2), record(c, 2, 3))
 	later := base.Add(72 * time.Hour)
-	if err := db.SetRenewAfter(t.Context(), c, []traces.TLID{1, 3}, []time.Time{later, later}); err != nil {
+	if err := db.SetRenewAfter(t.Context(), c, []RenewAfter{{TLID: 1, Value: later}, {TLID: 3, Value: later}}, time.Minute); err != nil {
 		t.Fatalf("SetRenewAfter: %v", err)
 	}
-	if err := db.SetRenewAfter(t.Context(), c, []traces.TLID{1}, nil); err == nil {
-		t.Error("SetRenewAfter with mismatched lengths: got nil error")
-	}
-	got, err := db.Keepers(t.Context(), c, base.Add(time.Hour), 10)
+	got, err := db.Keepers(t.Context(), c, base.Add(time.Hour), 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

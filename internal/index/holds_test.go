@@ -33,11 +33,32 @@ func heldInListings(t *testing.T, db *DB, c traces.CanvasID, id traces.TraceID, 
 	return out
 }
 
-// TestSetHoldClearHold: a hold marks the traces row and every trace_tlids
-// row of the trace (not its neighbours'); repeating it keeps heldAt, keeps
-// the reason when none is given and replaces it when one is; clearing unmarks all of them and moves custom_time
-// forward only.
-func TestSetHoldClearHold(t *testing.T) {
+// hold records a hold as the holds service does (BeginHold, then EndOp
+// once the objects are held).
+func hold(t *testing.T, db *DB, c traces.CanvasID, id traces.TraceID, reason string, at time.Time) Hold {
+	t.Helper()
+	h, err := db.BeginHold(t.Context(), c, id, reason, at, 100)
+	if err != nil {
+		t.Fatalf("BeginHold: %v", err)
+	}
+	if held, err := db.EndOp(t.Context(), c, id, h.Token, true); err != nil || !held {
+		t.Fatalf("EndOp = %v, %v; want held", held, err)
+	}
+	return h.Hold
+}
+
+// pending returns the number of operation tokens on a trace.
+func pending(t *testing.T, db *DB, c traces.CanvasID, id traces.TraceID) int {
+	t.Helper()
+	return int(count(t, db, `SELECT cardinality(pending) FROM traces WHERE canvas_id = $1 AND trace_id = $2`, [16]byte(c), [16]byte(id)))
+}
+
+// TestHoldRelease: a hold marks the traces row and every trace_tlids row of
+// the trace (not its neighbours'); repeating it keeps heldAt, keeps the
+// reason when none is given and replaces it when one is; a release unmarks
+// all of them and moves custom_time forward only when it ends; each leaves
+// no token behind once it ends.
+func TestHoldRelease(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := t.Context()
@@ -47,12 +68,8 @@ func TestSetHoldClearHold(t *testing.T) {
 	put(t, db, r, other)
 
 	at := base.Add(time.Hour)
-	h, err := db.SetHold(ctx, c, r.ID, "bug 42", at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(Hold{ID: r.ID, Reason: "bug 42", HeldAt: at}, h); d != "" {
-		t.Errorf("SetHold (-want +got):\n%s", d)
+	if h := hold(t, db, c, r.ID, "bug 42", at); !cmp.Equal(h, Hold{ID: r.ID, Reason: "bug 42", HeldAt: at}) {
+		t.Errorf("hold = %+v", h)
 	}
 	if got := heldInListings(t, db, c, r.ID, 10, 20, 30); !cmp.Equal(got, []bool{true, true, true}) {
 		t.Errorf("held in listings = %v, want all true", got)
@@ -63,45 +80,82 @@ func TestSetHoldClearHold(t *testing.T) {
 	if rec, err := db.Get(ctx, c, r.ID); err != nil || !rec.Held {
 		t.Errorf("Get: held %v, err %v; want held", rec.Held, err)
 	}
-
-	h, err = db.SetHold(ctx, c, r.ID, "", at.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
+	if h := hold(t, db, c, r.ID, "", at.Add(time.Hour)); !cmp.Equal(h, Hold{ID: r.ID, Reason: "bug 42", HeldAt: at}) {
+		t.Errorf("repeated hold without reason = %+v", h)
 	}
-	if d := cmp.Diff(Hold{ID: r.ID, Reason: "bug 42", HeldAt: at}, h); d != "" {
-		t.Errorf("repeated SetHold without reason (-want +got):\n%s", d)
-	}
-	h, err = db.SetHold(ctx, c, r.ID, "bug 43", at.Add(2*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(Hold{ID: r.ID, Reason: "bug 43", HeldAt: at}, h); d != "" {
-		t.Errorf("repeated SetHold with a new reason (-want +got):\n%s", d)
+	if h := hold(t, db, c, r.ID, "bug 43", at.Add(2*time.Hour)); !cmp.Equal(h, Hold{ID: r.ID, Reason: "bug 43", HeldAt: at}) {
+		t.Errorf("repeated hold with a new reason = %+v", h)
 	}
 
-	later := r.CustomTime.Add(48 * time.Hour)
-	if err := db.ClearHold(ctx, c, r.ID, later); err != nil {
-		t.Fatal(err)
+	rel, err := db.BeginRelease(ctx, c, r.ID)
+	if err != nil || !rel.Held {
+		t.Fatalf("BeginRelease = %+v, %v", rel, err)
 	}
 	if got := heldInListings(t, db, c, r.ID, 10, 20, 30); !cmp.Equal(got, []bool{false, false, false}) {
-		t.Errorf("held in listings after clear = %v, want all false", got)
+		t.Errorf("held in listings after release = %v, want all false", got)
 	}
-	rec, err := db.Get(ctx, c, r.ID)
+	if rec, _ := db.Get(ctx, c, r.ID); rec.Held || !rec.CustomTime.Equal(r.CustomTime) || pending(t, db, c, r.ID) != 1 {
+		t.Errorf("while releasing: held %v, customTime %s, tokens %d; want false, unchanged, 1", rec.Held, rec.CustomTime, pending(t, db, c, r.ID))
+	}
+	later := r.CustomTime.Add(48 * time.Hour)
+	if held, err := db.EndRelease(ctx, c, r.ID, rel.Token, later); err != nil || held {
+		t.Fatalf("EndRelease = %v, %v", held, err)
+	}
+	if rec, _ := db.Get(ctx, c, r.ID); rec.Held || !rec.CustomTime.Equal(later) || pending(t, db, c, r.ID) != 0 {
+		t.Errorf("after release: held %v, customTime %s, tokens %d; want false, %s, 0", rec.Held, rec.CustomTime, pending(t, db, c, r.ID), later)
+	}
+	// Releasing a trace that is not held records nothing.
+	if rel, err := db.BeginRelease(ctx, c, r.ID); err != nil || rel.Held || pending(t, db, c, r.ID) != 0 {
+		t.Errorf("BeginRelease of a released trace = %+v, %v", rel, err)
+	}
+}
+
+// A hold and a release racing: each op's EndOp removes its token only if
+// the hold is still what it left the objects in, so the loser's token stays
+// for the repair step.
+func TestEndOpKeepsTokenWhenHoldChanged(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := t.Context()
+	c := canvasID(1)
+	r := record(c, 0, 10)
+	put(t, db, r)
+	h, err := db.BeginHold(ctx, c, r.ID, "", base, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Held || !rec.CustomTime.Equal(later) {
-		t.Errorf("after clear: held %v, customTime %s; want false, %s", rec.Held, rec.CustomTime, later)
+	rel, err := db.BeginRelease(ctx, c, r.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Clearing again, with an older time or none, is harmless and never
-	// moves custom_time back.
-	for _, ct := range []time.Time{r.CustomTime, {}} {
-		if err := db.ClearHold(ctx, c, r.ID, ct); err != nil {
-			t.Fatal(err)
-		}
+	if held, err := db.EndRelease(ctx, c, r.ID, rel.Token, base.Add(time.Hour)); err != nil || held {
+		t.Fatalf("EndRelease = %v, %v", held, err)
 	}
-	if rec, _ := db.Get(ctx, c, r.ID); !rec.CustomTime.Equal(later) {
-		t.Errorf("customTime = %s after clearing with older times, want %s", rec.CustomTime, later)
+	// The hold's object pass ran after the release's: its objects are held,
+	// the index says released.
+	if held, err := db.EndOp(ctx, c, r.ID, h.Token, true); err != nil || held {
+		t.Fatalf("EndOp = %v, %v; want not held", held, err)
+	}
+	if n := pending(t, db, c, r.ID); n != 1 {
+		t.Errorf("tokens = %d, want the hold's 1 left for the repair step", n)
+	}
+}
+
+func TestHoldQuota(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	c := canvasID(1)
+	a, b := record(c, 0, 1), record(c, 1, 1)
+	put(t, db, a, b)
+	hold(t, db, c, a.ID, "", base)
+	if _, err := db.BeginHold(t.Context(), c, b.ID, "", base, 1); !errors.Is(err, traces.ErrExhausted) {
+		t.Errorf("BeginHold past the quota: %v, want ErrExhausted", err)
+	}
+	if _, err := db.BeginHold(t.Context(), c, a.ID, "again", base, 1); err != nil {
+		t.Errorf("BeginHold of a held trace at the quota: %v", err)
+	}
+	if n := pending(t, db, c, b.ID); n != 0 {
+		t.Errorf("a refused hold left %d tokens", n)
 	}
 }
 
@@ -110,17 +164,17 @@ func TestHoldUnknownTrace(t *testing.T) {
 	db := newDB(t)
 	c := canvasID(2)
 	id := traces.NewTraceID(base)
-	if _, err := db.SetHold(t.Context(), c, id, "", base); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("SetHold: err %v, want ErrNotFound", err)
+	if _, err := db.BeginHold(t.Context(), c, id, "", base, 10); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("BeginHold: err %v, want ErrNotFound", err)
 	}
-	if err := db.ClearHold(t.Context(), c, id, base); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("ClearHold: err %v, want ErrNotFound", err)
+	if _, err := db.BeginRelease(t.Context(), c, id); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("BeginRelease: err %v, want ErrNotFound", err)
 	}
 }
 
-// TestHoldsAndCount: Holds lists only the canvas's held traces, most
-// recently held first; HeldCount stops at its cap.
-func TestHoldsAndCount(t *testing.T) {
+// TestHolds: Holds lists only the canvas's held traces, most recently held
+// first.
+func TestHolds(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := t.Context()
@@ -132,13 +186,9 @@ func TestHoldsAndCount(t *testing.T) {
 	foreign := record(elsewhere, 0, 7)
 	put(t, db, append(rs, foreign)...)
 	for i, r := range rs[:3] {
-		if _, err := db.SetHold(ctx, c, r.ID, "r"+string(rune('a'+i)), base.Add(time.Duration(i)*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+		hold(t, db, c, r.ID, "r"+string(rune('a'+i)), base.Add(time.Duration(i)*time.Minute))
 	}
-	if _, err := db.SetHold(ctx, elsewhere, foreign.ID, "", base); err != nil {
-		t.Fatal(err)
-	}
+	hold(t, db, elsewhere, foreign.ID, "", base)
 	got, err := db.Holds(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -150,12 +200,6 @@ func TestHoldsAndCount(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Holds (-want +got):\n%s", d)
-	}
-	for _, tc := range []struct{ atMost, want int }{{100, 3}, {3, 3}, {2, 2}} {
-		n, err := db.HeldCount(ctx, c, tc.atMost)
-		if err != nil || n != tc.want {
-			t.Errorf("HeldCount(atMost %d) = %d, %v; want %d", tc.atMost, n, err, tc.want)
-		}
 	}
 	if got, err := db.Holds(ctx, canvasID(5)); err != nil || got == nil || len(got) != 0 {
 		t.Errorf("Holds of an empty canvas = %#v, %v; want an empty slice", got, err)

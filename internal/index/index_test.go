@@ -56,8 +56,8 @@ func record(c traces.CanvasID, i int, root traces.TLID, tlids ...traces.TLID) tr
 func put(t testing.TB, db *DB, rs ...traces.Record) {
 	t.Helper()
 	for _, r := range rs {
-		created, err := db.PutTrace(t.Context(), r)
-		if err != nil || !created {
+		p, err := db.PutTrace(t.Context(), r, r.CustomTime)
+		if created := p.Created; err != nil || !created {
 			t.Fatalf("PutTrace(%s) = %v, %v; want true, nil", r.ID, created, err)
 		}
 	}
@@ -85,12 +85,12 @@ func TestPutTraceIdempotent(t *testing.T) {
 	for _, retry := range []traces.Record{r, func() traces.Record {
 		changed := r
 		changed.TLIDs = []traces.TLID{10, 99}
-		changed.Generation++
+		changed.Generation-- // an older generation never replaces rows
 		return changed
 	}()} {
-		created, err := db.PutTrace(t.Context(), retry)
-		if err != nil || created {
-			t.Fatalf("PutTrace(retry) = %v, %v; want false, nil", created, err)
+		p, err := db.PutTrace(t.Context(), retry, retry.CustomTime)
+		if err != nil || p.Created {
+			t.Fatalf("PutTrace(retry) = %+v, %v; want not created, nil", p, err)
 		}
 	}
 	got, err := db.Get(t.Context(), c, r.ID)

@@ -12,7 +12,8 @@ func renewAfter(t *testing.T, db *DB, c traces.CanvasID, tlid traces.TLID) (time
 	t.Helper()
 	var at time.Time
 	var deleted bool
-	if err := db.pool.QueryRow(t.Context(), `SELECT renew_after, deleted_at IS NOT NULL FROM toplevels
+	if err := db.pool.QueryRow(t.Context(), `SELECT CASE WHEN renew_after = '-infinity' THEN 'epoch' ELSE renew_after END,
+		deleted_at IS NOT NULL FROM toplevels
 		WHERE canvas_id = $1 AND tlid = $2`, [16]byte(c), int64(tlid)).Scan(&at, &deleted); err != nil {
 		t.Fatalf("toplevel %d: %v", tlid, err)
 	}
@@ -39,7 +40,11 @@ func TestRenewAfterNeverAboveAKeeper(t *testing.T) {
 
 	// A layer links an old trace to a new toplevel: due by the trace's
 	// customTime, not the layer's.
-	if _, err := db.AddLayer(ctx, c, old.ID, old.Generation, 1, []traces.TLID{12}); err != nil {
+	rec, tok, err := db.ReserveLayer(ctx, c, old.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CommitLayer(ctx, c, old.ID, rec.Generation, []traces.TLID{12}, tok, false, base.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if at, _ := renewAfter(t, db, c, 12); !at.Equal(old.CustomTime) {
@@ -49,11 +54,11 @@ func TestRenewAfterNeverAboveAKeeper(t *testing.T) {
 	// A replace that stops touching toplevel 11 makes it due at once.
 	rep := old
 	rep.TLIDs, rep.Generation, rep.CustomTime = []traces.TLID{10}, old.Generation+1, base.Add(2*time.Hour)
-	if _, _, err := db.ReplaceTrace(ctx, rep); err != nil {
+	if _, err := db.ReplaceTrace(ctx, rep, rep.CustomTime, Token{}); err != nil {
 		t.Fatal(err)
 	}
 	if at, _ := renewAfter(t, db, c, 11); !at.Equal(time.Unix(0, 0)) {
-		t.Errorf("toplevel that lost a keeper: renew_after = %v, want the epoch", at)
+		t.Errorf("toplevel that lost a keeper: renew_after = %v, want -infinity (shown as the epoch)", at)
 	}
 
 	// A deleted toplevel stays deleted for traces older than the deletion
@@ -65,8 +70,34 @@ func TestRenewAfterNeverAboveAKeeper(t *testing.T) {
 	if _, deleted := renewAfter(t, db, c, 20); !deleted {
 		t.Error("a trace older than the deletion revived the toplevel")
 	}
-	put(t, db, record(c, 120, 20))
-	if _, deleted := renewAfter(t, db, c, 20); deleted {
-		t.Error("a trace newer than the deletion left the toplevel deleted")
+	put(t, db, record(c, 60+int(ReviveGrace/time.Second)+1, 20))
+	if at, deleted := renewAfter(t, db, c, 20); deleted || !at.Equal(time.Unix(0, 0)) {
+		t.Errorf("a trace newer than the deletion: deleted %v, renew_after %v; want live and due at once", deleted, at)
+	}
+}
+
+// Sequence 7 of the keeper-safety review: an execution in flight when its
+// handler was deleted is saved after the deletion, by the gateway's clock,
+// but its own timestamp is from before (or within the clock skew of) the
+// deletion. It must not revive the toplevel, whose latest traces would then
+// be kept for ever.
+func TestRevivalByAnInFlightTraceIsRefused(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	c := canvasID(1)
+	deletedAt := base.Add(time.Hour)
+	if err := db.ForgetToplevel(t.Context(), c, 7, deletedAt); err != nil {
+		t.Fatal(err)
+	}
+	for _, offset := range []time.Duration{-time.Second, 0, ReviveGrace / 2, ReviveGrace} {
+		r := record(c, int((time.Hour+offset)/time.Second), 7)
+		// Saved (customTime) after the deletion, as the in-flight save is.
+		r.CustomTime = deletedAt.Add(time.Minute)
+		if _, err := db.PutTrace(t.Context(), r, r.CustomTime); err != nil {
+			t.Fatal(err)
+		}
+		if _, deleted := renewAfter(t, db, c, 7); !deleted {
+			t.Fatalf("a trace %s after the deletion (within the grace) revived the toplevel", offset)
+		}
 	}
 }

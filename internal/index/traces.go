@@ -9,14 +9,72 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
+// Timing bounds of the toplevels bookkeeping. GC (internal/ttl) sets a
+// toplevel's renew_after at most RenewSlack before its own clock, so a
+// trace whose customTime is at least FreshWindow old at its index write
+// need not take the toplevel's row lock: any GC pass that could not see the
+// link ran after the trace's customTime minus RenewSlack. RenewSlack must
+// cover FreshWindow, one statement's duration and the clock skew between
+// replicas; ten minutes against five leaves minutes for the last two.
+const (
+	FreshWindow = 5 * time.Minute
+	RenewSlack  = 10 * time.Minute
+)
+
+// ReviveGrace is how much later than a toplevel's deletion a trace's own
+// timestamp must be to make the toplevel live again. The deletion is
+// stamped by the gateway's clock and the trace by the executor's, and an
+// execution in flight when the handler was deleted must not revive it.
+const ReviveGrace = 5 * time.Minute
+
+// upsertToplevels is the toplevels part of every index write that links a
+// trace to toplevels (save, replace, layer, reindex). The invariant it
+// keeps: a live toplevel's renew_after is at or below the customTime of
+// every trace that may be its keeper. So renew_after is lowered to ct when
+// ct is older; a deleted toplevel comes back to life (and is due at once,
+// as its latest traces were not renewed while it was deleted) when the
+// trace's own timestamp ts is more than ReviveGrace after the deletion; and
+// every such change bumps rev, which GC compares before it raises
+// renew_after. The one case that takes no row lock is a fresh trace (ct
+// within FreshWindow of now, $9) of a known live toplevel that is not
+// marked empty: see FreshWindow. tlids names a set of rows u(tlid), now the
+// parameter holding the writer's clock; cond gates the whole insert. It
+// returns the tlids whose row it wrote, with due set for those whose
+// latest traces may now include one GC has not renewed (revived, or linked
+// to a trace that is not fresh).
+func upsertToplevels(tlids, ct, ts, now, cond string) string {
+	return `INSERT INTO toplevels (canvas_id, tlid, renew_after)
+  SELECT $1, u.tlid, ` + ct + ` FROM ` + tlids + ` AS u(tlid)
+  WHERE ` + cond + ` AND NOT (` + ct + ` >= ` + now + `::timestamptz - ` + interval(FreshWindow) + ` AND EXISTS (
+    SELECT FROM toplevels x WHERE x.canvas_id = $1 AND x.tlid = u.tlid
+      AND x.renew_after <= ` + ct + ` AND x.deleted_at IS NULL AND x.empty_since IS NULL))
+  ON CONFLICT (canvas_id, tlid) DO UPDATE SET
+    renew_after = CASE WHEN toplevels.deleted_at < ` + ts + ` - ` + interval(ReviveGrace) + ` THEN '-infinity'
+                       ELSE LEAST(toplevels.renew_after, EXCLUDED.renew_after) END,
+    deleted_at = CASE WHEN toplevels.deleted_at < ` + ts + ` - ` + interval(ReviveGrace) + ` THEN NULL
+                      ELSE toplevels.deleted_at END,
+    empty_since = NULL,
+    rev = toplevels.rev + 1
+  RETURNING tlid, renew_after = '-infinity' OR ` + ct + ` < ` + now + `::timestamptz - ` + interval(FreshWindow) + ` AS due`
+}
+
+// interval renders d as a PostgreSQL interval literal.
+func interval(d time.Duration) string {
+	return fmt.Sprintf("interval '%d microseconds'", d.Microseconds())
+}
+
+// notDeleted is true unless canvas $1 was deleted (DeleteCanvas).
+const notDeleted = `NOT EXISTS (SELECT FROM deleted_canvases WHERE canvas_id = $1)`
+
 // putTraceSQL writes one trace's rows in one statement (one round trip, one
-// implicit transaction). The trace_tlids and toplevels inserts run only if the
-// traces row was new, so a retry changes nothing. A toplevel that already
-// exists keeps its renew_after unless this trace is older (upsertToplevels).
+// implicit transaction). The trace_tlids and toplevels inserts run only if
+// the traces row was new, so a retry changes nothing. Rows of an older
+// generation (a trace saved again after its object expired, before the
+// deletion notification arrived) are left to PutTrace's second step.
 var putTraceSQL = `
 WITH t AS (
   INSERT INTO traces (canvas_id, trace_id, root_tlid, tlids, ts, generation, custom_time, layers)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE ` + notDeleted + `
   ON CONFLICT (canvas_id, trace_id) DO NOTHING
   RETURNING 1
 ), tt AS (
@@ -25,47 +83,67 @@ WITH t AS (
   WHERE EXISTS (SELECT FROM t)
   ON CONFLICT DO NOTHING
 ), tl AS (
-  ` + upsertToplevels("unnest($4::bigint[])", "$7", "EXISTS (SELECT FROM t)") + `
+  ` + upsertToplevels("unnest($4::bigint[])", "$7::timestamptz", "$5::timestamptz", "$9", "EXISTS (SELECT FROM t)") + `
 )
-SELECT EXISTS (SELECT FROM t)`
+SELECT EXISTS (SELECT FROM t), NOT ` + notDeleted + `,
+  (SELECT generation FROM traces WHERE canvas_id = $1 AND trace_id = $2),
+  ARRAY(SELECT tlid FROM tl WHERE due)`
 
-// upsertToplevels is the toplevels part of every index write that links a
-// trace to toplevels (save, replace, layer): each toplevel's renew_after must
-// stay at or below the customTime of every trace that may be its keeper, so
-// it is lowered to ct when ct is older (a retried save of an old object, a
-// layer linking an old trace to a new toplevel), and a toplevel the editor
-// deleted is live again once a trace newer than its deletion arrives. The
-// common case, a fresh trace of a known live toplevel, is filtered out
-// before the upsert, so hot handlers' saves take no row lock here.
-func upsertToplevels(tlids, ct, cond string) string {
-	return `INSERT INTO toplevels (canvas_id, tlid, renew_after)
-  SELECT $1, u.tlid, ` + ct + ` FROM ` + tlids + ` AS u(tlid)
-  WHERE ` + cond + ` AND NOT EXISTS (
-    SELECT FROM toplevels x WHERE x.canvas_id = $1 AND x.tlid = u.tlid
-      AND x.renew_after <= ` + ct + ` AND x.deleted_at IS NULL)
-  ON CONFLICT (canvas_id, tlid) DO UPDATE SET
-    renew_after = LEAST(toplevels.renew_after, EXCLUDED.renew_after),
-    deleted_at = CASE WHEN toplevels.deleted_at < EXCLUDED.renew_after THEN NULL ELSE toplevels.deleted_at END`
+// Put is the outcome of PutTrace.
+type Put struct {
+	// Created is true if the rows were written: the trace was not indexed,
+	// or its rows described an older generation, which they now replace.
+	Created bool
+	// Due are the toplevels whose latest traces may now include one that GC
+	// has not renewed (revived, or linked to a trace that is not fresh).
+	Due []traces.TLID
 }
 
-// PutTrace indexes one trace in one round trip: its traces row, one
-// trace_tlids row per toplevel it touched (r.RootTLID is added to r.TLIDs if
-// missing; duplicates are dropped) and a toplevels row for each toplevel not
-// yet known, with renew_after = r.CustomTime. r.Held is ignored: a new trace
-// is not held. created is false if the trace was already indexed, in which
-// case nothing changes (a retry is safe, even with different contents).
-// Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
-// for concurrent use.
-func (db *DB) PutTrace(ctx context.Context, r traces.Record) (created bool, err error) {
+// PutTrace indexes one trace: its traces row, one trace_tlids row per
+// toplevel it touched (r.RootTLID is added to r.TLIDs if missing;
+// duplicates are dropped) and the toplevels bookkeeping (upsertToplevels;
+// now is the writer's clock, which decides whether r.CustomTime is fresh).
+// r.Held is ignored: a new trace is not held.
+// Rows that already describe r.Generation or a newer one are left alone
+// (Created false): a retry is harmless. Rows of an older generation are
+// replaced, in a second round trip, as ReplaceTrace does but with the hold
+// cleared (the object they describe is gone). A deleted canvas wraps
+// traces.ErrNotFound and writes nothing. Errors wrap traces.ErrUnavailable
+// when the server cannot be reached. Safe for concurrent use.
+func (db *DB) PutTrace(ctx context.Context, r traces.Record, now time.Time) (Put, error) {
 	tlids := tlidArray(r.RootTLID, r.TLIDs)
-	err = db.pool.QueryRow(ctx, putTraceSQL,
+	var (
+		p       Put
+		deleted bool
+		gen     *int64
+		linked  []int64
+	)
+	err := db.pool.QueryRow(ctx, putTraceSQL,
 		[16]byte(r.Canvas), [16]byte(r.ID), int64(r.RootTLID), tlids,
-		r.Timestamp, r.Generation, r.CustomTime, int32(r.Layers),
-	).Scan(&created)
-	if err != nil {
-		return false, fmt.Errorf("put trace %s/%s: %w", r.Canvas, r.ID, translate(err))
+		r.Timestamp, r.Generation, r.CustomTime, int32(r.Layers), now,
+	).Scan(&p.Created, &deleted, &gen, &linked)
+	switch {
+	case err != nil:
+		return Put{}, fmt.Errorf("put trace %s/%s: %w", r.Canvas, r.ID, translate(err))
+	case deleted:
+		return Put{}, fmt.Errorf("put trace %s/%s: the canvas was deleted: %w", r.Canvas, r.ID, traces.ErrNotFound)
+	case !p.Created && gen != nil && *gen < r.Generation:
+		rep, err := db.replace(ctx, r, now, true)
+		if err != nil {
+			return Put{}, fmt.Errorf("put trace %s/%s: %w", r.Canvas, r.ID, err)
+		}
+		return Put{Created: rep.Replaced, Due: rep.Due}, nil
 	}
-	return created, nil
+	p.Due = toTLIDs(linked)
+	return p, nil
+}
+
+func toTLIDs(a []int64) []traces.TLID {
+	out := make([]traces.TLID, len(a))
+	for i, t := range a {
+		out[i] = traces.TLID(t)
+	}
+	return out
 }
 
 // tlidArray returns root and tlids as sorted, distinct int64 bit patterns.
@@ -112,7 +190,7 @@ func (db *DB) Find(ctx context.Context, id traces.TraceID) (traces.Record, error
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanRecord(row rowScanner) (traces.Record, error) {
+func scanRecord(row rowScanner, extra ...any) (traces.Record, error) {
 	var (
 		r            traces.Record
 		canvas, id   [16]byte
@@ -121,7 +199,8 @@ func scanRecord(row rowScanner) (traces.Record, error) {
 		ts, customTS time.Time
 		layers       int32
 	)
-	if err := row.Scan(&canvas, &id, &root, &tlids, &ts, &r.Generation, &customTS, &layers, &r.Held); err != nil {
+	dest := append([]any{&canvas, &id, &root, &tlids, &ts, &r.Generation, &customTS, &layers, &r.Held}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return traces.Record{}, err
 	}
 	r.Canvas, r.ID, r.RootTLID = traces.CanvasID(canvas), traces.TraceID(id), traces.TLID(root)

@@ -15,17 +15,25 @@ import (
 // when the deletion notification of their object arrives (RemoveUnmatched)
 // or with their canvas.
 
-const putUnmatchedSQL = `
-INSERT INTO unmatched (canvas_id, module, path, modifier, trace_id, ts)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT DO NOTHING`
+var putUnmatchedSQL = `
+WITH i AS (
+  INSERT INTO unmatched (canvas_id, module, path, modifier, trace_id, ts)
+  SELECT $1, $2, $3, $4, $5, $6 WHERE ` + notDeleted + `
+  ON CONFLICT DO NOTHING
+)
+SELECT NOT ` + notDeleted
 
-// PutUnmatched indexes one unmatched request. A repeat changes nothing.
-// Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
-// for concurrent use.
+// PutUnmatched indexes one unmatched request. A repeat changes nothing. A
+// deleted canvas wraps traces.ErrNotFound and writes nothing. Errors wrap
+// traces.ErrUnavailable when the server cannot be reached. Safe for
+// concurrent use.
 func (db *DB) PutUnmatched(ctx context.Context, e traces.UnmatchedEntry) error {
-	if _, err := db.pool.Exec(ctx, putUnmatchedSQL, [16]byte(e.Canvas), e.Module, e.Path, e.Modifier, [16]byte(e.ID), e.Timestamp); err != nil {
+	var deleted bool
+	if err := db.pool.QueryRow(ctx, putUnmatchedSQL, [16]byte(e.Canvas), e.Module, e.Path, e.Modifier, [16]byte(e.ID), e.Timestamp).Scan(&deleted); err != nil {
 		return fmt.Errorf("put unmatched %s/%s: %w", e.Canvas, e.ID, translate(err))
+	}
+	if deleted {
+		return fmt.Errorf("put unmatched %s/%s: the canvas was deleted: %w", e.Canvas, e.ID, traces.ErrNotFound)
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func putTrace(t testing.TB, db *index.DB, c traces.CanvasID, i int, gen int64, l
 	ts := eventTime.Add(-time.Hour + time.Duration(i)*time.Millisecond)
 	rec := traces.Record{Canvas: c, ID: traces.NewTraceID(ts), RootTLID: traces.TLID(i%5 + 1),
 		TLIDs: []traces.TLID{traces.TLID(i%5 + 1), 99}, Timestamp: ts, Generation: gen, CustomTime: ts, Layers: layers}
-	if _, err := db.PutTrace(t.Context(), rec); err != nil {
+	if _, err := db.PutTrace(t.Context(), rec, rec.CustomTime); err != nil {
 		t.Fatalf("PutTrace: %v", err)
 	}
 	return rec

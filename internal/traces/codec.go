@@ -464,14 +464,15 @@ func DecodeLayer(body []byte, isJSON bool, lim Limits) (tlids []TLID, results []
 	if len(results) == 0 {
 		return nil, nil, Invalid("functionResults", "required")
 	}
-	if tlids, err = unionTLIDs(tlids, results, lim.MaxTLIDs); err != nil {
+	if tlids, err = LayerTLIDs(tlids, results, lim.MaxTLIDs); err != nil {
 		return nil, nil, err
 	}
 	return tlids, results, nil
 }
 
-// unionTLIDs adds the results' TLIDs to ids, keeping first-seen order.
-func unionTLIDs(ids []TLID, results []FunctionResult, max int) ([]TLID, error) {
+// LayerTLIDs adds the results' TLIDs to ids, keeping first-seen order: the
+// tlids a layer touches. More than max wraps a *FieldError (TooLarge).
+func LayerTLIDs(ids []TLID, results []FunctionResult, max int) ([]TLID, error) {
 	all := make([]TLID, 0, len(ids)+len(results))
 	all = append(all, ids...)
 	for _, fr := range results {

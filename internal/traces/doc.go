@@ -1,7 +1,8 @@
-// Package traces owns the trace document and everything that names a trace:
-// the typed IDs (CanvasID, TraceID, TLID), the document and its msgpack/JSON
-// encodings, the object layout ({canvasID}/traces/{traceID}), ObjectInfo and
-// the shared error vocabulary. It also holds the Service that saves, reads and
-// lists traces through two small interfaces (objects and index) that cmd
-// satisfies with objstore.GCS and index.DB; traces imports neither.
+// Package traces is what a trace is: the typed IDs (CanvasID, TraceID,
+// TLID, JobID), the document and its msgpack/JSON encodings, the storage
+// format of its objects (stored.go), the object layout
+// ({canvasID}/traces/{traceID}), the index's records (Record, Summary, Job),
+// ObjectInfo and the shared error vocabulary. It does no I/O and starts no
+// goroutines: the services that save, hold, expire and delete traces live
+// in their own packages and import it.
 package traces

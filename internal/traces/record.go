@@ -23,3 +23,12 @@ type Summary struct {
 	RootTLID  TLID
 	Held      bool
 }
+
+// UnmatchedEntry is an unmatched request ("404") in the index: its route,
+// its ID (also its object name's last part) and when it arrived.
+type UnmatchedEntry struct {
+	Canvas                 CanvasID
+	ID                     TraceID
+	Module, Path, Modifier string
+	Timestamp              time.Time
+}

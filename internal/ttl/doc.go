@@ -16,7 +16,12 @@
 //	rep, err := ttl.SetupBucket(ctx, gcs, p, ttl.BucketOptions{Project: …, Topic: "projects/P/topics/T"}, dryRun)
 //	drift, err := ttl.CheckBucket(ctx, gcs, p, topic) // serve: log each line as a warning
 //
-// ttl imports only traces and index. It never deletes an object, never
-// renews or deletes a held trace, and removes index rows only of a keeper
-// whose object it found gone.
+// Every write of renew_after is conditional on the toplevel's rev (see
+// index.DB.SetRenewAfter), so a pass never overwrites a concurrent change
+// of a toplevel's keepers, and renew_after never rises above a fresh
+// trace's customTime minus index.RenewSlack.
+//
+// ttl imports only traces and index. It never deletes an object, and
+// removes index rows only of a keeper whose object it found gone (and rows
+// of toplevels with no traces).
 package ttl

@@ -17,6 +17,12 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
+// Repairer converges one trace an operation left half done (see
+// index.Token); tracestore.Service implements it.
+type Repairer interface {
+	Repair(ctx context.Context, c traces.CanvasID, id traces.TraceID, cutoff time.Time) error
+}
+
 // renewer is all a GC pass needs from Cloud Storage.
 type renewer interface {
 	// SetCustomTime moves customTime forward to t (whole seconds).
@@ -45,9 +51,21 @@ type Options struct {
 	// Backoff is the first wait before such a retry, doubled each time;
 	// default 1s.
 	Backoff time.Duration
-	// BatchSize is how many due canvases one discovery query returns;
-	// default 1000.
+	// BatchSize is how many traces with unfinished operations the repair
+	// step takes per query, and how many forgotten toplevels a pass deletes
+	// per statement; default 1000.
 	BatchSize int
+	// Repair, if set, converges traces whose operations did not finish
+	// (tracestore.Service); without it the repair step does nothing.
+	Repair Repairer
+	// RepairGrace is how old an operation token must be (on the database's
+	// clock) before the repair step takes it: longer than any operation may
+	// run. Default 2 minutes.
+	RepairGrace time.Duration
+	// EmptyGrace is how long a toplevel must stay empty (database clock)
+	// before GC deletes its row: longer than any index write takes.
+	// Default 10 minutes.
+	EmptyGrace time.Duration
 	// OnProgress, if set, is called after each due canvas with the number
 	// done and the total (for a progress bar). Calls are serialised.
 	OnProgress func(done, total int)
@@ -72,11 +90,18 @@ func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
+	if o.RepairGrace <= 0 {
+		o.RepairGrace = 2 * time.Minute
+	}
+	if o.EmptyGrace <= 0 {
+		o.EmptyGrace = 10 * time.Minute
+	}
 	return o
 }
 
-// Summary counts what a pass did. Examined = Renewed + AlreadyFresh + Held +
-// Gone + Failed; in a dry run Renewed counts what would be renewed.
+// Summary counts what a pass did. Examined = Renewed + AlreadyFresh + Gone +
+// Failed, and Held counts the examined keepers the index says are held; in
+// a dry run Renewed counts what would be renewed.
 type Summary struct {
 	Canvases     int // due canvases processed
 	Skipped      int // due canvases another replica was processing
@@ -87,6 +112,8 @@ type Summary struct {
 	Gone         int
 	Failed       int
 	Patches      int // customTime PATCHes issued, layers included
+	Repaired     int // traces whose unfinished operations the repair step converged
+	Forgotten    int // rows of forgotten toplevels without traces deleted
 	Duration     time.Duration
 	DryRun       bool
 }
@@ -101,6 +128,8 @@ func (s *Summary) add(o Summary) {
 	s.Gone += o.Gone
 	s.Failed += o.Failed
 	s.Patches += o.Patches
+	s.Repaired += o.Repaired
+	s.Forgotten += o.Forgotten
 }
 
 // GC renews the customTime of the keepers (the latest Policy.Keep traces of
@@ -145,6 +174,14 @@ func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.L
 	}, nil
 }
 
+// WithProgress returns a GC that shares g's limits and metrics and reports
+// each pass's progress to f.
+func (g *GC) WithProgress(f func(done, total int)) *GC {
+	c := *g
+	c.o.OnProgress = f
+	return &c
+}
+
 // Run runs a pass at once and then every Policy.Interval until ctx ends,
 // logging each pass's summary (and its error, which does not stop the
 // loop). It returns nil when ctx ends.
@@ -172,10 +209,12 @@ func (g *GC) Step(ctx context.Context, _ time.Time) (renewed int, err error) {
 	return s.Renewed, err
 }
 
-// Pass finds every live toplevel whose oldest keeper is due (customTime
+// Pass first repairs traces whose operations did not finish (Options.Repair),
+// then finds every live toplevel whose oldest keeper is due (customTime
 // older than Policy.RenewBefore), and renews those keepers to now: the trace
-// object and each of its layers. Held keepers are skipped; a keeper whose
-// object is gone has its index rows removed. A canvas another GC is
+// object and each of its layers, held or not; a keeper whose object is gone
+// has its index rows removed; a toplevel found empty twice goes; last,
+// forgotten toplevels without traces go. A canvas another GC is
 // processing is skipped. Failures of single objects are counted in
 // Summary.Failed, logged and retried next pass (their toplevels stay due);
 // the error reports what stopped a canvas (database errors), joined, and the
@@ -187,15 +226,24 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 	now := start.UTC().Truncate(time.Second) // what GCS stores; never later than the clock
 	before := g.p.RenewBefore(now)
 	sum := Summary{DryRun: dryRun}
-	canvases, err := g.dueCanvases(ctx, before)
-	if err != nil {
-		return g.finish(sum, start, err)
-	}
 	var (
 		mu   sync.Mutex
 		errs []error
 		done int
 	)
+	if !dryRun {
+		// Repair first: a repaired trace may make toplevels due that this
+		// pass then processes.
+		n, err := g.repair(ctx)
+		sum.Repaired = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	canvases, err := g.dueCanvases(ctx, before)
+	if err != nil {
+		return g.finish(sum, start, errors.Join(append(errs, err)...))
+	}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(g.o.Canvases)
 	for _, c := range canvases {
@@ -215,10 +263,60 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 		})
 	}
 	_ = eg.Wait() // canvas errors are collected, never returned to the group
+	if !dryRun {
+		n, err := g.db.DeleteForgotten(ctx, now.Add(-g.p.Retention), g.o.BatchSize)
+		sum.Forgotten = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 10 {
 		errs = append(errs[:10], fmt.Errorf("and %d more canvases failed", len(errs)-10))
 	}
 	return g.finish(sum, start, errors.Join(errs...))
+}
+
+// repair converges the traces whose operations did not finish (their token
+// is older than RepairGrace), a batch at a time, oldest first, a few at
+// once. It returns how many it repaired; a trace that fails keeps its token
+// and is tried again next pass.
+func (g *GC) repair(ctx context.Context) (int, error) {
+	if g.o.Repair == nil {
+		return 0, nil
+	}
+	var (
+		n    atomic.Int64
+		errs []error
+		mu   sync.Mutex
+	)
+	for range 100 { // bounded: what is left waits for the next pass
+		pending, cutoff, err := g.db.Pending(ctx, g.o.RepairGrace, g.o.BatchSize)
+		if err != nil || len(pending) == 0 {
+			return int(n.Load()), err
+		}
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(g.o.Concurrency)
+		for _, p := range pending {
+			eg.Go(func() error {
+				if err := g.o.Repair.Repair(ectx, p.Canvas, p.ID, cutoff); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return nil
+				}
+				n.Add(1)
+				return nil
+			})
+		}
+		_ = eg.Wait()
+		if len(errs) > 0 || len(pending) < g.o.BatchSize {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return int(n.Load()), fmt.Errorf("repair: %d traces failed, the first: %w", len(errs), errs[0])
+	}
+	return int(n.Load()), nil
 }
 
 func (g *GC) finish(sum Summary, start time.Time, err error) (Summary, error) {
@@ -230,6 +328,7 @@ func (g *GC) finish(sum Summary, start time.Time, err error) (Summary, error) {
 	g.log.Info("gc pass done", "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
 		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
 		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
+		"repaired", sum.Repaired, "forgotten", sum.Forgotten,
 		"duration", sum.Duration)
 	if err != nil {
 		return sum, fmt.Errorf("gc pass: %w", err)
@@ -237,21 +336,9 @@ func (g *GC) finish(sum Summary, start time.Time, err error) (Summary, error) {
 	return sum, nil
 }
 
-// dueCanvases lists every canvas with a due toplevel, page by page.
+// dueCanvases lists every canvas with a due toplevel.
 func (g *GC) dueCanvases(ctx context.Context, before time.Time) ([]traces.CanvasID, error) {
-	var all []traces.CanvasID
-	var after traces.CanvasID
-	for {
-		page, err := g.db.DueCanvases(ctx, before, after, g.o.BatchSize)
-		if err != nil {
-			return all, err
-		}
-		all = append(all, page...)
-		if len(page) < g.o.BatchSize {
-			return all, nil
-		}
-		after = page[len(page)-1]
-	}
+	return g.db.DueCanvases(ctx, before)
 }
 
 // canvas processes the due toplevels of one canvas.
@@ -272,26 +359,61 @@ func (g *GC) canvas(ctx context.Context, c traces.CanvasID, now, before time.Tim
 	s.Canvases++
 	// Read after claiming: a replica that processed the canvas just before
 	// has moved renew_after and custom_time, so nothing is renewed twice.
-	ks, err := g.db.Keepers(ctx, c, before, g.p.Keep)
+	ks, err := g.db.Keepers(ctx, c, before, g.p.Keep, nil)
 	if err != nil {
 		return s, err
 	}
-	pl := decide(ks.Traces, before)
-	s.Examined, s.Held, s.AlreadyFresh = len(ks.Traces), len(pl.held), len(pl.fresh)
 	if dryRun {
+		pl := decide(ks.Traces, before)
+		s.Examined, s.Held, s.AlreadyFresh = len(ks.Traces), pl.held, len(pl.fresh)
 		for _, k := range pl.renew {
 			g.log.Debug("would renew", "canvas_id", c, "trace_id", k.ID, "count", 1+k.Layers)
 		}
 		s.Renewed = len(pl.renew)
 		return s, nil
 	}
+	r, err := g.renewKeepers(ctx, c, ks, now, before)
+	s.add(r)
+	return s, err
+}
+
+// RenewToplevels renews, now, the due keepers of the given live toplevels of
+// canvas c (and of any of its toplevels already marked due at once), and
+// records their next renew_after, as a pass does for due toplevels. The
+// services call it after a write that may have made an old, never renewed
+// trace a keeper (a revival, a layer linking an old trace, a replace that
+// dropped a keeper), so that such a trace does not wait up to a GC interval
+// while its retention runs out. It does not claim the canvas: a concurrent
+// pass may renew the same object too, which is harmless. Errors are those
+// of the index and the bucket. Safe for concurrent use.
+func (g *GC) RenewToplevels(ctx context.Context, c traces.CanvasID, tlids []traces.TLID) error {
+	now := g.now().UTC().Truncate(time.Second)
+	ks, err := g.db.Keepers(ctx, c, time.Time{}, g.p.Keep, tlids)
+	if err != nil {
+		return fmt.Errorf("renew toplevels of %s: %w", c, err)
+	}
+	s, err := g.renewKeepers(ctx, c, ks, now, g.p.RenewBefore(now))
+	if err != nil {
+		return fmt.Errorf("renew toplevels of %s: %w", c, err)
+	}
+	if s.Failed > 0 {
+		return fmt.Errorf("renew toplevels of %s: %d keepers failed: %w", c, s.Failed, traces.ErrUnavailable)
+	}
+	return nil
+}
+
+// renewKeepers renews the keepers ks of canvas c whose customTime is before
+// before, to now (each object at most once), and writes each toplevel's
+// verdict: its next renew_after (never above now minus index.RenewSlack),
+// or that it is empty; each only if the toplevel did not change meanwhile.
+func (g *GC) renewKeepers(ctx context.Context, c traces.CanvasID, ks index.Keepers, now, before time.Time) (Summary, error) {
+	var s Summary
+	pl := decide(ks.Traces, before)
+	s.Examined, s.Held, s.AlreadyFresh = len(ks.Traces), pl.held, len(pl.fresh)
 	out := make(map[traces.TraceID]outcome, len(ks.Traces))
 	ct := make(map[traces.TraceID]time.Time, len(ks.Traces))
 	for _, k := range ks.Traces {
 		ct[k.ID] = k.CustomTime
-	}
-	for _, id := range pl.held {
-		out[id] = outHeld
 	}
 	var (
 		mu      sync.Mutex
@@ -333,15 +455,20 @@ func (g *GC) canvas(ctx context.Context, c traces.CanvasID, now, before time.Tim
 	if err := g.db.MarkRenewed(ctx, c, renewed, now); err != nil {
 		return s, err
 	}
-	tlids := make([]traces.TLID, 0, len(ks.Toplevels))
-	values := make([]time.Time, 0, len(ks.Toplevels))
+	ceiling := now.Add(-index.RenewSlack)
+	vs := make([]index.RenewAfter, 0, len(ks.Toplevels))
 	for _, t := range ks.Toplevels {
-		if v, ok := renewAfter(t.Keepers, ct, out, now); ok {
-			tlids = append(tlids, t.TLID)
-			values = append(values, v)
+		if len(t.Keepers) == 0 {
+			// Revisit soon: the row goes once it has stayed empty for
+			// EmptyGrace (see index.DB.SetRenewAfter).
+			vs = append(vs, index.RenewAfter{TLID: t.TLID, Rev: t.Rev, Value: before, Empty: true})
+			continue
+		}
+		if v, ok := renewAfter(t.Keepers, ct, out, ceiling); ok {
+			vs = append(vs, index.RenewAfter{TLID: t.TLID, Rev: t.Rev, Value: v})
 		}
 	}
-	return s, g.db.SetRenewAfter(ctx, c, tlids, values)
+	return s, g.db.SetRenewAfter(ctx, c, vs, g.o.EmptyGrace)
 }
 
 // renewTrace moves the customTime of a trace object and its layers to now.

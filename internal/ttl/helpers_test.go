@@ -55,7 +55,7 @@ func newEnv(t *testing.T, step time.Duration) *env {
 
 func (e *env) now() time.Time { return e.emu.E.Now() }
 
-// save stores a trace the way traces.Service does (object with customTime =
+// save stores a trace the way tracestore.Service does (object with customTime =
 // now, then its layers, then the index rows) and returns its record.
 func (e *env) save(t *testing.T, c traces.CanvasID, layers int, root traces.TLID, tlids ...traces.TLID) traces.Record {
 	t.Helper()
@@ -80,7 +80,7 @@ func (e *env) save(t *testing.T, c traces.CanvasID, layers int, root traces.TLID
 	}
 	r := traces.Record{Canvas: c, ID: id, RootTLID: root, TLIDs: append([]traces.TLID{root}, tlids...),
 		Timestamp: now, Generation: info.Generation, CustomTime: now, Layers: layers}
-	if _, err := e.db.PutTrace(ctx, r); err != nil {
+	if _, err := e.db.PutTrace(ctx, r, now); err != nil {
 		t.Fatalf("index %s: %v", key, err)
 	}
 	e.mu.Lock()

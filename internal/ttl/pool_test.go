@@ -28,7 +28,7 @@ func TestPassWithSmallPool(t *testing.T) {
 	for i := range 8 {
 		c := canvas(byte(i + 1))
 		r := traces.Record{Canvas: c, ID: traces.NewTraceID(old), RootTLID: 1, Timestamp: old, Generation: 1, CustomTime: old}
-		if _, err := db.PutTrace(ctx, r); err != nil {
+		if _, err := db.PutTrace(ctx, r, r.CustomTime); err != nil {
 			t.Fatal(err)
 		}
 		store.put(traces.TraceKey(c, r.ID), old)

@@ -1,7 +1,8 @@
-package traces_test
+package canvases_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/testutil"
 )
@@ -77,10 +79,7 @@ func TestDeleteCanvas(t *testing.T) {
 	other.c, _ = traces.ParseCanvasID("0e3f5a1c-0000-4000-8000-0000000000b2")
 	other.fill(t, 3, 2, 0)
 	held := r.save(t, 1)
-	if _, err := r.gcs.SetTemporaryHold(ctx, traces.TraceKey(r.c, held.ID), true, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.db.SetHold(ctx, r.c, held.ID, "keep", r.now()); err != nil {
+	if _, err := r.holds.Hold(ctx, r.c, held.ID, "keep"); err != nil {
 		t.Fatal(err)
 	}
 	r.fill(t, 299, 100, 4600)
@@ -89,7 +88,7 @@ func TestDeleteCanvas(t *testing.T) {
 	}
 	beforeOther := other.rows(t, other.c)
 
-	jobs := traces.NewJobs(r.gcs, r.db, r.now, nil)
+	jobs := canvases.NewJobs(r.gcs, r.db, r.now, nil)
 	first, err := jobs.DeleteCanvas(ctx, r.c)
 	if err != nil {
 		t.Fatalf("DeleteCanvas: %v", err)
@@ -141,7 +140,7 @@ func TestDeleteCanvasResumes(t *testing.T) {
 	r := newExecRig(t)
 	ctx := t.Context()
 	r.fill(t, 20, 5, 0)
-	crashed := traces.NewJobs(r.gcs, r.db, r.now, nil)
+	crashed := canvases.NewJobs(r.gcs, r.db, r.now, nil)
 	job, err := crashed.DeleteCanvas(ctx, r.c)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +157,7 @@ func TestDeleteCanvasResumes(t *testing.T) {
 	if _, err := r.emu.E.Advance(ctx, 2*time.Minute); err != nil { // past the lease
 		t.Fatal(err)
 	}
-	runner := traces.NewJobs(r.gcs, r.db, r.now, nil)
+	runner := canvases.NewJobs(r.gcs, r.db, r.now, nil)
 	runJobs(t, runner)
 	// The runner claims the job in its own goroutine: nothing to wait on
 	// but the job's record.
@@ -195,7 +194,7 @@ func memDir(t *testing.T) string {
 }
 
 // runJobs runs j until the test ends.
-func runJobs(t *testing.T, j *traces.Jobs) {
+func runJobs(t *testing.T, j *canvases.Jobs) {
 	t.Helper()
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -206,4 +205,45 @@ func runJobs(t *testing.T, j *traces.Jobs) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// Sequence 11, canvas deletion: a save racing the job's last pass either
+// survived for ever (rows written after the job removed the canvas's rows:
+// a kept trace nobody can delete) or left rows without an object. The
+// canvas is marked deleted before the job starts; a save whose rows would
+// come after is refused and deletes its own object.
+func TestSaveRacingCanvasDeletion(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	ctx := t.Context()
+	r.save(t, 1)
+	jobs := canvases.NewJobs(r.gcs, r.db, r.now, nil)
+	job, err := jobs.DeleteCanvas(ctx, r.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The job has not listed the canvas yet; a save arrives.
+	late, err := r.svc.Save(ctx, r.c, &traces.Trace{RootTLID: 2})
+	if !errors.Is(err, traces.ErrNotFound) {
+		t.Fatalf("save into a deleted canvas = %+v, %v; want ErrNotFound", late, err)
+	}
+	if _, err := r.svc.SaveUnmatched(ctx, r.c, traces.Unmatched{Module: "HTTP", Path: "/x", Modifier: "GET"}); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("unmatched request into a deleted canvas: %v, want ErrNotFound", err)
+	}
+	runJobs(t, jobs)
+	if j, err := jobs.Wait(ctx, job.ID); err != nil || j.State != traces.JobDone {
+		t.Fatalf("job = %+v, %v", j, err)
+	}
+	// A save after the job's last pass.
+	if _, err := r.svc.Save(ctx, r.c, &traces.Trace{RootTLID: 3}); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("save after the deletion: %v, want ErrNotFound", err)
+	}
+	if n := r.count(t, traces.CanvasPrefix(r.c)); n != 0 {
+		t.Errorf("objects left = %d, want 0", n)
+	}
+	for table, n := range r.rows(t, r.c) {
+		if n != 0 {
+			t.Errorf("%s rows left = %d, want 0", table, n)
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package traces
+package canvases
 
 import (
 	"context"
@@ -11,94 +11,46 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tracegw/tracegw/internal/traces"
 )
-
-// toplevelIndex is what forgetting a toplevel needs from the index.
-type toplevelIndex interface {
-	// ForgetToplevel marks the toplevel deleted at time at.
-	ForgetToplevel(ctx context.Context, c CanvasID, tlid TLID, at time.Time) error
-}
-
-// ForgetToplevel records that the editor deleted toplevel tlid: GC stops
-// keeping its latest traces, which then expire by the normal policy. A
-// repeat is harmless. Safe for concurrent use.
-func (s *Service) ForgetToplevel(ctx context.Context, c CanvasID, tlid TLID) error {
-	if err := s.index.ForgetToplevel(ctx, c, tlid, s.now()); err != nil {
-		return fmt.Errorf("forget toplevel %d: %w", tlid, err)
-	}
-	return nil
-}
-
-// JobID identifies a background job: a UUIDv7 of its start time.
-type JobID UUID
-
-// ParseJobID parses a canonical lowercase UUID; the error is a *FieldError
-// naming "jobID".
-func ParseJobID(s string) (JobID, error) {
-	u, err := parseUUID("jobID", s)
-	return JobID(u), err
-}
-
-func (id JobID) String() string { return UUID(id).String() }
-
-// MarshalText renders the canonical form (JSON and msgpack strings).
-func (id JobID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// Job kinds and states.
-const (
-	JobDeleteCanvas = "delete_canvas"
-
-	JobRunning = "running"
-	JobDone    = "done"
-	JobFailed  = "failed"
-)
-
-// Job is a background job's record.
-type Job struct {
-	ID      JobID
-	Canvas  CanvasID
-	Kind    string
-	State   string // JobRunning, JobDone or JobFailed
-	Deleted int64  // objects deleted so far
-	Total   int64  // objects found so far
-	Error   string // why it failed, fit for an admin to read
-	Created time.Time
-	Updated time.Time
-}
 
 // canvasObjects is what deleting a canvas needs from Cloud Storage.
 type canvasObjects interface {
 	// Objects lists the objects under prefix, page by page.
-	Objects(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+	Objects(ctx context.Context, prefix string) iter.Seq2[traces.ObjectInfo, error]
 	// Delete removes key (ifGeneration 0: any); absent wraps ErrNotFound,
 	// held wraps ErrHeld.
 	Delete(ctx context.Context, key string, ifGeneration int64) error
 	// SetTemporaryHold releases (held false) the object's hold.
-	SetTemporaryHold(ctx context.Context, key string, held bool, customTime time.Time) (ObjectInfo, error)
+	SetTemporaryHold(ctx context.Context, key string, held bool, customTime time.Time) (traces.ObjectInfo, error)
 }
 
 // jobIndex is what the job runner needs from the index.
 type jobIndex interface {
 	// StartJob inserts j unless a job of its kind already runs for its
 	// canvas; it returns the running job and whether it is j.
-	StartJob(ctx context.Context, j Job) (Job, bool, error)
+	StartJob(ctx context.Context, j traces.Job) (traces.Job, bool, error)
 	// Job returns one job; unknown wraps ErrNotFound.
-	Job(ctx context.Context, id JobID) (Job, error)
+	Job(ctx context.Context, id traces.JobID) (traces.Job, error)
 	// ClaimJobs takes over running jobs not updated since staleBefore by
 	// setting their updated_at to now, and returns them.
-	ClaimJobs(ctx context.Context, staleBefore, now time.Time) ([]Job, error)
+	ClaimJobs(ctx context.Context, staleBefore, now time.Time) ([]traces.Job, error)
 	// UpdateJob records j's progress, state and error.
-	UpdateJob(ctx context.Context, j Job) error
+	UpdateJob(ctx context.Context, j traces.Job) error
+	// MarkCanvasDeleted records the canvas deleted, so that no index write
+	// creates rows of it any more.
+	MarkCanvasDeleted(ctx context.Context, c traces.CanvasID, at time.Time) error
 	// RemoveCanvasRows deletes up to batch index rows of each table of the
 	// canvas and returns how many it deleted (0: none left).
-	RemoveCanvasRows(ctx context.Context, c CanvasID, batch int) (int64, error)
+	RemoveCanvasRows(ctx context.Context, c traces.CanvasID, batch int) (int64, error)
 }
 
 // HoldReleaser releases the holds the index records for a canvas
 // (holds.Service). Held objects it does not know of are released when
 // their delete is refused.
 type HoldReleaser interface {
-	ReleaseHeld(ctx context.Context, c CanvasID) (int, error)
+	ReleaseHeld(ctx context.Context, c traces.CanvasID) (int, error)
 }
 
 // Defaults of Jobs' settings.
@@ -140,8 +92,8 @@ type Jobs struct {
 	Lease time.Duration
 
 	mu     sync.Mutex
-	queue  []Job
-	active map[JobID]chan struct{}
+	queue  []traces.Job
+	active map[traces.JobID]chan struct{}
 	wake   chan struct{}
 }
 
@@ -153,7 +105,7 @@ func NewJobs(o canvasObjects, ix jobIndex, now func() time.Time, log *slog.Logge
 	return &Jobs{
 		objects: o, index: ix, now: now, log: log.With("component", "jobs"),
 		Concurrency: DefaultDeleteConcurrency, RowBatch: DefaultRowBatch, Lease: DefaultJobLease,
-		active: map[JobID]chan struct{}{}, wake: make(chan struct{}, 1),
+		active: map[traces.JobID]chan struct{}{}, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -161,14 +113,20 @@ func NewJobs(o canvasObjects, ix jobIndex, now func() time.Time, log *slog.Logge
 // returns the job. While one runs for c, it returns that one instead
 // (idempotent). The job runs once Run is running (in this process, or in
 // another one after Lease). Backend faults wrap ErrUnavailable.
-func (j *Jobs) DeleteCanvas(ctx context.Context, c CanvasID) (Job, error) {
+func (j *Jobs) DeleteCanvas(ctx context.Context, c traces.CanvasID) (traces.Job, error) {
 	now := j.now().UTC()
-	job, created, err := j.index.StartJob(ctx, Job{
-		ID: JobID(NewTraceID(now)), Canvas: c, Kind: JobDeleteCanvas, State: JobRunning,
+	// The tombstone comes first: a save that commits its rows before it
+	// wrote its object before the job's first listing (which deletes it),
+	// and one that commits after is refused and deletes its own object.
+	if err := j.index.MarkCanvasDeleted(ctx, c, now); err != nil {
+		return traces.Job{}, fmt.Errorf("delete canvas %s: %w", c, err)
+	}
+	job, created, err := j.index.StartJob(ctx, traces.Job{
+		ID: traces.JobID(traces.NewTraceID(now)), Canvas: c, Kind: traces.JobDeleteCanvas, State: traces.JobRunning,
 		Created: now, Updated: now,
 	})
 	if err != nil {
-		return Job{}, fmt.Errorf("delete canvas %s: %w", c, err)
+		return traces.Job{}, fmt.Errorf("delete canvas %s: %w", c, err)
 	}
 	if created {
 		j.enqueue(job)
@@ -177,17 +135,17 @@ func (j *Jobs) DeleteCanvas(ctx context.Context, c CanvasID) (Job, error) {
 }
 
 // Job returns a job's record; an unknown ID wraps ErrNotFound.
-func (j *Jobs) Job(ctx context.Context, id JobID) (Job, error) {
+func (j *Jobs) Job(ctx context.Context, id traces.JobID) (traces.Job, error) {
 	job, err := j.index.Job(ctx, id)
 	if err != nil {
-		return Job{}, fmt.Errorf("job %s: %w", id, err)
+		return traces.Job{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	return job, nil
 }
 
 // Wait blocks until job id, if this process runs or queued it, has
 // finished (or ctx is done), then returns its record.
-func (j *Jobs) Wait(ctx context.Context, id JobID) (Job, error) {
+func (j *Jobs) Wait(ctx context.Context, id traces.JobID) (traces.Job, error) {
 	j.mu.Lock()
 	done := j.active[id]
 	j.mu.Unlock()
@@ -195,14 +153,14 @@ func (j *Jobs) Wait(ctx context.Context, id JobID) (Job, error) {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return Job{}, ctx.Err()
+			return traces.Job{}, ctx.Err()
 		}
 	}
 	return j.Job(ctx, id)
 }
 
 // enqueue hands a job to Run unless this process already has it.
-func (j *Jobs) enqueue(job Job) {
+func (j *Jobs) enqueue(job traces.Job) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, ok := j.active[job.ID]; ok {
@@ -216,7 +174,7 @@ func (j *Jobs) enqueue(job Job) {
 	}
 }
 
-func (j *Jobs) take() []Job {
+func (j *Jobs) take() []traces.Job {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	q := j.queue
@@ -224,7 +182,7 @@ func (j *Jobs) take() []Job {
 	return q
 }
 
-func (j *Jobs) finish(id JobID) {
+func (j *Jobs) finish(id traces.JobID) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if done, ok := j.active[id]; ok {
@@ -284,15 +242,15 @@ func (j *Jobs) claim(ctx context.Context) {
 }
 
 // run executes one job and records how it ended.
-func (j *Jobs) run(ctx context.Context, job Job) {
+func (j *Jobs) run(ctx context.Context, job traces.Job) {
 	start := j.now()
 	err := j.deleteCanvas(ctx, &job)
 	if ctx.Err() != nil {
 		return // stopping: the job stays running and is taken over later
 	}
-	job.State, job.Updated = JobDone, j.now().UTC()
+	job.State, job.Updated = traces.JobDone, j.now().UTC()
 	if err != nil {
-		job.State, job.Error = JobFailed, jobMessage(err)
+		job.State, job.Error = traces.JobFailed, jobMessage(err)
 		j.log.Error("job failed", "job_id", job.ID.String(), "canvas_id", job.Canvas.String(), "err", err)
 	}
 	if uerr := j.index.UpdateJob(ctx, job); uerr != nil {
@@ -308,9 +266,9 @@ func (j *Jobs) run(ctx context.Context, job Job) {
 // jobMessage is what an admin reads about a failed job: no keys, no SQL.
 func jobMessage(err error) string {
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, traces.ErrUnavailable):
 		return "a backend was unavailable; delete the canvas again to resume"
-	case errors.Is(err, ErrHeld):
+	case errors.Is(err, traces.ErrHeld):
 		return "an object stayed held; delete the canvas again to resume"
 	}
 	return "internal error; delete the canvas again to resume (details in the gateway log)"
@@ -319,7 +277,7 @@ func jobMessage(err error) string {
 // deleteCanvas is the job: release holds, delete every object under the
 // canvas prefix (pass after pass until a listing finds none), then the
 // index rows in batches. Every step may be repeated.
-func (j *Jobs) deleteCanvas(ctx context.Context, job *Job) error {
+func (j *Jobs) deleteCanvas(ctx context.Context, job *traces.Job) error {
 	c := job.Canvas
 	if j.Holds != nil {
 		if _, err := j.Holds.ReleaseHeld(ctx, c); err != nil {
@@ -335,7 +293,7 @@ func (j *Jobs) deleteCanvas(ctx context.Context, job *Job) error {
 			break
 		}
 		if pass == maxDeletePasses {
-			return fmt.Errorf("delete objects of %s: still finding objects after %d passes (being written?): %w", c, pass, ErrUnavailable)
+			return fmt.Errorf("delete objects of %s: still finding objects after %d passes (being written?): %w", c, pass, traces.ErrUnavailable)
 		}
 	}
 	for {
@@ -362,12 +320,12 @@ func (j *Jobs) rowBatch() int {
 
 // deletePass lists the canvas once and deletes what it finds, with bounded
 // concurrency. It returns how many objects the listing found.
-func (j *Jobs) deletePass(ctx context.Context, job *Job) (found int64, err error) {
+func (j *Jobs) deletePass(ctx context.Context, job *traces.Job) (found int64, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(j.Concurrency, 1))
 	var deleted atomic.Int64
 	reported := int64(0)
-	prefix := CanvasPrefix(job.Canvas)
+	prefix := traces.CanvasPrefix(job.Canvas)
 	for info, lerr := range j.objects.Objects(gctx, prefix) {
 		if lerr != nil {
 			err = fmt.Errorf("list %s: %w", prefix, lerr)
@@ -406,7 +364,7 @@ func (j *Jobs) deletePass(ctx context.Context, job *Job) (found int64, err error
 }
 
 // progress records a pass's progress so far (and renews the job's lease).
-func (j *Jobs) progress(ctx context.Context, job *Job, found, deleted int64) error {
+func (j *Jobs) progress(ctx context.Context, job *traces.Job, found, deleted int64) error {
 	p := *job
 	p.Deleted, p.Total, p.Updated = job.Deleted+deleted, job.Total+found, j.now().UTC()
 	if err := j.index.UpdateJob(ctx, p); err != nil {
@@ -419,7 +377,7 @@ func (j *Jobs) progress(ctx context.Context, job *Job, found, deleted int64) err
 // is released first. ok reports that this call deleted it.
 func (j *Jobs) deleteObject(ctx context.Context, key string) (ok bool, err error) {
 	err = j.objects.Delete(ctx, key, 0)
-	if errors.Is(err, ErrHeld) {
+	if errors.Is(err, traces.ErrHeld) {
 		if _, err = j.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
 			err = j.objects.Delete(ctx, key, 0)
 		}
@@ -427,7 +385,7 @@ func (j *Jobs) deleteObject(ctx context.Context, key string) (ok bool, err error
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, traces.ErrNotFound):
 		return false, nil
 	}
 	return false, fmt.Errorf("delete %s: %w", key, err)

@@ -1,33 +1,25 @@
-package traces
+package tracestore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// UnmatchedEntry is an unmatched request ("404") in the index: its route,
-// its ID (also its object name's last part) and when it arrived.
-type UnmatchedEntry struct {
-	Canvas                 CanvasID
-	ID                     TraceID
-	Module, Path, Modifier string
-	Timestamp              time.Time
-}
+	"github.com/tracegw/tracegw/internal/traces"
+)
 
 // unmatchedIndex is what the 404s need from the index.
 type unmatchedIndex interface {
 	// PutUnmatched indexes one unmatched request (a repeat changes nothing).
-	PutUnmatched(ctx context.Context, e UnmatchedEntry) error
+	PutUnmatched(ctx context.Context, e traces.UnmatchedEntry) error
 	// ListUnmatched returns the newest entry per route among those that
 	// arrived at or after since, at most limit routes.
-	ListUnmatched(ctx context.Context, c CanvasID, since time.Time, limit int) ([]UnmatchedEntry, error)
+	ListUnmatched(ctx context.Context, c traces.CanvasID, since time.Time, limit int) ([]traces.UnmatchedEntry, error)
 	// DismissUnmatched removes every entry of one route.
-	DismissUnmatched(ctx context.Context, c CanvasID, module, path, modifier string) (int, error)
+	DismissUnmatched(ctx context.Context, c traces.CanvasID, module, path, modifier string) (int, error)
 }
 
 // MaxUnmatchedRoutes bounds the routes ListUnmatched returns.
@@ -38,27 +30,28 @@ const MaxUnmatchedRoutes = 1000
 // renews it, so the lifecycle rule deletes it after the retention period),
 // then its index row. It returns the new entry. Backend faults wrap
 // ErrUnavailable. Safe for concurrent use.
-func (s *Service) SaveUnmatched(ctx context.Context, c CanvasID, u Unmatched) (UnmatchedEntry, error) {
+func (s *Service) SaveUnmatched(ctx context.Context, c traces.CanvasID, u traces.Unmatched) (traces.UnmatchedEntry, error) {
 	now := s.now()
-	e := UnmatchedEntry{
-		Canvas: c, ID: NewTraceID(now), Module: u.Module, Path: u.Path, Modifier: u.Modifier,
+	e := traces.UnmatchedEntry{
+		Canvas: c, ID: traces.NewTraceID(now), Module: u.Module, Path: u.Path, Modifier: u.Modifier,
 		Timestamp: now.UTC().Truncate(time.Millisecond),
 	}
-	doc := AppendUnmatchedMsgpack(make([]byte, 0, 512), u)
-	sum := sha256.Sum256(doc)
-	body, err := compress(doc)
+	st, err := traces.Store(traces.AppendUnmatchedMsgpack(make([]byte, 0, 512), u))
 	if err != nil {
-		return UnmatchedEntry{}, fmt.Errorf("compress unmatched request: %w", err)
+		return traces.UnmatchedEntry{}, fmt.Errorf("save unmatched request: %w", err)
 	}
-	key := UnmatchedKey(c, e.ID)
-	if _, err := s.objects.Create(ctx, key, body, NewObject{
-		ContentType: contentType, ContentEncoding: gzipEncoding, CustomTime: now.UTC().Truncate(time.Second),
-		Metadata: map[string]string{metaFormat: FormatVersion, metaSHA256: hex.EncodeToString(sum[:])},
-	}); err != nil {
-		return UnmatchedEntry{}, fmt.Errorf("save %s: %w", key, err)
+	key := traces.UnmatchedKey(c, e.ID)
+	info, err := s.objects.Create(ctx, key, st.Body, st.Object(now.UTC().Truncate(time.Second)))
+	if err != nil {
+		return traces.UnmatchedEntry{}, fmt.Errorf("save %s: %w", key, err)
 	}
 	if err := s.index.PutUnmatched(ctx, e); err != nil {
-		return UnmatchedEntry{}, fmt.Errorf("index %s: %w", key, err)
+		if errors.Is(err, traces.ErrNotFound) { // the canvas was deleted
+			if derr := s.objects.Delete(ctx, key, info.Generation); derr != nil && !errors.Is(derr, traces.ErrNotFound) {
+				s.log.Warn("delete unmatched request of a deleted canvas", "key", key, "err", derr)
+			}
+		}
+		return traces.UnmatchedEntry{}, fmt.Errorf("index %s: %w", key, err)
 	}
 	return e, nil
 }
@@ -68,7 +61,7 @@ func (s *Service) SaveUnmatched(ctx context.Context, c CanvasID, u Unmatched) (U
 // from the index alone. Older entries are not listed even while their rows
 // remain (their objects expire by the lifecycle rule). Safe for concurrent
 // use.
-func (s *Service) ListUnmatched(ctx context.Context, c CanvasID) ([]UnmatchedEntry, error) {
+func (s *Service) ListUnmatched(ctx context.Context, c traces.CanvasID) ([]traces.UnmatchedEntry, error) {
 	since := s.now().Add(-s.retention())
 	list, err := s.index.ListUnmatched(ctx, c, since, MaxUnmatchedRoutes)
 	if err != nil {
@@ -77,18 +70,13 @@ func (s *Service) ListUnmatched(ctx context.Context, c CanvasID) ([]UnmatchedEnt
 	return list, nil
 }
 
-func (s *Service) retention() time.Duration {
-	if s.Retention <= 0 {
-		return DefaultRetention
-	}
-	return s.Retention
-}
+func (s *Service) retention() time.Duration { return s.o.Retention }
 
 // DismissUnmatched removes every unmatched request of one route from the
 // listing (their objects expire by the lifecycle rule). module and path are
 // required (ErrInvalid); dismissing a route with no entries is not an
 // error. Safe for concurrent use.
-func (s *Service) DismissUnmatched(ctx context.Context, c CanvasID, module, path, modifier string) error {
+func (s *Service) DismissUnmatched(ctx context.Context, c traces.CanvasID, module, path, modifier string) error {
 	if err := checkRoute(module, path, modifier); err != nil {
 		return err
 	}
@@ -103,20 +91,20 @@ func (s *Service) DismissUnmatched(ctx context.Context, c CanvasID, module, path
 func checkRoute(module, path, modifier string) error {
 	for _, f := range [...]struct{ name, v string }{{"module", module}, {"path", path}, {"modifier", modifier}} {
 		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
-			return Invalid(f.name, "must be valid UTF-8 without NUL")
+			return traces.Invalid(f.name, "must be valid UTF-8 without NUL")
 		}
 	}
 	switch {
 	case module == "":
-		return Invalid("module", "required")
-	case len(module) > MaxModuleLen:
-		return TooLarge("module", MaxModuleLen)
+		return traces.Invalid("module", "required")
+	case len(module) > traces.MaxModuleLen:
+		return traces.TooLarge("module", traces.MaxModuleLen)
 	case path == "":
-		return Invalid("path", "required")
-	case len(path) > MaxPathLen:
-		return TooLarge("path", MaxPathLen)
-	case len(modifier) > MaxModifierLen:
-		return TooLarge("modifier", MaxModifierLen)
+		return traces.Invalid("path", "required")
+	case len(path) > traces.MaxPathLen:
+		return traces.TooLarge("path", traces.MaxPathLen)
+	case len(modifier) > traces.MaxModifierLen:
+		return traces.TooLarge("modifier", traces.MaxModifierLen)
 	}
 	return nil
 }
@@ -127,25 +115,23 @@ func checkRoute(module, path, modifier string) error {
 // request's route is dismissed. An unmatched request whose object is gone
 // wraps ErrNotFound. A retry after success saves another trace (the first
 // one is still listed under root). Safe for concurrent use.
-func (s *Service) PromoteUnmatched(ctx context.Context, c CanvasID, id TraceID, root TLID) (Saved, error) {
-	key := UnmatchedKey(c, id)
-	raw, info, err := s.objects.Open(ctx, key)
+func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id traces.TraceID, root traces.TLID) (Saved, error) {
+	key := traces.UnmatchedKey(c, id)
+	raw, _, err := s.objects.Open(ctx, key)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}
-	doc := raw
-	if info.ContentEncoding == gzipEncoding {
-		if doc, err = decompress(raw); err != nil {
-			return Saved{}, fmt.Errorf("promote %s: decompress: %w", key, err)
-		}
+	doc, err := traces.Unstore(raw)
+	if err != nil {
+		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}
-	lim := s.Limits
+	lim := s.o.Limits
 	lim.MaxBody = int64(len(doc))
-	u, err := DecodeUnmatched(doc, false, lim)
+	u, err := traces.DecodeUnmatched(doc, false, lim)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}
-	saved, err := s.Save(ctx, c, &Trace{RootTLID: root, Input: u.Input})
+	saved, err := s.Save(ctx, c, &traces.Trace{RootTLID: root, Input: u.Input})
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}

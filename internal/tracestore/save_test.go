@@ -1,4 +1,4 @@
-package traces_test
+package tracestore_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/internal/tracestore"
 )
 
 // vanishing answers the first create 412 and the following stat 404: an
@@ -27,7 +28,7 @@ func (v *vanishing) Create(ctx context.Context, key string, body []byte, o trace
 func TestSaveRetryAfterObjectVanished(t *testing.T) {
 	t.Parallel()
 	r := newExecRig(t)
-	svc := traces.NewService(&vanishing{GCS: r.gcs}, r.db, r.now, nil)
+	svc := tracestore.New(&vanishing{GCS: r.gcs}, r.db, tracestore.Options{Now: r.now})
 	saved, err := svc.Save(t.Context(), r.c, &traces.Trace{RootTLID: 5})
 	if err != nil || !saved.Created {
 		t.Fatalf("Save = %+v, %v; want a created trace", saved, err)

@@ -1,12 +1,15 @@
-package traces_test
+package tracestore_test
 
 import (
 	"context"
 	"errors"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/tracegw/tracegw/internal/index"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/tracestore"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -67,7 +70,7 @@ func TestAddLayerConcurrent(t *testing.T) {
 	var (
 		wg    sync.WaitGroup
 		start = make(chan struct{})
-		got   [n]traces.AddedLayer
+		got   [n]tracestore.AddedLayer
 		errs  [n]error
 	)
 	for i := range n {
@@ -122,9 +125,10 @@ func TestLayerOfOldGenerationSkipped(t *testing.T) {
 	if _, err := r.gcs.Create(ctx, key, stale, traces.NewObject{ContentType: info.ContentType, ContentEncoding: info.ContentEncoding, CustomTime: r.now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.db.AddLayer(ctx, r.c, saved.ID, replaced.Generation, 1, nil); err != nil {
+	if _, _, err := r.db.ReserveLayer(ctx, r.c, saved.ID, tracestore.MaxLayers); err != nil {
 		t.Fatal(err)
 	}
+	_ = replaced
 	read, err := r.svc.Get(ctx, r.c, saved.ID)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
@@ -158,8 +162,12 @@ func TestAddLayerErrors(t *testing.T) {
 		t.Errorf("AddLayer(no results) = %v, want ErrInvalid", err)
 	}
 	// The index refuses a layer computed for a generation that was replaced.
-	if _, err := r.db.AddLayer(ctx, r.c, saved.ID, saved.Generation-1, 1, nil); !errors.Is(err, traces.ErrPreconditionFailed) {
-		t.Errorf("index AddLayer(old generation) = %v, want ErrPreconditionFailed", err)
+	_, tok, err := r.db.ReserveLayer(ctx, r.c, saved.ID, tracestore.MaxLayers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.db.CommitLayer(ctx, r.c, saved.ID, saved.Generation-1, nil, tok, false, r.now()); !errors.Is(err, traces.ErrPreconditionFailed) {
+		t.Errorf("index CommitLayer(old generation) = %v, want ErrPreconditionFailed", err)
 	}
 }
 
@@ -170,9 +178,7 @@ func TestAddLayerToHeldTrace(t *testing.T) {
 	r := newLayerRig(t)
 	ctx := t.Context()
 	saved := r.save(t, 10)
-	if _, err := r.db.SetHold(ctx, r.c, saved.ID, "", r.now()); err != nil {
-		t.Fatal(err)
-	}
+	r.markHeld(t, saved.ID)
 	added, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
 	if err != nil {
 		t.Fatalf("AddLayer: %v", err)
@@ -189,23 +195,20 @@ func TestAddLayerToHeldTrace(t *testing.T) {
 // staleHold is the index as a layer add saw it just before a hold landed.
 type staleHold struct{ *index.DB }
 
-func (s staleHold) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, error) {
-	rec, err := s.DB.Get(ctx, c, id)
+func (s staleHold) ReserveLayer(ctx context.Context, c traces.CanvasID, id traces.TraceID, max int) (traces.Record, index.Token, error) {
+	rec, tok, err := s.DB.ReserveLayer(ctx, c, id, max)
 	rec.Held = false
-	return rec, err
+	return rec, tok, err
 }
 
-// A hold that lands while a layer is being written still covers the layer:
-// GC skips held traces, so an unheld layer would expire under them.
+// A hold that lands while a layer is being written still covers the layer.
 func TestAddLayerRacingAHold(t *testing.T) {
 	t.Parallel()
 	r := newLayerRig(t)
 	ctx := t.Context()
 	saved := r.save(t, 10)
-	if _, err := r.db.SetHold(ctx, r.c, saved.ID, "", r.now()); err != nil {
-		t.Fatal(err)
-	}
-	svc := traces.NewService(r.gcs, staleHold{r.db}, r.now, nil)
+	r.markHeld(t, saved.ID)
+	svc := tracestore.New(r.gcs, staleHold{r.db}, tracestore.Options{Now: r.now})
 	added, err := svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
 	if err != nil {
 		t.Fatalf("AddLayer: %v", err)
@@ -230,11 +233,11 @@ func TestAddLayerLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, `UPDATE traces SET layers = $1`, traces.MaxLayers); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE traces SET layers = $1`, tracestore.MaxLayers); err != nil {
 		t.Fatal(err)
 	}
 	_, err = r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(10, 1, 2)})
 	if !errors.Is(err, traces.ErrExhausted) {
-		t.Errorf("AddLayer past %d layers = %v, want ErrExhausted", traces.MaxLayers, err)
+		t.Errorf("AddLayer past %d layers = %v, want ErrExhausted", tracestore.MaxLayers, err)
 	}
 }

@@ -1,4 +1,4 @@
-package traces_test
+package tracestore_test
 
 import (
 	"errors"

@@ -1,0 +1,164 @@
+package traces
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Storage format of trace, layer and unmatched-request objects: a msgpack
+// document (codec.go), gzip-compressed and stored with Content-Encoding:
+// gzip so GCS can transcode it for readers that want plain msgpack. The
+// metadata names the format version and the SHA-256 of the uncompressed
+// document, which lets a retried write recognise its own earlier upload
+// from the attributes alone.
+const (
+	FormatVersion = "1"
+	metaFormat    = "tracegw-format"
+	metaSHA256    = "tracegw-sha256"
+	storedType    = "application/msgpack"
+	gzipEncoding  = "gzip"
+)
+
+// Stored is a document ready to be written as an object.
+type Stored struct {
+	Body []byte // gzip of the document
+	Hash string // hex SHA-256 of the document
+}
+
+// Store compresses doc and hashes it.
+func Store(doc []byte) (Stored, error) {
+	sum := sha256.Sum256(doc)
+	body, err := compress(doc)
+	if err != nil {
+		return Stored{}, fmt.Errorf("compress: %w", err)
+	}
+	return Stored{Body: body, Hash: hex.EncodeToString(sum[:])}, nil
+}
+
+// Object is what to write with s: its content type and encoding, the format
+// metadata and customTime (which starts its retention).
+func (s Stored) Object(customTime time.Time) NewObject {
+	return NewObject{
+		ContentType: storedType, ContentEncoding: gzipEncoding, CustomTime: customTime,
+		Metadata: map[string]string{metaFormat: FormatVersion, metaSHA256: s.Hash},
+	}
+}
+
+// Holds reports whether the object info describes is s: same document hash.
+func (s Stored) Holds(info ObjectInfo) bool { return info.Metadata[metaSHA256] == s.Hash }
+
+// Unstore undoes the storage format's compression. GCS transcodes gzip
+// objects unless the reader accepts gzip, so it looks at the bytes: a
+// msgpack document never starts with gzip's magic.
+func Unstore(raw []byte) ([]byte, error) {
+	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		return raw, nil
+	}
+	doc, err := decompress(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decompress: %w", err)
+	}
+	return doc, nil
+}
+
+// DecodeStoredTrace reads a trace object's bytes.
+func DecodeStoredTrace(raw []byte, lim Limits) (*Trace, error) {
+	doc, err := Unstore(raw)
+	if err != nil {
+		return nil, err
+	}
+	lim.MaxBody = int64(len(doc))
+	return DecodeTrace(doc, false, lim)
+}
+
+// Layer objects hold the layer document of AppendLayerMsgpack plus one key,
+// baseGeneration: the generation of the trace object the layer was added
+// to. A replace resets the layer count and deletes the old layer objects
+// only after its index commit, so for a moment old and new layers share
+// numbers; reads skip a layer whose baseGeneration is not the generation of
+// the trace object they read, so a layer never applies to a trace it was
+// not computed for.
+const mpBaseGeneration = "\xaebaseGeneration"
+
+// AppendStoredLayer appends a layer object's document: AppendLayerMsgpack's
+// map with baseGeneration as a third key (DecodeLayer skips it).
+func AppendStoredLayer(dst []byte, base int64, tlids []TLID, results []FunctionResult) []byte {
+	at := len(dst)
+	dst = AppendLayerMsgpack(dst, tlids, results)
+	dst[at] = 0x83 // fixmap of 3: AppendLayerMsgpack wrote 0x82
+	dst = append(dst, mpBaseGeneration...)
+	return appendInt(dst, base)
+}
+
+// DecodeStoredLayer reads a layer object's bytes: the layer and the
+// generation of the trace object it was added to.
+func DecodeStoredLayer(raw []byte, lim Limits) (Layer, int64, error) {
+	doc, err := Unstore(raw)
+	if err != nil {
+		return Layer{}, 0, err
+	}
+	lim.MaxBody = int64(len(doc))
+	tlids, results, err := DecodeLayer(doc, false, lim)
+	if err != nil {
+		return Layer{}, 0, err
+	}
+	var base int64
+	err = DecodeFields(doc, false, lim, map[string]func(*Reader, string) error{
+		"baseGeneration": func(r *Reader, f string) (err error) {
+			base, err = r.Int(f)
+			return err
+		},
+	})
+	if err != nil {
+		return Layer{}, 0, err
+	}
+	return Layer{TLIDs: tlids, FunctionResults: results}, base, nil
+}
+
+// Touched is every tlid a trace names: its root, its tlids and the tlid of
+// each function result, sorted order not guaranteed, each once. The index
+// lists and keeps the trace for each of them.
+func Touched(t *Trace) []TLID {
+	all := make([]TLID, 0, 1+len(t.TLIDs)+len(t.FunctionResults))
+	all = append(all, t.RootTLID)
+	all = append(all, t.TLIDs...)
+	for _, fr := range t.FunctionResults {
+		all = append(all, fr.TLID)
+	}
+	return dedupeTLIDs(all)
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
+
+func compress(doc []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(doc)/2 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(doc); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decompress(b []byte) ([]byte, error) {
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}

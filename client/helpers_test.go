@@ -24,7 +24,7 @@ import (
 // testKey signs the tests' bearer tokens.
 var testKey = []byte("0123456789abcdef0123456789abcdef-client-tests")
 
-// gateway is a real gateway (PostgreSQL index, emulated bucket, HMAC auth,
+// gateway is a real gateway (PostgreSQL index, emulated bucket, JWT auth,
 // holds) served on loopback. wrap, when set, sits in front of the API
 // handler (faults the test cannot cause for real).
 type gateway struct {
@@ -65,7 +65,7 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 		Service:   tracestore.New(gcs, db, tracestore.Options{Now: now}),
 		Holds:     holds.New(gcs, db, holds.Options{Now: now}),
 		Toplevels: canvases.NewToplevels(db, now),
-		Auth:      &httpapi.HMACAuth{Key: testKey},
+		Auth:      &httpapi.BearerAuth{Key: testKey},
 		Limits:    traces.Limits{MaxBody: 1 << 20},
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -81,7 +81,7 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 // token mints a token for role, scoped to canvas unless it is empty.
 func token(t *testing.T, role httpapi.Role, canvas client.CanvasID) string {
 	t.Helper()
-	c := httpapi.Claims{Role: role, Expiry: time.Now().Add(time.Hour)}
+	c := httpapi.Claims{Role: role, Subject: "client-test", Expiry: time.Now().Add(time.Hour)}
 	if canvas != "" {
 		id, err := traces.ParseCanvasID(string(canvas))
 		if err != nil {
@@ -89,7 +89,11 @@ func token(t *testing.T, role httpapi.Role, canvas client.CanvasID) string {
 		}
 		c.Canvas = &id
 	}
-	return httpapi.Sign(testKey, c)
+	tok, err := httpapi.Sign(testKey, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // newClient is an admin client of g with fast retries.

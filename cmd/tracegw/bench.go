@@ -196,7 +196,10 @@ func benchEmbedded(ctx context.Context, o benchOpts, plan benchPlan, r *benchRep
 	if err != nil {
 		return err
 	}
-	token := httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleAdmin, Expiry: time.Now().Add(24 * time.Hour)})
+	token, err := httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleAdmin, Subject: "tracegw-bench", IssuedAt: time.Now(), Expiry: time.Now().Add(24 * time.Hour)})
+	if err != nil {
+		return err
+	}
 	naive, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return err

@@ -31,6 +31,8 @@ type Config struct {
 	RunNotify       bool
 	SigningKeyFile  string
 	InsecureNoAuth  bool
+	OIDCAudience    string // accept Google ID tokens for this audience ("": none)
+	OIDCSubjects    string // file mapping service-account e-mails to roles
 	HoldQuota       int
 	MaxBody         int64
 	DataDir         string
@@ -38,9 +40,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// token
-	Role   string
-	Canvas string
-	TTL    time.Duration
+	Role    string
+	Canvas  string
+	TTL     time.Duration
+	Subject string
 
 	// gc, reconcile
 	Once   bool
@@ -106,6 +109,7 @@ func defaults() Config {
 		ShutdownTimeout: 20 * time.Second,
 		Role:            "editor",
 		TTL:             time.Hour,
+		Subject:         "tracegw-cli",
 	}
 }
 
@@ -148,7 +152,9 @@ var flags = map[string]flagDef{
 	"gc-interval":       {"gc-interval", "time between GC passes", dur(func(c *Config) *time.Duration { return &c.GCInterval })},
 	"run-gc":            {"run-gc", "run the GC loop in this process", boolean(func(c *Config) *bool { return &c.RunGC })},
 	"run-notify":        {"run-notify", "run the deletion-notification consumer in this process", boolean(func(c *Config) *bool { return &c.RunNotify })},
-	"signing-key-file":  {"signing-key-file", "file holding the HMAC key that signs bearer tokens", str(func(c *Config) *string { return &c.SigningKeyFile })},
+	"signing-key-file":  {"signing-key-file", "file holding the key that signs bearer tokens (HS256 JWTs)", str(func(c *Config) *string { return &c.SigningKeyFile })},
+	"oidc-audience":     {"oidc-audience", "also accept Google-signed ID tokens of service accounts for this audience (e.g. the service's URL); empty: off", str(func(c *Config) *string { return &c.OIDCAudience })},
+	"oidc-subjects":     {"oidc-subjects", "file of the service accounts whose ID tokens are accepted: one 'EMAIL ROLE [CANVAS]' per line", str(func(c *Config) *string { return &c.OIDCSubjects })},
 	"insecure-no-auth":  {"insecure-no-auth", "serve without authentication (every caller is admin)", boolean(func(c *Config) *bool { return &c.InsecureNoAuth })},
 	"hold-quota":        {"hold-quota", "maximum held traces per canvas", integer(func(c *Config) *int { return &c.HoldQuota })},
 	"max-body":          {"max-body", "maximum request body in bytes", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Int64Var(&c.MaxBody, n, c.MaxBody, u) }},
@@ -158,16 +164,17 @@ var flags = map[string]flagDef{
 	"role":              {"role", "token role: executor, editor or admin", str(func(c *Config) *string { return &c.Role })},
 	"canvas":            {"canvas", "canvas ID (token scope; reconcile: one canvas)", str(func(c *Config) *string { return &c.Canvas })},
 	"ttl":               {"ttl", "token lifetime", dur(func(c *Config) *time.Duration { return &c.TTL })},
+	"subject":           {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
 	"once":              {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
 	"dry-run":           {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
 }
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
-	"token":        {"signing-key-file", "role", "canvas", "ttl"},
+	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
 	"setup-bucket": {"bucket", "gcs-endpoint", "pubsub-project", "topic", "retention", "dry-run"},
 	"gc":           {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},

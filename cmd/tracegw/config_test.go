@@ -42,6 +42,17 @@ func TestLoad(t *testing.T) {
 			func(c Config) bool { return time.Duration(c.RenewMargin) == 36*time.Hour }, ""},
 		{"dev reads DATABASE_URL", "dev", nil, env("DATABASE_URL", "postgres://d"),
 			func(c Config) bool { return c.DatabaseURL == "postgres://d" }, ""},
+		{"oidc flags", "serve", []string{"--oidc-audience", "https://gw.a.run.app", "--oidc-subjects", "/etc/tracegw/subjects"}, env(),
+			func(c Config) bool {
+				return c.OIDCAudience == "https://gw.a.run.app" && c.OIDCSubjects == "/etc/tracegw/subjects"
+			}, ""},
+		{"oidc env", "serve", nil, env("TRACEGW_OIDC_AUDIENCE", "https://gw.a.run.app", "TRACEGW_OIDC_SUBJECTS", "/s"),
+			func(c Config) bool { return c.OIDCAudience == "https://gw.a.run.app" && c.OIDCSubjects == "/s" }, ""},
+		{"oidc off by default", "serve", nil, env(), func(c Config) bool { return c.OIDCAudience == "" && c.OIDCSubjects == "" }, ""},
+		{"token subject", "token", []string{"--subject", "svc-checkout"}, env(), func(c Config) bool { return c.Subject == "svc-checkout" }, ""},
+		{"token subject from env", "token", nil, env("TRACEGW_SUBJECT", "ci"), func(c Config) bool { return c.Subject == "ci" }, ""},
+		{"token subject default", "token", nil, env(), func(c Config) bool { return c.Subject == "tracegw-cli" }, ""},
+		{"oidc is serve's", "token", []string{"--oidc-audience", "x"}, env(), nil, "oidc-audience"},
 		{"bad env names its variable", "serve", nil, env("TRACEGW_KEEP_PER_TOPLEVEL", "ten"), nil, "TRACEGW_KEEP_PER_TOPLEVEL"},
 		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},
 		{"flag of another command", "migrate", []string{"--bucket", "x"}, env(), nil, "bucket"},

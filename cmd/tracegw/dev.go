@@ -118,8 +118,12 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 	}
 	// Tokens expire on the wall clock, not the emulator's: advancing the
 	// clock a month must not lock the developer out.
-	d.token = httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleAdmin, Expiry: time.Now().Add(30 * 24 * time.Hour)})
-	d.st, err = newStack(ctx, c, log, d.emu.Now, &httpapi.HMACAuth{Key: key, Now: time.Now})
+	now := time.Now()
+	d.token, err = httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleAdmin, Subject: "tracegw-dev", IssuedAt: now, Expiry: now.Add(30 * 24 * time.Hour)})
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	d.st, err = newStack(ctx, c, log, d.emu.Now, &httpapi.BearerAuth{Key: key, Now: time.Now})
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/testutil"
 )
 
 // TestDevEndToEnd starts the dev wiring in process (private PostgreSQL in
@@ -24,6 +28,7 @@ type devTest struct {
 	t   *testing.T
 	d   *devSystem
 	url string
+	dir string // --data-dir
 }
 
 // startDevTest starts dev in a fresh data dir; databaseURL "" means the
@@ -70,15 +75,21 @@ func startDevTest(t *testing.T, databaseURL string) *devTest {
 		}
 		d.Close()
 	})
-	return &devTest{t: t, d: d, url: "http://" + ln.Addr().String()}
+	return &devTest{t: t, d: d, url: "http://" + ln.Addr().String(), dir: dir}
 }
 
-// do sends an authenticated request (JSON body if any).
+// do sends a request as dev's admin (JSON body if any).
 func (dt *devTest) do(method, path, body string) (int, []byte) {
+	dt.t.Helper()
+	return dt.doAs(dt.d.token, method, path, body)
+}
+
+// doAs sends a request with bearer token tok (JSON body if any).
+func (dt *devTest) doAs(tok, method, path, body string) (int, []byte) {
 	t := dt.t
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, dt.url+path, bytes.NewBufferString(body))
-	req.Header.Set("Authorization", "Bearer "+dt.d.token)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -201,6 +212,44 @@ func TestDevEndToEnd(t *testing.T) {
 	for _, id := range before[10:] {
 		if st, _ := do("GET", "/v1/canvases/"+canvas+"/traces/"+id, ""); st != 404 {
 			t.Errorf("expired trace %s: status %d, want 404", id, st)
+		}
+	}
+}
+
+// TestDevTokens checks that dev prints an admin JWT and that `tracegw token`
+// with dev's key file mints tokens the running dev accepts, scope included.
+func TestDevTokens(t *testing.T) {
+	dt := startDevTest(t, testutil.PG(t))
+	const canvas = "7d3f5a1c-0000-4000-8000-0000000000ab"
+	keyFile := filepath.Join(dt.dir, "signing.key")
+	key, err := httpapi.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := httpapi.VerifyToken(key, dt.d.token, time.Now()); err != nil || c.Role != httpapi.RoleAdmin || c.Canvas != nil {
+		t.Errorf("dev's token: claims %+v, err %v; want an unscoped admin JWT", c, err)
+	}
+	dt.save(canvas, "1")
+	mint := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := runToken(t.Context(), append([]string{"--signing-key-file", keyFile}, args...), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	list := "/v1/canvases/" + canvas + "/toplevels/1/traces"
+	for _, tc := range []struct {
+		name string
+		tok  string
+		want int
+	}{
+		{"editor of the canvas", mint("--role", "editor", "--canvas", canvas), 200},
+		{"editor of another canvas", mint("--role", "editor", "--canvas", "7d3f5a1c-0000-4000-8000-0000000000ac"), 403},
+		{"executor", mint("--role", "executor"), 403},
+	} {
+		if st, b := dt.doAs(tc.tok, "GET", list, ""); st != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, st, b, tc.want)
 		}
 	}
 }

@@ -72,7 +72,7 @@ commands:
   notify        run the deletion-notification consumer
   reconcile     compare index and bucket, remove rows whose objects are gone
   emulator      only the GCS emulator
-  token         print a signed bearer token
+  token         print a bearer token (a JWT signed with --signing-key-file)
   bench         the benchmark suite
   version       version and build info
 

@@ -26,7 +26,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(stderr, false)
-	auth, err := serveAuth(c, log)
+	auth, err := serveAuth(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -71,9 +71,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return g.Wait()
 }
 
-// serveAuth loads the signing key, or (only with --insecure-no-auth) warns
+// serveAuth loads the signing key and, with --oidc-audience, the service
+// accounts whose Google ID tokens are accepted (Google's keys are fetched
+// and cached when first needed). Only with --insecure-no-auth it warns
 // loudly and returns nil: every caller is then admin.
-func serveAuth(c Config, log *slog.Logger) (httpapi.Authenticator, error) {
+func serveAuth(ctx context.Context, c Config, log *slog.Logger) (httpapi.Authenticator, error) {
 	if c.SigningKeyFile == "" {
 		log.Warn("AUTHENTICATION IS DISABLED (--insecure-no-auth): every caller is admin and may read and delete every canvas's traces; never expose this listener")
 		return nil, nil
@@ -82,7 +84,16 @@ func serveAuth(c Config, log *slog.Logger) (httpapi.Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key-file: %w", err)
 	}
-	return &httpapi.HMACAuth{Key: key}, nil
+	auth := &httpapi.BearerAuth{Key: key}
+	if c.OIDCAudience != "" {
+		subjects, err := httpapi.LoadSubjects(c.OIDCSubjects)
+		if err != nil {
+			return nil, fmt.Errorf("--oidc-subjects: %w", err)
+		}
+		auth.Google = httpapi.NewGoogle(ctx, c.OIDCAudience, subjects, httpapi.GoogleOptions{})
+		log.Info("accepting Google ID tokens", "audience", c.OIDCAudience, "count", len(subjects))
+	}
+	return auth, nil
 }
 
 // adminHandler serves /metrics and, with --pprof, /debug/pprof: operator
@@ -120,6 +131,12 @@ func (c Config) validateServe() error {
 		errs = append(errs, errors.New("--signing-key-file (TRACEGW_SIGNING_KEY_FILE) is required: serve refuses to start without a signing key (mint tokens with `tracegw token`); --insecure-no-auth disables authentication for local testing only"))
 	case c.SigningKeyFile != "" && c.InsecureNoAuth:
 		errs = append(errs, errors.New("--insecure-no-auth and --signing-key-file are both set: choose one"))
+	}
+	switch {
+	case (c.OIDCAudience == "") != (c.OIDCSubjects == ""):
+		errs = append(errs, errors.New("--oidc-audience and --oidc-subjects go together: the audience Google ID tokens must carry, and the service accounts they may name"))
+	case c.OIDCAudience != "" && c.InsecureNoAuth:
+		errs = append(errs, errors.New("--oidc-audience and --insecure-no-auth are both set: choose one"))
 	}
 	if c.Pprof && c.AdminListen == "" {
 		errs = append(errs, errors.New("--pprof needs --admin-listen: pprof is never served on the API listener"))

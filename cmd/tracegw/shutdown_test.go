@@ -158,7 +158,10 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"rootTLID":"1","input":[["request",{"body":"do-not-log-me"}]]}`))
 	req.Header.Set("Content-Type", "application/json")
-	tok := httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleExecutor, Expiry: time.Now().Add(time.Minute)})
+	tok, err := httpapi.Sign(key, httpapi.Claims{Role: httpapi.RoleExecutor, Subject: "test", Expiry: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {

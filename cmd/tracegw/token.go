@@ -31,7 +31,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // mintToken validates the token flags (reporting every problem at once,
-// naming the flag) and signs a token that expires at now + --ttl.
+// naming the flag) and signs a JWT issued at now that expires at now + --ttl.
 func mintToken(c Config, now time.Time) (string, error) {
 	var errs []error
 	role, err := httpapi.ParseRole(c.Role)
@@ -49,6 +49,9 @@ func mintToken(c Config, now time.Time) (string, error) {
 	if c.TTL <= 0 || c.TTL > maxTokenTTL {
 		errs = append(errs, fmt.Errorf("--ttl %s: must be positive and at most %s", c.TTL, maxTokenTTL))
 	}
+	if c.Subject == "" {
+		errs = append(errs, errors.New("--subject: must not be empty"))
+	}
 	var key []byte
 	if c.SigningKeyFile == "" {
 		errs = append(errs, errors.New("--signing-key-file (TRACEGW_SIGNING_KEY_FILE) is required"))
@@ -58,5 +61,5 @@ func mintToken(c Config, now time.Time) (string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return "", err
 	}
-	return httpapi.Sign(key, httpapi.Claims{Role: role, Canvas: canvas, Expiry: now.Add(c.TTL)}), nil
+	return httpapi.Sign(key, httpapi.Claims{Role: role, Canvas: canvas, Subject: c.Subject, IssuedAt: now, Expiry: now.Add(c.TTL)})
 }

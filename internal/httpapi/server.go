@@ -29,14 +29,17 @@ const (
 	RoleAdmin
 )
 
-// Principal is the authenticated caller: a role and an optional canvas scope.
+// Principal is the authenticated caller: a role, an optional canvas scope
+// and who it is (a token's sub, or a service account's e-mail).
 type Principal struct {
-	Role   Role
-	Canvas *traces.CanvasID // nil: every canvas
+	Role    Role
+	Canvas  *traces.CanvasID // nil: every canvas
+	Subject string
 }
 
 // Authenticator checks a request's credentials. A missing or bad token
-// returns an error (401).
+// returns an error wrapping errUnauthenticated (401); a valid credential
+// that grants nothing here, one wrapping errPermission (403).
 type Authenticator interface {
 	Authenticate(r *http.Request) (Principal, error)
 }

@@ -2,12 +2,8 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,52 +11,64 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// Token format (API.md's Auth): "tgw1." + base64url(payload) + "." +
-// base64url(HMAC-SHA256(key, "tgw1." + base64url(payload))), unpadded, where
-// payload is compact JSON {"r":"editor","c":"<canvas uuid>","e":<unix expiry>}
-// ("c" absent for an unscoped token). The MAC covers the version prefix, so a
-// later format cannot be replayed as this one.
+// tracegw's own bearer tokens are JWTs (RFC 7519) signed with HS256 and the
+// server's key. Claims: iss and aud "tracegw", sub (who), role ("executor",
+// "editor" or "admin"), canvas (a canvas ID; absent: every canvas), iat and
+// exp. iss, aud, sub, role and exp are required; only HS256 is accepted.
 const (
-	tokenPrefix = "tgw1."
+	// Issuer is the iss claim of tracegw's tokens.
+	Issuer = "tracegw"
+	// Audience is the aud claim of tracegw's tokens.
+	Audience = "tracegw"
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway = 30 * time.Second
 	// MaxTokenLen bounds a bearer token; longer ones are rejected before
-	// any decoding (an honest token is about 150 bytes).
-	MaxTokenLen = 1024
-	// MinKeyLen is the shortest signing key accepted (256 bits).
+	// any decoding (tracegw's tokens are about 300 bytes, Google's ID
+	// tokens about 1,000).
+	MaxTokenLen = 4096
+	// MinKeyLen is the shortest signing key accepted (256 bits, RFC 7518).
 	MinKeyLen = 32
+	// legacyPrefix marks the pre-JWT token format, refused with a hint.
+	legacyPrefix = "tgw1."
 )
 
-// Claims is what a token grants.
+// Claims is what one of tracegw's tokens grants.
 type Claims struct {
-	Role   Role
-	Canvas *traces.CanvasID // nil: every canvas
-	Expiry time.Time
+	Role     Role
+	Canvas   *traces.CanvasID // nil: every canvas
+	Subject  string           // required: who the token is for
+	IssuedAt time.Time        // zero: no iat
+	Expiry   time.Time        // required
 }
 
-type payload struct {
-	R string `json:"r"`
-	C string `json:"c,omitempty"`
-	E int64  `json:"e"`
+// jwtClaims is the JSON payload of a token.
+type jwtClaims struct {
+	Role   string `json:"role"`
+	Canvas string `json:"canvas,omitempty"`
+	jwt.RegisteredClaims
 }
 
-// Sign returns a token for claims signed with key. It is a pure function:
-// the caller chooses the expiry.
-func Sign(key []byte, c Claims) string {
-	p := payload{R: RoleName(c.Role), E: c.Expiry.Unix()}
-	if c.Canvas != nil {
-		p.C = c.Canvas.String()
+// Sign returns a token for c signed with key. It is a pure function: the
+// caller chooses the times. It refuses what no verifier would accept: a
+// short key, an unknown role, an empty subject or a zero expiry.
+func Sign(key []byte, c Claims) (string, error) {
+	if len(key) < MinKeyLen || c.Role < RoleExecutor || c.Role > RoleAdmin || c.Subject == "" || c.Expiry.IsZero() {
+		return "", fmt.Errorf("a token needs a key of at least %d bytes (have %d), a role, a subject and an expiry", MinKeyLen, len(key))
 	}
-	b, _ := json.Marshal(p) // strings and an int: cannot fail
-	signed := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return signed + "." + base64.RawURLEncoding.EncodeToString(mac(key, signed))
-}
-
-func mac(key []byte, signed string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(signed))
-	return m.Sum(nil)
+	jc := jwtClaims{Role: RoleName(c.Role), RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: Issuer, Audience: jwt.ClaimStrings{Audience}, Subject: c.Subject, ExpiresAt: jwt.NewNumericDate(c.Expiry)}}
+	if !c.IssuedAt.IsZero() {
+		jc.IssuedAt = jwt.NewNumericDate(c.IssuedAt)
+	}
+	if c.Canvas != nil {
+		jc.Canvas = c.Canvas.String()
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, jc).SignedString(key)
 }
 
 // ParseRole maps "executor", "editor" and "admin" to their Role.
@@ -79,18 +87,78 @@ func ParseRole(s string) (Role, error) {
 // RoleName is the inverse of ParseRole ("none" for RoleNone).
 func RoleName(r Role) string { return roleName(r) }
 
-// HMACAuth authenticates HMAC-signed bearer tokens (see Sign). It is safe for
-// concurrent use; Key and Now must not change after first use.
-type HMACAuth struct {
-	Key []byte
-	Now func() time.Time // nil: time.Now
+// VerifyToken checks tok against key at time now and returns its claims.
+// Every failure wraps errUnauthenticated, with a message that never echoes
+// the token.
+func VerifyToken(key []byte, tok string, now time.Time) (Claims, error) {
+	if len(key) < MinKeyLen {
+		return Claims{}, unauthenticated("cannot be checked: the gateway has no signing key")
+	}
+	var jc jwtClaims
+	_, err := jwt.ParseWithClaims(tok, &jc, func(*jwt.Token) (any, error) { return key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), // no "none", no RS256 with the key as a public key
+		jwt.WithIssuer(Issuer), jwt.WithAudience(Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway), jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithStrictDecoding())
+	if err != nil {
+		return Claims{}, unauthenticated(jwtReason(err))
+	}
+	c := Claims{Subject: jc.Subject, Expiry: jc.ExpiresAt.Time}
+	if c.Subject == "" {
+		return Claims{}, unauthenticated("has no subject (sub)")
+	}
+	if jc.IssuedAt != nil {
+		c.IssuedAt = jc.IssuedAt.Time
+	}
+	if c.Role, err = ParseRole(jc.Role); err != nil {
+		return Claims{}, unauthenticated("has no known role (executor, editor or admin)")
+	}
+	if jc.Canvas != "" {
+		id, err := traces.ParseCanvasID(jc.Canvas)
+		if err != nil {
+			return Claims{}, unauthenticated("has a bad canvas scope")
+		}
+		c.Canvas = &id
+	}
+	return c, nil
 }
 
-var _ Authenticator = (*HMACAuth)(nil)
+// jwtReason says in fixed words why the jwt package refused a token, so no
+// part of the token reaches the response.
+func jwtReason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "is not a well-formed JWT"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "signature does not verify (tokens are HS256 JWTs signed with the gateway's key)"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "has expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "is not valid yet"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Sprintf("must carry iss %q, aud %q and exp", Issuer, Audience)
+	}
+	return "is invalid"
+}
+
+func unauthenticated(why string) error {
+	return fmt.Errorf("bearer token %s: %w", why, errUnauthenticated)
+}
+
+// BearerAuth authenticates bearer tokens: tracegw's own (see Sign) and,
+// when Google is set, Google-signed ID tokens of service accounts. It is
+// safe for concurrent use; its fields must not change after first use.
+type BearerAuth struct {
+	Key    []byte
+	Google *Google          // nil: Google ID tokens are refused
+	Now    func() time.Time // nil: time.Now
+}
+
+var _ Authenticator = (*BearerAuth)(nil)
 
 // Authenticate checks the request's bearer token. Every failure wraps
-// errUnauthenticated (401) with a message that never echoes the token.
-func (a *HMACAuth) Authenticate(r *http.Request) (Principal, error) {
+// errUnauthenticated (401), or errPermission (403) for a service account
+// that is not listed, with a message that never echoes the token.
+func (a *BearerAuth) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Values("Authorization")
 	if len(h) == 0 || h[0] == "" {
 		return Principal{}, fmt.Errorf("missing bearer token (Authorization: Bearer <token>): %w", errUnauthenticated)
@@ -99,82 +167,31 @@ func (a *HMACAuth) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, fmt.Errorf("more than one Authorization header: %w", errUnauthenticated)
 	}
 	if len(h[0]) > len("Bearer ")+MaxTokenLen {
-		return Principal{}, fmt.Errorf("bearer token longer than %d bytes: %w", MaxTokenLen, errUnauthenticated)
+		return Principal{}, unauthenticated(fmt.Sprintf("is longer than %d bytes", MaxTokenLen))
 	}
 	scheme, tok, ok := strings.Cut(h[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return Principal{}, fmt.Errorf("authorization scheme must be Bearer: %w", errUnauthenticated)
 	}
+	tok = strings.TrimSpace(tok)
+	if strings.HasPrefix(tok, legacyPrefix) {
+		return Principal{}, unauthenticated("has the retired tgw1 format: mint a JWT with `tracegw token`")
+	}
+	if isGoogle(tok) {
+		if a.Google == nil {
+			return Principal{}, unauthenticated("is a Google ID token, which this gateway does not accept")
+		}
+		return a.Google.principal(r.Context(), tok)
+	}
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
 	}
-	c, err := verify(a.Key, strings.TrimSpace(tok), now())
+	c, err := VerifyToken(a.Key, tok, now())
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{Role: c.Role, Canvas: c.Canvas}, nil
-}
-
-// VerifyToken checks tok against key at time now and returns its claims.
-// Every failure wraps errUnauthenticated.
-func VerifyToken(key []byte, tok string, now time.Time) (Claims, error) {
-	return verify(key, tok, now)
-}
-
-func verify(key []byte, tok string, now time.Time) (Claims, error) {
-	bad := func(why string) (Claims, error) {
-		return Claims{}, fmt.Errorf("bearer token %s: %w", why, errUnauthenticated)
-	}
-	if len(tok) > MaxTokenLen {
-		return bad(fmt.Sprintf("is longer than %d bytes", MaxTokenLen))
-	}
-	if !strings.HasPrefix(tok, tokenPrefix) {
-		return bad("is malformed")
-	}
-	i := strings.LastIndexByte(tok, '.')
-	if i < len(tokenPrefix) {
-		return bad("is malformed")
-	}
-	signed, sig64 := tok[:i], tok[i+1:]
-	if base64.RawURLEncoding.DecodedLen(len(sig64)) != sha256.Size {
-		return bad("is malformed")
-	}
-	var sig [sha256.Size]byte
-	n, err := base64.RawURLEncoding.Decode(sig[:], []byte(sig64))
-	if err != nil {
-		return bad("is malformed")
-	}
-	// Check the MAC before looking inside: nothing unauthenticated is parsed.
-	if !hmac.Equal(sig[:n], mac(key, signed)) {
-		return bad("signature does not match")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(signed[len(tokenPrefix):])
-	if err != nil {
-		return bad("is malformed")
-	}
-	var p payload
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return bad("is malformed")
-	}
-	var c Claims
-	if c.Role, err = ParseRole(p.R); err != nil {
-		return bad("has an unknown role")
-	}
-	if p.C != "" {
-		id, err := traces.ParseCanvasID(p.C)
-		if err != nil {
-			return bad("has a bad canvas scope")
-		}
-		c.Canvas = &id
-	}
-	c.Expiry = time.Unix(p.E, 0)
-	if !now.Before(c.Expiry) {
-		return bad("has expired")
-	}
-	return c, nil
+	return Principal{Role: c.Role, Canvas: c.Canvas, Subject: c.Subject}, nil
 }
 
 // LoadKey reads a signing key file: either hex (64+ hex digits, as

@@ -138,7 +138,7 @@ func (j *Jobs) DeleteCanvas(ctx context.Context, c traces.CanvasID) (traces.Job,
 func (j *Jobs) Job(ctx context.Context, id traces.JobID) (traces.Job, error) {
 	job, err := j.index.Job(ctx, id)
 	if err != nil {
-		return traces.Job{}, fmt.Errorf("job %s: %w", id, err)
+		return traces.Job{}, traces.PublicIf(fmt.Errorf("job %s: %w", id, err), traces.ErrNotFound, "job %s not found", id)
 	}
 	return job, nil
 }

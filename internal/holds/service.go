@@ -95,10 +95,10 @@ func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID
 	}
 	h, err := s.index.BeginHold(ctx, c, id, reason, s.now().UTC(), s.quota)
 	if err != nil {
-		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
+		return Hold{}, notFound(fmt.Errorf("hold %s: %w", id, err), id)
 	}
 	if err := s.setHolds(ctx, c, id, h.Generation, h.Layers, true); err != nil {
-		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
+		return Hold{}, notFound(fmt.Errorf("hold %s: %w", id, err), id)
 	}
 	// A release that ran meanwhile may have come before our patches: then
 	// the token stays and the repair step releases the objects again.
@@ -107,6 +107,11 @@ func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID
 	}
 	s.log.Debug("trace held", "canvas_id", c, "trace_id", id)
 	return h.Hold, nil
+}
+
+// notFound gives a not-found error its public message.
+func notFound(err error, id traces.TraceID) error {
+	return traces.PublicIf(err, traces.ErrNotFound, "trace %s not found", id)
 }
 
 func checkReason(reason string) error {
@@ -168,14 +173,14 @@ func (s *Service) gone(ctx context.Context, c traces.CanvasID, id traces.TraceID
 func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
 	r, err := s.index.BeginRelease(ctx, c, id)
 	if err != nil {
-		return fmt.Errorf("release %s: %w", id, err)
+		return notFound(fmt.Errorf("release %s: %w", id, err), id)
 	}
 	if !r.Held {
 		return nil
 	}
 	now := s.now().UTC().Truncate(time.Second)
 	if err := s.setHolds(ctx, c, id, r.Generation, r.Layers, false); err != nil {
-		return fmt.Errorf("release %s: %w", id, err)
+		return notFound(fmt.Errorf("release %s: %w", id, err), id)
 	}
 	if _, err := s.index.EndRelease(ctx, c, id, r.Token, now); err != nil {
 		s.log.Warn("end release", "canvas_id", c, "trace_id", id, "err", err)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/tracegw/tracegw/internal/traces"
@@ -18,7 +17,7 @@ func (s *Server) authorize(r *http.Request, role Role) (Principal, error) {
 		return Principal{}, err
 	}
 	if !allowed(p.Role, role) {
-		return Principal{}, fmt.Errorf("this route needs the %s role: %w", roleName(role), errPermission)
+		return Principal{}, traces.Public(errPermission, "this route needs the %s role", roleName(role))
 	}
 	if p.Canvas != nil {
 		c := r.PathValue("canvasID")
@@ -29,14 +28,14 @@ func (s *Server) authorize(r *http.Request, role Role) (Principal, error) {
 			return p, nil
 		}
 		if c == "" {
-			return Principal{}, fmt.Errorf("a canvas-scoped token cannot use routes outside its canvas: %w", errPermission)
+			return Principal{}, traces.Public(errPermission, "a canvas-scoped token cannot use routes outside its canvas")
 		}
 		id, err := traces.ParseCanvasID(c)
 		if err != nil {
 			return Principal{}, err
 		}
 		if id != *p.Canvas {
-			return Principal{}, fmt.Errorf("token is scoped to another canvas: %w", errPermission)
+			return Principal{}, traces.Public(errPermission, "token is scoped to another canvas")
 		}
 	}
 	return p, nil

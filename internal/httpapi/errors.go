@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -24,49 +23,47 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// classify is the one error→status table. A 5xx message never carries the
-// error text (it may hold keys or SQL); the request id ties it to the log.
+// classify is the one error→status table. The message is the outermost
+// traces.PublicError's (what the caller named and what to do), or a fixed
+// one per code: never the error's text, which may hold keys or SQL. A 5xx
+// message says nothing more; the request id ties it to the log.
 func classify(err error) (status int, code, message, field string) {
 	var fe *traces.FieldError
-	switch {
-	case errors.As(err, &fe):
+	if errors.As(err, &fe) {
 		if fe.Limit > 0 {
 			return http.StatusRequestEntityTooLarge, "payload_too_large", fe.Error(), fe.Field
 		}
 		return http.StatusBadRequest, "invalid_argument", fe.Error(), fe.Field
+	}
+	switch {
 	case errors.Is(err, traces.ErrInvalid):
-		return http.StatusBadRequest, "invalid_argument", upTo(err, traces.ErrInvalid), ""
+		status, code, message = http.StatusBadRequest, "invalid_argument", "invalid argument"
 	case errors.Is(err, errUnauthenticated):
-		return http.StatusUnauthorized, "unauthenticated", upTo(err, errUnauthenticated), ""
+		status, code, message = http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required"
 	case errors.Is(err, errPermission):
-		return http.StatusForbidden, "permission_denied", upTo(err, errPermission), ""
+		status, code, message = http.StatusForbidden, "permission_denied", "the token does not allow this request"
 	case errors.Is(err, traces.ErrNotFound):
-		return http.StatusNotFound, "not_found", upTo(err, traces.ErrNotFound), ""
+		status, code, message = http.StatusNotFound, "not_found", "not found"
 	case errors.Is(err, traces.ErrConflict):
-		return http.StatusConflict, "already_exists", upTo(err, traces.ErrConflict), ""
+		status, code, message = http.StatusConflict, "already_exists", "already exists"
 	case errors.Is(err, traces.ErrHeld):
 		return http.StatusConflict, "failed_precondition", "the trace is held: release the hold first (DELETE …/hold) or add a layer with POST …/function-results", ""
 	case errors.Is(err, traces.ErrPreconditionFailed):
-		return http.StatusPreconditionFailed, "failed_precondition", upTo(err, traces.ErrPreconditionFailed), ""
+		status, code, message = http.StatusPreconditionFailed, "failed_precondition", "the resource changed: read it again and retry"
 	case errors.Is(err, errMediaType):
-		return http.StatusUnsupportedMediaType, "unsupported_media_type", upTo(err, errMediaType), ""
+		status, code, message = http.StatusUnsupportedMediaType, "unsupported_media_type", "unsupported media type"
 	case errors.Is(err, traces.ErrExhausted):
-		return http.StatusTooManyRequests, "resource_exhausted", upTo(err, traces.ErrExhausted), ""
+		status, code, message = http.StatusTooManyRequests, "resource_exhausted", "a limit was reached"
 	case errors.Is(err, traces.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry with backoff", ""
+	default:
+		return http.StatusInternalServerError, "internal", "internal error", ""
 	}
-	return http.StatusInternalServerError, "internal", "internal error", ""
-}
-
-// upTo is err's message up to its sentinel: our own steps ("get <trace>:
-// not found") without the backend error wrapped after it (storage or pgx
-// text, which is nobody's business but the log's).
-func upTo(err, sentinel error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
-		return msg[:i+len(sentinel.Error())]
+	var pe *traces.PublicError
+	if errors.As(err, &pe) {
+		message = pe.Message
 	}
-	return msg
+	return status, code, message, ""
 }
 
 // writeError answers err as API.md's JSON error and logs server faults.

@@ -26,12 +26,12 @@ func readBody(r *http.Request, limit int64) (body []byte, isJSON bool, err error
 	mt, _, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case perr != nil && r.Header.Get("Content-Type") != "":
-		return nil, false, fmt.Errorf("Content-Type %q: %w", r.Header.Get("Content-Type"), errMediaType)
+		return nil, false, traces.Public(errMediaType, "Content-Type %q", r.Header.Get("Content-Type"))
 	case mt == ctJSON:
 		isJSON = true
 	case mt == ctMsgpack || mt == "application/x-msgpack":
 	default:
-		return nil, false, fmt.Errorf("Content-Type must be %s or %s: %w", ctMsgpack, ctJSON, errMediaType)
+		return nil, false, traces.Public(errMediaType, "Content-Type must be %s or %s", ctMsgpack, ctJSON)
 	}
 	if r.ContentLength > limit {
 		return nil, false, traces.TooLarge("body", limit)

@@ -66,20 +66,20 @@ func (g *Google) principal(ctx context.Context, tok string) (Principal, error) {
 	var expired *oidc.TokenExpiredError
 	switch {
 	case errors.As(err, &expired):
-		return Principal{}, fmt.Errorf("Google ID token has expired: %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "Google ID token has expired")
 	case err != nil:
-		return Principal{}, fmt.Errorf("Google ID token is not valid for this gateway (checked: RS256 signature by Google, iss, aud, exp, nbf): %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "Google ID token is not valid for this gateway (checked: RS256 signature by Google, iss, aud, exp, nbf)")
 	}
 	var c struct {
 		Email    string `json:"email"`
 		Verified bool   `json:"email_verified"`
 	}
 	if err := t.Claims(&c); err != nil || c.Email == "" || !c.Verified {
-		return Principal{}, fmt.Errorf("Google ID token has no verified e-mail (request it with format=full): %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "Google ID token has no verified e-mail (request it with format=full)")
 	}
 	p, ok := g.subjects[strings.ToLower(c.Email)]
 	if !ok {
-		return Principal{}, fmt.Errorf("service account %s has no access to this gateway: %w", c.Email, errPermission)
+		return Principal{}, traces.Public(errPermission, "service account %s has no access to this gateway", c.Email)
 	}
 	p.Subject = c.Email
 	return p, nil

@@ -141,7 +141,7 @@ func jwtReason(err error) string {
 }
 
 func unauthenticated(why string) error {
-	return fmt.Errorf("bearer token %s: %w", why, errUnauthenticated)
+	return traces.Public(errUnauthenticated, "bearer token %s", why)
 }
 
 // BearerAuth authenticates bearer tokens: tracegw's own (see Sign) and,
@@ -161,17 +161,17 @@ var _ Authenticator = (*BearerAuth)(nil)
 func (a *BearerAuth) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Values("Authorization")
 	if len(h) == 0 || h[0] == "" {
-		return Principal{}, fmt.Errorf("missing bearer token (Authorization: Bearer <token>): %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "missing bearer token (Authorization: Bearer <token>)")
 	}
 	if len(h) > 1 {
-		return Principal{}, fmt.Errorf("more than one Authorization header: %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "more than one Authorization header")
 	}
 	if len(h[0]) > len("Bearer ")+MaxTokenLen {
 		return Principal{}, unauthenticated(fmt.Sprintf("is longer than %d bytes", MaxTokenLen))
 	}
 	scheme, tok, ok := strings.Cut(h[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Principal{}, fmt.Errorf("authorization scheme must be Bearer: %w", errUnauthenticated)
+		return Principal{}, traces.Public(errUnauthenticated, "authorization scheme must be Bearer")
 	}
 	tok = strings.TrimSpace(tok)
 	if strings.HasPrefix(tok, legacyPrefix) {

@@ -143,7 +143,8 @@ func (db *DB) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceI
 	case !exists:
 		return Holding{}, fmt.Errorf("hold %s/%s: %w", c, id, traces.ErrNotFound)
 	}
-	return Holding{}, fmt.Errorf("canvas %s already holds %d traces, its quota: release one first: %w", c, n, traces.ErrExhausted)
+	return Holding{}, traces.Public(fmt.Errorf("hold %s/%s: %w", c, id, traces.ErrExhausted),
+		"canvas %s already holds %d traces, its quota: release one first", c, n)
 }
 
 // beginReleaseSQL clears a hold and records a token in one statement. The

@@ -37,3 +37,31 @@ func Invalid(field, format string, args ...any) error {
 func TooLarge(field string, limit int64) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf("exceeds the limit of %d", limit), Limit: limit}
 }
+
+// PublicError is an error whose Message is fit for the caller: it names what
+// the caller named (a trace, a job, a canvas) and what to do next, never
+// object keys, SQL or a chain of steps. httpapi answers Message; logs get
+// Error(), the whole chain.
+type PublicError struct {
+	Message string
+	Err     error // the cause; its chain holds the sentinel
+}
+
+func (e *PublicError) Error() string { return e.Message + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PublicError) Unwrap() error { return e.Err }
+
+// Public wraps cause with a public message.
+func Public(cause error, format string, args ...any) error {
+	return &PublicError{Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// PublicIf wraps err with a public message if it wraps sentinel, and
+// returns it unchanged otherwise (nil stays nil).
+func PublicIf(err, sentinel error, format string, args ...any) error {
+	if err == nil || !errors.Is(err, sentinel) {
+		return err
+	}
+	return Public(err, format, args...)
+}

@@ -83,7 +83,13 @@ func (s *Service) AddLayer(ctx context.Context, c traces.CanvasID, id traces.Tra
 	ct := now.UTC().Truncate(time.Second)
 	for range maxLayerAttempts {
 		rec, tok, err := s.index.ReserveLayer(ctx, c, id, MaxLayers)
-		if err != nil {
+		switch {
+		case errors.Is(err, traces.ErrNotFound):
+			return AddedLayer{}, traces.Public(fmt.Errorf("add layer to %s: %w", id, err), "trace %s not found", id)
+		case errors.Is(err, traces.ErrExhausted):
+			return AddedLayer{}, traces.Public(fmt.Errorf("add layer to %s: %w", id, err),
+				"trace %s has %d layers, the most it may have: replace it (PUT) to start afresh", id, MaxLayers)
+		case err != nil:
 			return AddedLayer{}, fmt.Errorf("add layer to %s: %w", id, err)
 		}
 		n := rec.Layers
@@ -130,7 +136,9 @@ func (s *Service) commitLayer(ctx context.Context, rec traces.Record, tok index.
 		}
 	}
 	if err != nil {
-		return AddedLayer{}, fmt.Errorf("index %s: %w", key, err)
+		err = fmt.Errorf("index %s: %w", key, err)
+		err = traces.PublicIf(err, traces.ErrPreconditionFailed, "trace %s was replaced while the layer was written: read it again and run the function again", id)
+		return AddedLayer{}, traces.PublicIf(err, traces.ErrNotFound, "trace %s not found", id)
 	}
 	if nowHeld != held {
 		// Held or released while the layer was being written: the hold's

@@ -77,7 +77,8 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 	key := traces.TraceKey(c, id)
 	rec, tok, err := s.index.BeginOp(ctx, c, id)
 	if err != nil {
-		return Saved{}, fmt.Errorf("replace %s: %w", key, err)
+		return Saved{}, traces.PublicIf(fmt.Errorf("replace %s: %w", key, err), traces.ErrNotFound,
+			"trace %s not found: a replace needs an existing trace (executors create them with POST)", id)
 	}
 	// unchanged ends the operation when no object was written.
 	unchanged := func(err error) (Saved, error) {
@@ -105,7 +106,12 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 		}
 	}
 	switch {
-	case errors.Is(err, traces.ErrPreconditionFailed), errors.Is(err, traces.ErrHeld), errors.Is(err, traces.ErrNotFound):
+	case errors.Is(err, traces.ErrPreconditionFailed):
+		return unchanged(traces.Public(fmt.Errorf("replace %s (if generation %d): %w", key, gen, err),
+			"trace %s is no longer at generation %d: read it again (GET) and retry with its ETag", id, gen))
+	case errors.Is(err, traces.ErrNotFound):
+		return unchanged(traces.Public(fmt.Errorf("replace %s: %w", key, err), "trace %s not found (it expired)", id))
+	case errors.Is(err, traces.ErrHeld):
 		return unchanged(fmt.Errorf("replace %s (if generation %d): %w", key, gen, err))
 	case err != nil:
 		// Perhaps written: the token stays for the repair step.

@@ -201,7 +201,8 @@ func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) 
 			continue
 		}
 		if err == nil && !st.Holds(info) {
-			return Saved{}, fmt.Errorf("save %s: a different trace with this traceID exists: %w", key, traces.ErrConflict)
+			return Saved{}, traces.Public(fmt.Errorf("save %s: %w", key, traces.ErrConflict),
+				"trace %s exists with different content: a trace ID names one document", t.ID)
 		}
 		if err == nil {
 			ct = info.CustomTime
@@ -219,7 +220,7 @@ func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) 
 		}
 	}
 	if err != nil {
-		return Saved{}, fmt.Errorf("index %s: %w", key, err)
+		return Saved{}, traces.PublicIf(fmt.Errorf("index %s: %w", key, err), traces.ErrNotFound, "canvas %s was deleted", c)
 	}
 	s.renewDue(ctx, c, put.Due)
 	return Saved{ID: t.ID, Generation: info.Generation, Created: created}, nil
@@ -254,7 +255,7 @@ type Read struct {
 func (s *Service) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (Read, error) {
 	rec, err := s.index.Get(ctx, c, id)
 	if err != nil {
-		return Read{}, fmt.Errorf("get %s: %w", id, err)
+		return Read{}, traces.PublicIf(fmt.Errorf("get %s: %w", id, err), traces.ErrNotFound, "trace %s not found", id)
 	}
 	key := traces.TraceKey(c, id)
 	raw, info, err := s.objects.Open(ctx, key)
@@ -262,7 +263,7 @@ func (s *Service) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID)
 		if _, rerr := s.index.Remove(ctx, c, id, rec.Generation); rerr != nil {
 			return Read{}, fmt.Errorf("remove stale %s: %w", key, rerr)
 		}
-		return Read{}, fmt.Errorf("get %s: %w", key, err)
+		return Read{}, traces.Public(fmt.Errorf("get %s: %w", key, err), "trace %s not found (it expired)", id)
 	}
 	if err != nil {
 		return Read{}, fmt.Errorf("get %s: %w", key, err)
@@ -302,5 +303,6 @@ func (s *Service) heal(ctx context.Context, c traces.CanvasID, t *traces.Trace, 
 
 // Find looks a trace up by its ID alone (support work).
 func (s *Service) Find(ctx context.Context, id traces.TraceID) (traces.Record, error) {
-	return s.index.Find(ctx, id)
+	rec, err := s.index.Find(ctx, id)
+	return rec, traces.PublicIf(err, traces.ErrNotFound, "trace %s not found", id)
 }

@@ -51,7 +51,7 @@ func (s *Service) SaveUnmatched(ctx context.Context, c traces.CanvasID, u traces
 				s.log.Warn("delete unmatched request of a deleted canvas", "key", key, "err", derr)
 			}
 		}
-		return traces.UnmatchedEntry{}, fmt.Errorf("index %s: %w", key, err)
+		return traces.UnmatchedEntry{}, traces.PublicIf(fmt.Errorf("index %s: %w", key, err), traces.ErrNotFound, "canvas %s was deleted", c)
 	}
 	return e, nil
 }
@@ -119,7 +119,7 @@ func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id tr
 	key := traces.UnmatchedKey(c, id)
 	raw, _, err := s.objects.Open(ctx, key)
 	if err != nil {
-		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
+		return Saved{}, traces.PublicIf(fmt.Errorf("promote %s: %w", key, err), traces.ErrNotFound, "unmatched request %s not found (it expired)", id)
 	}
 	doc, err := traces.Unstore(raw)
 	if err != nil {

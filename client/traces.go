@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tracegw/tracegw/internal/traces"
 )
 
 // Save stores a new trace in canvas (POST …/traces, msgpack body). When
@@ -52,13 +50,7 @@ func (c *Client) Save(ctx context.Context, canvas CanvasID, t *Trace) (Saved, er
 // is: Save fills an empty one first). A malformed t.ID wraps ErrInvalid.
 func EncodeTrace(t *Trace) ([]byte, error) { return encodeTrace(t) }
 
-func encodeTrace(t *Trace) ([]byte, error) {
-	in, err := t.toInternal()
-	if err != nil {
-		return nil, err
-	}
-	return traces.AppendTraceMsgpack(make([]byte, 0, estimate(t)), in), nil
-}
+func encodeTrace(t *Trace) ([]byte, error) { return appendTrace(make([]byte, 0, estimate(t)), t) }
 
 // estimate is a capacity that usually holds the encoded trace.
 func estimate(t *Trace) int {
@@ -94,14 +86,12 @@ func (c *Client) Get(ctx context.Context, canvas CanvasID, id TraceID) (*Trace, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("get trace %s: %w", id, err)
 	}
-	lim := traces.DefaultLimits
-	lim.MaxBody = int64(len(resp.body))
-	t, err := traces.DecodeTrace(resp.body, false, lim)
+	t, err := decodeTrace(resp.body)
 	if err != nil {
 		return nil, 0, fmt.Errorf("get trace %s: decode: %w", id, err)
 	}
 	gen, _ := strconv.ParseInt(strings.Trim(resp.header.Get("ETag"), `"`), 10, 64)
-	return traceOut(t), gen, nil
+	return t, gen, nil
 }
 
 // Replace replaces the whole trace id (the editor's "execute handler"),
@@ -135,7 +125,7 @@ func (c *Client) Replace(ctx context.Context, canvas CanvasID, id TraceID, t *Tr
 // retried (a repeat would add a second layer). Errors: ErrNotFound,
 // ErrInvalid, ErrTooLarge, ErrUnavailable.
 func (c *Client) AddFunctionResults(ctx context.Context, canvas CanvasID, id TraceID, tlids []TLID, results []FunctionResult) (Layer, error) {
-	body := traces.AppendLayerMsgpack(nil, tlidsIn(tlids), resultsIn(results))
+	body := appendLayer(nil, tlids, results)
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: tracePath(canvas, id) + "/function-results",
 		body: body, contentType: ctMsgpack})
 	if err != nil {
@@ -151,14 +141,6 @@ func (c *Client) AddFunctionResults(ctx context.Context, canvas CanvasID, id Tra
 	return Layer{ID: l.TraceID, N: l.Layer}, nil
 }
 
-func summariesOut(in []traces.Summary) []Summary {
-	out := make([]Summary, len(in))
-	for i, s := range in {
-		out[i] = Summary{ID: TraceID(s.ID.String()), Timestamp: s.Timestamp, RootTLID: TLID(s.RootTLID), Held: s.Held}
-	}
-	return out
-}
-
 // Recent lists the newest traces that touched tlid, newest first; limit 0
 // means the gateway's default (10), at most 100. Errors: ErrInvalid,
 // ErrUnauthenticated, ErrPermission, ErrUnavailable. Retried like Save.
@@ -172,17 +154,11 @@ func (c *Client) Recent(ctx context.Context, canvas CanvasID, tlid TLID, limit i
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d: %w", tlid, err)
 	}
-	list, err := traces.DecodeTraceList(resp.body, listLimits(resp.body))
+	list, err := decodeTraceList(resp.body)
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d: decode: %w", tlid, err)
 	}
-	return summariesOut(list), nil
-}
-
-// listLimits lets a list response of any size through the decoder; its
-// depth is fixed by the format.
-func listLimits(body []byte) traces.Limits {
-	return traces.Limits{MaxBody: int64(len(body)) + 1}.OrDefault()
+	return list, nil
 }
 
 // RecentMany lists the newest traces of many toplevels in one call (at
@@ -203,16 +179,12 @@ func (c *Client) RecentMany(ctx context.Context, canvas CanvasID, tlids []TLID, 
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d toplevels: %w", len(tlids), err)
 	}
-	got, err := traces.DecodeToplevels(resp.body, listLimits(resp.body))
-	if err != nil {
-		return nil, fmt.Errorf("recent traces of %d toplevels: decode: %w", len(tlids), err)
-	}
 	m := make(map[TLID][]Summary, len(tlids))
 	for _, t := range tlids {
 		m[t] = []Summary{}
 	}
-	for k, list := range got {
-		m[TLID(k)] = summariesOut(list)
+	if err := decodeToplevels(resp.body, m); err != nil {
+		return nil, fmt.Errorf("recent traces of %d toplevels: decode: %w", len(tlids), err)
 	}
 	return m, nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/tracegw/tracegw/internal/traces"
+	"github.com/tracegw/tracegw/client/internal/wire"
 )
 
 // CanvasID names a canvas: a UUID in canonical lowercase 8-4-4-4-12 form.
@@ -20,12 +20,12 @@ type TraceID string
 type TLID uint64
 
 // NewTraceID returns a fresh UUIDv7 for time t, as Save generates one.
-func NewTraceID(t time.Time) TraceID { return TraceID(traces.NewTraceID(t).String()) }
+func NewTraceID(t time.Time) TraceID { return TraceID(wire.NewV7(t).String()) }
 
 // Time returns the millisecond time embedded in a UUIDv7, or the zero time
 // when id is not one.
 func (id TraceID) Time() time.Time {
-	v, err := traces.ParseTraceID(string(id))
+	v, err := wire.ParseV7("traceID", string(id))
 	if err != nil {
 		return time.Time{}
 	}
@@ -137,66 +137,4 @@ type Layer struct {
 	ID TraceID
 	// N is the layer's number: later layers win.
 	N int
-}
-
-// toInternal converts t for encoding; a malformed ID wraps ErrInvalid.
-func (t *Trace) toInternal() (*traces.Trace, error) {
-	out := &traces.Trace{RootTLID: traces.TLID(t.RootTLID), Timestamp: t.Timestamp}
-	if t.ID != "" {
-		id, err := traces.ParseTraceID(string(t.ID))
-		if err != nil {
-			return nil, fmt.Errorf("traceID %q: %w: %v", t.ID, ErrInvalid, err)
-		}
-		out.ID = id
-	}
-	out.TLIDs = tlidsIn(t.TLIDs)
-	out.Input = inputIn(t.Input)
-	out.FunctionResults = resultsIn(t.FunctionResults)
-	return out, nil
-}
-
-func tlidsIn(in []TLID) []traces.TLID {
-	if in == nil {
-		return nil
-	}
-	out := make([]traces.TLID, len(in))
-	for i, v := range in {
-		out[i] = traces.TLID(v)
-	}
-	return out
-}
-
-func inputIn(in []InputVar) []traces.InputVar {
-	out := make([]traces.InputVar, len(in))
-	for i, v := range in {
-		out[i] = traces.InputVar{Name: v.Name, Value: traces.Value(v.Value)}
-	}
-	return out
-}
-
-func resultsIn(in []FunctionResult) []traces.FunctionResult {
-	out := make([]traces.FunctionResult, len(in))
-	for i, r := range in {
-		out[i] = traces.FunctionResult{TLID: traces.TLID(r.TLID), ExprID: r.ExprID, FnName: r.FnName,
-			HashVersion: r.HashVersion, ArgHash: r.ArgHash, Value: traces.Value(r.Value)}
-	}
-	return out
-}
-
-func traceOut(t *traces.Trace) *Trace {
-	out := &Trace{ID: TraceID(t.ID.String()), RootTLID: TLID(t.RootTLID), Timestamp: t.Timestamp}
-	out.TLIDs = make([]TLID, len(t.TLIDs))
-	for i, v := range t.TLIDs {
-		out.TLIDs[i] = TLID(v)
-	}
-	out.Input = make([]InputVar, len(t.Input))
-	for i, v := range t.Input {
-		out.Input[i] = InputVar{Name: v.Name, Value: Value(v.Value)}
-	}
-	out.FunctionResults = make([]FunctionResult, len(t.FunctionResults))
-	for i, r := range t.FunctionResults {
-		out.FunctionResults[i] = FunctionResult{TLID: TLID(r.TLID), ExprID: r.ExprID, FnName: r.FnName,
-			HashVersion: r.HashVersion, ArgHash: r.ArgHash, Value: Value(r.Value)}
-	}
-	return out
 }

@@ -8,17 +8,13 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/tracegw/tracegw/internal/traces"
 )
 
 // SaveUnmatched records a request that hit no handler and returns the ID
 // the gateway gave it. Not retried: each call records a new request.
 // Errors: ErrInvalid, ErrTooLarge, ErrUnavailable.
 func (c *Client) SaveUnmatched(ctx context.Context, canvas CanvasID, u Unmatched) (TraceID, error) {
-	body := traces.AppendUnmatchedMsgpack(nil, traces.Unmatched{
-		Module: u.Module, Path: u.Path, Modifier: u.Modifier, Input: inputIn(u.Input),
-	})
+	body := appendUnmatched(nil, u)
 	resp, err := c.do(ctx, request{method: http.MethodPost, path: canvasPath(canvas) + "/unmatched-requests",
 		body: body, contentType: ctMsgpack})
 	if err != nil {

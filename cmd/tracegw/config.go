@@ -48,6 +48,14 @@ type Config struct {
 	// gc, reconcile
 	Once   bool
 	DryRun bool
+
+	// bench
+	Quick      bool
+	BenchURL   string
+	Token      string
+	JSONOut    string
+	Seed       uint64
+	ProfileDir string
 }
 
 // Days is a duration flag that also accepts a day unit: "7d", "1d12h", "36h".
@@ -110,6 +118,7 @@ func defaults() Config {
 		Role:            "editor",
 		TTL:             time.Hour,
 		Subject:         "tracegw-cli",
+		Seed:            1,
 	}
 }
 
@@ -167,6 +176,12 @@ var flags = map[string]flagDef{
 	"subject":           {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
 	"once":              {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
 	"dry-run":           {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
+	"quick":             {"quick", "short run (under 2 minutes)", boolean(func(c *Config) *bool { return &c.Quick })},
+	"url":               {"url", "measure a running gateway on loopback (saves and reads only) instead of an embedded stack", str(func(c *Config) *string { return &c.BenchURL })},
+	"token":             {"token", "bearer token for --url (executor+editor rights: admin)", str(func(c *Config) *string { return &c.Token })},
+	"json":              {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
+	"seed":              {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
+	"profile":           {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
 }
 
 // commandFlags names the flags each subcommand binds.
@@ -181,7 +196,7 @@ var commandFlags = map[string][]string{
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
 	"emulator":     {"listen", "data-dir"},
 	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
-	"bench":        {},
+	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
 }
 
 // Load parses a subcommand's args, then fills unset flags from the

@@ -57,6 +57,11 @@ func TestLoad(t *testing.T) {
 		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},
 		{"flag of another command", "migrate", []string{"--bucket", "x"}, env(), nil, "bucket"},
 		{"unknown command", "nope", nil, env(), nil, "unknown command"},
+		{"bench flags and env", "bench", []string{"--quick", "--json", "b.json"}, env("TRACEGW_SEED", "7", "TRACEGW_URL", "http://127.0.0.1:7070", "TRACEGW_QUICK", "false"),
+			func(c Config) bool {
+				return c.Quick && c.JSONOut == "b.json" && c.Seed == 7 && c.BenchURL == "http://127.0.0.1:7070" && c.ProfileDir == "" && c.Token == ""
+			}, ""},
+		{"bench bad seed", "bench", nil, env("TRACEGW_SEED", "-1"), nil, "TRACEGW_SEED"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -18,11 +18,11 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// Saves are spread over benchCanvases canvases and benchRoots handlers
+// Saves are spread over saveCanvases canvases and saveRoots handlers
 // per canvas, each trace also touching one of 7 shared functions.
 const (
-	benchCanvases = 8
-	benchRoots    = 200
+	saveCanvases = 8
+	saveRoots    = 200
 )
 
 // payload is a trace body of about one size: the input value the client
@@ -36,7 +36,7 @@ type payload struct {
 	sha     string
 }
 
-var benchWords = strings.Fields("request body user id name email status ok error timeout items price total " +
+var words = strings.Fields("request body user id name email status ok error timeout items price total " +
 	"GET POST /users /orders handler function result value true false null count index page limit offset")
 
 // makePayload builds a trace of about sizeKiB KiB: realistic-looking text
@@ -48,7 +48,7 @@ func makePayload(rng *rand.Rand, sizeKiB int) (payload, error) {
 		if rng.IntN(4) == 0 {
 			fmt.Fprintf(&sb, "%d ", rng.IntN(1_000_000))
 		} else {
-			sb.WriteString(benchWords[rng.IntN(len(benchWords))])
+			sb.WriteString(words[rng.IntN(len(words))])
 			sb.WriteByte(' ')
 		}
 	}
@@ -81,7 +81,7 @@ func makePayload(rng *rand.Rand, sizeKiB int) (payload, error) {
 
 // trace is save number i.
 func (p payload) trace(i int, id string) *client.Trace {
-	root := client.TLID(1 + i%benchRoots)
+	root := client.TLID(1 + i%saveRoots)
 	return &client.Trace{
 		ID:       client.TraceID(id),
 		RootTLID: root,
@@ -155,7 +155,7 @@ func (s *saveTargets) naiveSave(p payload) func(ctx context.Context, i int) erro
 			return err
 		}
 		_, err = s.naive.Exec(ctx, `INSERT INTO bench_naive (canvas_id, trace_id, root_tlid, ts, object) VALUES ($1, $2, $3, $4, $5)`,
-			[16]byte(c), [16]byte(id), int64(1+i%benchRoots), id.Time(), key)
+			[16]byte(c), [16]byte(id), int64(1+i%saveRoots), id.Time(), key)
 		return err
 	}
 }

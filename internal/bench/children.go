@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
 )
 
 // child is a tracegw subcommand the bench runs as its own process (the
@@ -35,12 +38,8 @@ func freeLoopbackAddr() (string, error) {
 	return addr, ln.Close()
 }
 
-// startChild runs `tracegw args…` (this binary), logging to logPath.
-func startChild(ctx context.Context, name, logPath string, args ...string) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
+// startChild runs `exe args…` (the tracegw binary), logging to logPath.
+func startChild(ctx context.Context, exe, name, logPath string, args ...string) (*child, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -50,7 +49,7 @@ func startChild(ctx context.Context, name, logPath string, args ...string) (*chi
 	// Its own process group: the Ctrl-C that stops the bench reaches the
 	// child only through Stop, after the bench has finished with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Env = benchEnv()
+	cmd.Env = childEnv()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -60,9 +59,9 @@ func startChild(ctx context.Context, name, logPath string, args ...string) (*chi
 	return c, nil
 }
 
-// benchEnv is the environment without TRACEGW_* settings, so a child's
+// childEnv is the environment without TRACEGW_* settings, so a child's
 // configuration is only what the bench passes as flags.
-func benchEnv() []string {
+func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TRACEGW_") {
@@ -124,28 +123,41 @@ func readProc(pid int) (procStat, error) {
 	if err != nil {
 		return s, err
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 (1-based) of the whole line.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return s, errors.New("short /proc stat")
+	if s.CPU, err = parseStatCPU(string(b)); err != nil {
+		return s, err
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	s.CPU = time.Duration(ut+st) * time.Second / clockTicks
-	st2, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
 	}
-	defer st2.Close()
-	sc := bufio.NewScanner(st2)
+	defer st.Close()
+	sc := bufio.NewScanner(st)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 			s.HWMKB, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 		}
 	}
 	return s, sc.Err()
+}
+
+// parseStatCPU returns utime+stime of a /proc/PID/stat line. They are
+// fields 14 and 15 (1-based) of the line; counting starts after the
+// parenthesised command name, which may itself hold spaces and ")".
+func parseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 || i+2 > len(stat) {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(stat[i+2:])
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("malformed /proc stat: %w", err)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
 // clockTicks is USER_HZ, 100 on every Linux platform Go supports.
@@ -156,9 +168,9 @@ func resetPeak(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
-// benchTemp makes the bench's private directory under parent (readable by
-// the postgres user, which the private PostgreSQL runs as under root).
-func benchTemp(parent, pattern string) (string, error) {
+// privateTemp makes the bench's private directory under parent (readable
+// by the postgres user, which the private PostgreSQL runs as under root).
+func privateTemp(parent, pattern string) (string, error) {
 	dir, err := os.MkdirTemp(parent, pattern)
 	if err != nil {
 		return "", err
@@ -177,4 +189,11 @@ func copyTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// storageClient connects to the emulator at endpoint.
+func storageClient(ctx context.Context, endpoint string) (*storage.Client, error) {
+	return storage.NewClient(ctx,
+		option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"),
+		option.WithoutAuthentication(), storage.WithJSONReads())
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tracegw/tracegw/client"
 	"github.com/tracegw/tracegw/internal/index"
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -121,70 +120,6 @@ func seedIndex(ctx context.Context, url string, keep int) (int, []index.Deletion
 		return 0, nil, fmt.Errorf("analyze: %w", err)
 	}
 	return len(rows), dels, nil
-}
-
-// readResults are the index read figures through HTTP.
-type readResults struct {
-	Rows      int        `json:"index_rows"`
-	SeedTime  float64    `json:"seed_seconds"`
-	LatestBig loadResult `json:"latest10_toplevel_10000_traces"`
-	LatestAll loadResult `json:"latest10_toplevel_25_traces"`
-	Batch200  loadResult `json:"batch_200_toplevels"`
-	// Batch200DB is the same batch straight from index.DB: what the
-	// gateway's HTTP and JSON layers add is Batch200 minus this.
-	Batch200DB loadResult `json:"batch_200_toplevels_index_only"`
-}
-
-// measureReads asks for the latest 10 traces of single toplevels (the
-// 10,000-trace ones and small ones) and of 200 toplevels at once, one
-// request at a time, through the client.
-func measureReads(ctx context.Context, cl *client.Client, db *index.DB, b bounds) readResults {
-	q := client.CanvasID(seedCanvas(0).String())
-	var r readResults
-	r.LatestBig = runLoad(ctx, 1, b, func(ctx context.Context, i int) error {
-		list, err := cl.Recent(ctx, q, client.TLID(1+i%seedBig), 10)
-		if err == nil && len(list) != 10 {
-			err = fmt.Errorf("latest 10 of a big toplevel: got %d", len(list))
-		}
-		return err
-	})
-	r.LatestAll = runLoad(ctx, 1, b, func(ctx context.Context, i int) error {
-		list, err := cl.Recent(ctx, q, client.TLID(seedSmallBase+(i*7919)%seedSmall), 10)
-		if err == nil && len(list) != 10 {
-			err = fmt.Errorf("latest 10 of a small toplevel: got %d", len(list))
-		}
-		return err
-	})
-	batch := bounds{maxOps: b.maxOps / 5, maxDur: b.maxDur}
-	batchTLIDs := func(i int) []client.TLID {
-		tlids := make([]client.TLID, 0, 200)
-		for t := range seedBig {
-			tlids = append(tlids, client.TLID(1+t))
-		}
-		for k := range 190 {
-			tlids = append(tlids, client.TLID(seedSmallBase+(i*190+k)%seedSmall))
-		}
-		return tlids
-	}
-	r.Batch200DB = runLoad(ctx, 1, batch, func(ctx context.Context, i int) error {
-		var tlids []traces.TLID
-		for _, t := range batchTLIDs(i) {
-			tlids = append(tlids, traces.TLID(t))
-		}
-		m, err := db.RecentMany(ctx, seedCanvas(0), tlids, 10)
-		if err == nil && len(m) != 200 {
-			err = fmt.Errorf("batch: got %d toplevels", len(m))
-		}
-		return err
-	})
-	r.Batch200 = runLoad(ctx, 1, batch, func(ctx context.Context, i int) error {
-		m, err := cl.RecentMany(ctx, q, batchTLIDs(i), 10)
-		if err == nil && len(m) != 200 {
-			err = fmt.Errorf("batch: got %d toplevels", len(m))
-		}
-		return err
-	})
-	return r
 }
 
 const pgTime = "2006-01-02 15:04:05.000Z07:00"

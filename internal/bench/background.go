@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -22,19 +22,19 @@ import (
 	"github.com/tracegw/tracegw/internal/ttl"
 )
 
-// gcResults are the GC figures: one uncapped pass over the traces the save
+// GCResults are the GC figures: one uncapped pass over the traces the save
 // benchmarks left, and saves measured without and then during GC passes
 // at the default PATCH rate.
-type gcResults struct {
-	Renewed        int        `json:"renewed"`
-	Seconds        float64    `json:"seconds"`
-	RenewalsPerSec float64    `json:"renewals_per_sec"`
-	Failed         int        `json:"failed"`
-	SavesWithout   loadResult `json:"saves_without_gc"`
-	SavesDuring    loadResult `json:"saves_during_gc"`
-	DuringRenewed  int64      `json:"renewed_during_saves"`
-	P99Ratio       float64    `json:"p99_ratio"`
-	Err            string     `json:"error,omitempty"`
+type GCResults struct {
+	Renewed        int     `json:"renewed"`
+	Seconds        float64 `json:"seconds"`
+	RenewalsPerSec float64 `json:"renewals_per_sec"`
+	Failed         int     `json:"failed"`
+	SavesWithout   Result  `json:"saves_without_gc"`
+	SavesDuring    Result  `json:"saves_during_gc"`
+	DuringRenewed  int64   `json:"renewed_during_saves"`
+	P99Ratio       float64 `json:"p99_ratio"`
+	Err            string  `json:"error,omitempty"`
 }
 
 // gcRig runs ttl.GC passes in the bench process against the same bucket
@@ -79,8 +79,8 @@ func (r *gcRig) pass(ctx context.Context, g *ttl.GC) (ttl.Summary, time.Duration
 
 // measureGC runs the uncapped pass, then saves (16 KiB, concurrency 16)
 // without GC and with default-rate GC passes running back to back.
-func measureGC(ctx context.Context, r *gcRig, saveOp func(ctx context.Context, i int) error, b bounds) gcResults {
-	var res gcResults
+func measureGC(ctx context.Context, r *gcRig, saveOp func(ctx context.Context, i int) error, b bounds) GCResults {
+	var res GCResults
 	fast, err := r.gc(ttl.Options{PatchesPerSecond: -1})
 	if err != nil {
 		res.Err = err.Error()
@@ -120,8 +120,8 @@ func measureGC(ctx context.Context, r *gcRig, saveOp func(ctx context.Context, i
 	return res
 }
 
-// notifyResults are the deletion-notification figures.
-type notifyResults struct {
+// NotifyResults are the deletion-notification figures.
+type NotifyResults struct {
 	Messages    int     `json:"messages"`
 	Applied     int64   `json:"applied"`
 	PublishSecs float64 `json:"publish_seconds"`
@@ -144,9 +144,9 @@ type notifyResults struct {
 // last ack, or the applied count when window ends first. It then applies more deletions straight through
 // index.DB.RemoveManyWithLayers in batches of 1000 (the consumer's
 // transaction, without Pub/Sub), to separate the two costs.
-func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct []index.Deletion, window time.Duration) notifyResults {
-	res := notifyResults{Messages: len(viaPubSub), ApplyN: len(direct)}
-	fail := func(err error) notifyResults { res.Err = err.Error(); return res }
+func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct []index.Deletion, window time.Duration) NotifyResults {
+	res := NotifyResults{Messages: len(viaPubSub), ApplyN: len(direct)}
+	fail := func(err error) NotifyResults { res.Err = err.Error(); return res }
 	db, err := index.Open(ctx, dbURL, index.Options{})
 	if err != nil {
 		return fail(err)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// loadResult is one measured cell: throughput and latency of ops.
-type loadResult struct {
-	Ops      int           `json:"ops"`
-	Errors   int           `json:"errors"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
-	PerSec   float64       `json:"per_sec"`
+// Result is one measured cell: throughput and latency of the calls that
+// succeeded, and the errors of those that did not.
+type Result struct {
+	Ops     int           `json:"ops"`    // calls that succeeded
+	Errors  int           `json:"errors"` // calls that failed
+	Elapsed time.Duration `json:"elapsed_ns"`
+	PerSec  float64       `json:"per_sec"` // Ops per second of Elapsed
+	// Latency quantiles of the calls that succeeded.
 	P50      time.Duration `json:"p50_ns"`
 	P95      time.Duration `json:"p95_ns"`
 	P99      time.Duration `json:"p99_ns"`
@@ -29,7 +31,7 @@ type bounds struct {
 // runLoad calls fn from conc workers until b.maxOps calls have started or
 // b.maxDur has passed; i numbers the calls from 0. Every worker first makes
 // one unmeasured call (connections, caches), numbered from b.maxOps up.
-func runLoad(ctx context.Context, conc int, b bounds, fn func(ctx context.Context, i int) error) loadResult {
+func runLoad(ctx context.Context, conc int, b bounds, fn func(ctx context.Context, i int) error) Result {
 	var warm sync.WaitGroup
 	for w := range conc {
 		warm.Add(1)
@@ -81,17 +83,24 @@ func runLoad(ctx context.Context, conc int, b bounds, fn func(ctx context.Contex
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	slices.Sort(all)
-	r := loadResult{Ops: len(all), Errors: errs, Elapsed: el, FirstErr: firstErr}
-	if el > 0 {
-		r.PerSec = float64(len(all)) / el.Seconds()
+	return summarize(all, errs, firstErr, time.Since(start))
+}
+
+// summarize turns the latencies of the calls that succeeded (in any
+// order; sorted in place) into a Result over elapsed.
+func summarize(lat []time.Duration, errs int, firstErr string, elapsed time.Duration) Result {
+	slices.Sort(lat)
+	r := Result{Ops: len(lat), Errors: errs, Elapsed: elapsed, FirstErr: firstErr}
+	if elapsed > 0 {
+		r.PerSec = float64(len(lat)) / elapsed.Seconds()
 	}
-	r.P50, r.P95, r.P99 = quantile(all, 0.50), quantile(all, 0.95), quantile(all, 0.99)
+	r.P50, r.P95, r.P99 = quantile(lat, 0.50), quantile(lat, 0.95), quantile(lat, 0.99)
 	return r
 }
 
-// quantile of sorted durations (nearest rank).
+// quantile of sorted durations by nearest rank: the element at rank
+// q·n rounded to the nearest integer (at least the first); 0 when there
+// are none.
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0

@@ -39,7 +39,7 @@ type stack struct {
 	// replica uses it to renew keepers a request promoted.
 	gc *ttl.GC
 	// jobs runs canvas deletions; whoever serves the API runs jobs.Run.
-	jobs   *canvases.Jobs
+	jobs   *canvases.Service
 	limits traces.Limits
 	// reg is the process's one metrics registry: the HTTP layer, the GCS
 	// call counters and whatever GC and notify register (pass reg to them).
@@ -88,17 +88,16 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 		return nil, err
 	}
 	s.svc = tracestore.New(s.objects, db, tracestore.Options{
-		Now: now, Logger: log.With("component", "traces"), Limits: s.limits, Retention: time.Duration(c.Retention),
+		Now: now, Logger: log, Limits: s.limits, Retention: time.Duration(c.Retention),
 		Renewer: s.gc, Holds: s.holds,
 	})
 	var metrics prometheus.Gatherer = s.reg
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
-	s.jobs = canvases.NewJobs(s.objects, db, now, log.With("component", "jobs"))
-	s.jobs.Holds = s.holds
+	s.jobs = canvases.New(s.objects, db, canvases.Options{Now: now, Logger: log, Holds: s.holds})
 	s.api = httpapi.New(httpapi.Options{
-		Service: s.svc, Holds: s.holds, Jobs: s.jobs, Toplevels: canvases.NewToplevels(db, now),
+		Service: s.svc, Holds: s.holds, Canvases: s.jobs,
 		Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
 		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
 	})

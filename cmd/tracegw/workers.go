@@ -55,8 +55,8 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
-	cons, err := notify.New(client.Subscriber(c.Subscription), s.db, s.objects, notify.Options{
-		Bucket: c.Bucket, Logger: s.log, Registry: s.reg, Now: s.now,
+	cons, err := notify.New(client.Subscriber(c.Subscription), s.db, s.objects, c.Bucket, notify.Options{
+		Logger: s.log, Registerer: s.reg, Now: s.now,
 		Unmatched: s.db.RemoveUnmatched, // 404 rows leave with their objects
 	})
 	if err != nil {

@@ -38,6 +38,8 @@ type jobIndex interface {
 	ClaimJobs(ctx context.Context, staleBefore, now time.Time) ([]traces.Job, error)
 	// UpdateJob records j's progress, state and error.
 	UpdateJob(ctx context.Context, j traces.Job) error
+	// ForgetToplevel marks the toplevel deleted at time at.
+	ForgetToplevel(ctx context.Context, c traces.CanvasID, tlid traces.TLID, at time.Time) error
 	// MarkCanvasDeleted records the canvas deleted, so that no index write
 	// creates rows of it any more.
 	MarkCanvasDeleted(ctx context.Context, c traces.CanvasID, at time.Time) error
@@ -66,17 +68,10 @@ const (
 	progressEvery = 500
 )
 
-// Jobs runs background jobs (canvas deletion) and owns their goroutines:
-// DeleteCanvas records a job and hands it to Run, which runs it; Run also
-// takes over running jobs that no process has updated for Lease (a crash,
-// a restart, a replica that went away). Every step of a job is idempotent,
-// so a job taken over simply starts again. Safe for concurrent use.
-type Jobs struct {
-	objects canvasObjects
-	index   jobIndex
-	now     func() time.Time
-	log     *slog.Logger
-
+// Options configures a Service; the zero value of each field is a default.
+type Options struct {
+	Now    func() time.Time // the clock; time.Now when nil
+	Logger *slog.Logger     // nil discards
 	// Holds, if set, releases the canvas's holds before its objects are
 	// deleted. Without it a held object is released when its delete is
 	// refused, which also works but leaves the index's hold rows to go
@@ -90,6 +85,20 @@ type Jobs struct {
 	// takes it over (default 1 minute). Progress is written every few
 	// hundred deletions and every row batch.
 	Lease time.Duration
+}
+
+// Service deletes canvases and forgets toplevels. Canvas deletion is a
+// background job whose goroutines it owns: DeleteCanvas records a job and
+// hands it to Run, which runs it; Run also takes over running jobs that no
+// process has updated for Lease (a crash, a restart, a replica that went
+// away). Every step of a job is idempotent, so a job taken over simply
+// starts again. Safe for concurrent use.
+type Service struct {
+	objects canvasObjects
+	index   jobIndex
+	now     func() time.Time
+	log     *slog.Logger
+	o       Options
 
 	mu     sync.Mutex
 	queue  []traces.Job
@@ -97,14 +106,26 @@ type Jobs struct {
 	wake   chan struct{}
 }
 
-// NewJobs returns a runner; now is the clock, log may be nil. Call Run.
-func NewJobs(o canvasObjects, ix jobIndex, now func() time.Time, log *slog.Logger) *Jobs {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns a Service over objs (an *objstore.GCS) and ix (an
+// *index.DB). Call Run to run jobs.
+func New(objs canvasObjects, ix jobIndex, o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Jobs{
-		objects: o, index: ix, now: now, log: log.With("component", "jobs"),
-		Concurrency: DefaultDeleteConcurrency, RowBatch: DefaultRowBatch, Lease: DefaultJobLease,
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultDeleteConcurrency
+	}
+	if o.RowBatch <= 0 {
+		o.RowBatch = DefaultRowBatch
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultJobLease
+	}
+	return &Service{
+		objects: objs, index: ix, now: o.Now, log: o.Logger.With("component", "canvases"), o: o,
 		active: map[traces.JobID]chan struct{}{}, wake: make(chan struct{}, 1),
 	}
 }
@@ -113,7 +134,7 @@ func NewJobs(o canvasObjects, ix jobIndex, now func() time.Time, log *slog.Logge
 // returns the job. While one runs for c, it returns that one instead
 // (idempotent). The job runs once Run is running (in this process, or in
 // another one after Lease). Backend faults wrap ErrUnavailable.
-func (j *Jobs) DeleteCanvas(ctx context.Context, c traces.CanvasID) (traces.Job, error) {
+func (j *Service) DeleteCanvas(ctx context.Context, c traces.CanvasID) (traces.Job, error) {
 	now := j.now().UTC()
 	// The tombstone comes first: a save that commits its rows before it
 	// wrote its object before the job's first listing (which deletes it),
@@ -135,7 +156,7 @@ func (j *Jobs) DeleteCanvas(ctx context.Context, c traces.CanvasID) (traces.Job,
 }
 
 // Job returns a job's record; an unknown ID wraps ErrNotFound.
-func (j *Jobs) Job(ctx context.Context, id traces.JobID) (traces.Job, error) {
+func (j *Service) Job(ctx context.Context, id traces.JobID) (traces.Job, error) {
 	job, err := j.index.Job(ctx, id)
 	if err != nil {
 		return traces.Job{}, traces.PublicIf(fmt.Errorf("job %s: %w", id, err), traces.ErrNotFound, "job %s not found", id)
@@ -145,7 +166,7 @@ func (j *Jobs) Job(ctx context.Context, id traces.JobID) (traces.Job, error) {
 
 // Wait blocks until job id, if this process runs or queued it, has
 // finished (or ctx is done), then returns its record.
-func (j *Jobs) Wait(ctx context.Context, id traces.JobID) (traces.Job, error) {
+func (j *Service) Wait(ctx context.Context, id traces.JobID) (traces.Job, error) {
 	j.mu.Lock()
 	done := j.active[id]
 	j.mu.Unlock()
@@ -160,7 +181,7 @@ func (j *Jobs) Wait(ctx context.Context, id traces.JobID) (traces.Job, error) {
 }
 
 // enqueue hands a job to Run unless this process already has it.
-func (j *Jobs) enqueue(job traces.Job) {
+func (j *Service) enqueue(job traces.Job) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, ok := j.active[job.ID]; ok {
@@ -174,7 +195,7 @@ func (j *Jobs) enqueue(job traces.Job) {
 	}
 }
 
-func (j *Jobs) take() []traces.Job {
+func (j *Service) take() []traces.Job {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	q := j.queue
@@ -182,7 +203,7 @@ func (j *Jobs) take() []traces.Job {
 	return q
 }
 
-func (j *Jobs) finish(id traces.JobID) {
+func (j *Service) finish(id traces.JobID) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if done, ok := j.active[id]; ok {
@@ -191,18 +212,13 @@ func (j *Jobs) finish(id traces.JobID) {
 	}
 }
 
-func (j *Jobs) lease() time.Duration {
-	if j.Lease <= 0 {
-		return DefaultJobLease
-	}
-	return j.Lease
-}
+func (j *Service) lease() time.Duration { return j.o.Lease }
 
 // Run runs jobs until ctx is done: those DeleteCanvas starts, and running
 // jobs nobody has updated for Lease (checked at start and every Lease). It
 // returns nil after its jobs have stopped; a job stopped by ctx stays
 // running in the index and is taken over after a restart.
-func (j *Jobs) Run(ctx context.Context) error {
+func (j *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	tick := time.NewTicker(j.lease())
@@ -226,7 +242,7 @@ func (j *Jobs) Run(ctx context.Context) error {
 }
 
 // claim takes over stale running jobs.
-func (j *Jobs) claim(ctx context.Context) {
+func (j *Service) claim(ctx context.Context) {
 	now := j.now().UTC()
 	jobs, err := j.index.ClaimJobs(ctx, now.Add(-j.lease()), now)
 	if err != nil {
@@ -242,7 +258,7 @@ func (j *Jobs) claim(ctx context.Context) {
 }
 
 // run executes one job and records how it ended.
-func (j *Jobs) run(ctx context.Context, job traces.Job) {
+func (j *Service) run(ctx context.Context, job traces.Job) {
 	start := j.now()
 	err := j.deleteCanvas(ctx, &job)
 	if ctx.Err() != nil {
@@ -277,10 +293,10 @@ func jobMessage(err error) string {
 // deleteCanvas is the job: release holds, delete every object under the
 // canvas prefix (pass after pass until a listing finds none), then the
 // index rows in batches. Every step may be repeated.
-func (j *Jobs) deleteCanvas(ctx context.Context, job *traces.Job) error {
+func (j *Service) deleteCanvas(ctx context.Context, job *traces.Job) error {
 	c := job.Canvas
-	if j.Holds != nil {
-		if _, err := j.Holds.ReleaseHeld(ctx, c); err != nil {
+	if j.o.Holds != nil {
+		if _, err := j.o.Holds.ReleaseHeld(ctx, c); err != nil {
 			return fmt.Errorf("release holds: %w", err)
 		}
 	}
@@ -311,18 +327,13 @@ func (j *Jobs) deleteCanvas(ctx context.Context, job *traces.Job) error {
 	}
 }
 
-func (j *Jobs) rowBatch() int {
-	if j.RowBatch <= 0 {
-		return DefaultRowBatch
-	}
-	return j.RowBatch
-}
+func (j *Service) rowBatch() int { return j.o.RowBatch }
 
 // deletePass lists the canvas once and deletes what it finds, with bounded
 // concurrency. It returns how many objects the listing found.
-func (j *Jobs) deletePass(ctx context.Context, job *traces.Job) (found int64, err error) {
+func (j *Service) deletePass(ctx context.Context, job *traces.Job) (found int64, err error) {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(j.Concurrency, 1))
+	g.SetLimit(j.o.Concurrency)
 	var deleted atomic.Int64
 	reported := int64(0)
 	prefix := traces.CanvasPrefix(job.Canvas)
@@ -364,7 +375,7 @@ func (j *Jobs) deletePass(ctx context.Context, job *traces.Job) (found int64, er
 }
 
 // progress records a pass's progress so far (and renews the job's lease).
-func (j *Jobs) progress(ctx context.Context, job *traces.Job, found, deleted int64) error {
+func (j *Service) progress(ctx context.Context, job *traces.Job, found, deleted int64) error {
 	p := *job
 	p.Deleted, p.Total, p.Updated = job.Deleted+deleted, job.Total+found, j.now().UTC()
 	if err := j.index.UpdateJob(ctx, p); err != nil {
@@ -375,7 +386,7 @@ func (j *Jobs) progress(ctx context.Context, job *traces.Job, found, deleted int
 
 // deleteObject deletes one object; gone already is fine, and a held object
 // is released first. ok reports that this call deleted it.
-func (j *Jobs) deleteObject(ctx context.Context, key string) (ok bool, err error) {
+func (j *Service) deleteObject(ctx context.Context, key string) (ok bool, err error) {
 	err = j.objects.Delete(ctx, key, 0)
 	if errors.Is(err, traces.ErrHeld) {
 		if _, err = j.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {

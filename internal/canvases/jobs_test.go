@@ -88,7 +88,7 @@ func TestDeleteCanvas(t *testing.T) {
 	}
 	beforeOther := other.rows(t, other.c)
 
-	jobs := canvases.NewJobs(r.gcs, r.db, r.now, nil)
+	jobs := canvases.New(r.gcs, r.db, canvases.Options{Now: r.now})
 	first, err := jobs.DeleteCanvas(ctx, r.c)
 	if err != nil {
 		t.Fatalf("DeleteCanvas: %v", err)
@@ -140,7 +140,7 @@ func TestDeleteCanvasResumes(t *testing.T) {
 	r := newExecRig(t)
 	ctx := t.Context()
 	r.fill(t, 20, 5, 0)
-	crashed := canvases.NewJobs(r.gcs, r.db, r.now, nil)
+	crashed := canvases.New(r.gcs, r.db, canvases.Options{Now: r.now})
 	job, err := crashed.DeleteCanvas(ctx, r.c)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestDeleteCanvasResumes(t *testing.T) {
 	if _, err := r.emu.E.Advance(ctx, 2*time.Minute); err != nil { // past the lease
 		t.Fatal(err)
 	}
-	runner := canvases.NewJobs(r.gcs, r.db, r.now, nil)
+	runner := canvases.New(r.gcs, r.db, canvases.Options{Now: r.now})
 	runJobs(t, runner)
 	// The runner claims the job in its own goroutine: nothing to wait on
 	// but the job's record.
@@ -194,7 +194,7 @@ func memDir(t *testing.T) string {
 }
 
 // runJobs runs j until the test ends.
-func runJobs(t *testing.T, j *canvases.Jobs) {
+func runJobs(t *testing.T, j *canvases.Service) {
 	t.Helper()
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -217,7 +217,7 @@ func TestSaveRacingCanvasDeletion(t *testing.T) {
 	r := newExecRig(t)
 	ctx := t.Context()
 	r.save(t, 1)
-	jobs := canvases.NewJobs(r.gcs, r.db, r.now, nil)
+	jobs := canvases.New(r.gcs, r.db, canvases.Options{Now: r.now})
 	job, err := jobs.DeleteCanvas(ctx, r.c)
 	if err != nil {
 		t.Fatal(err)

@@ -62,12 +62,12 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 	}
 	t.Cleanup(db.Close)
 	api := httpapi.New(httpapi.Options{
-		Service:   tracestore.New(gcs, db, tracestore.Options{Now: now}),
-		Holds:     holds.New(gcs, db, holds.Options{Now: now}),
-		Toplevels: canvases.NewToplevels(db, now),
-		Auth:      &httpapi.BearerAuth{Key: testKey},
-		Limits:    traces.Limits{MaxBody: 1 << 20},
-		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Service:  tracestore.New(gcs, db, tracestore.Options{Now: now}),
+		Holds:    holds.New(gcs, db, holds.Options{Now: now}),
+		Canvases: canvases.New(gcs, db, canvases.Options{Now: now}),
+		Auth:     &httpapi.BearerAuth{Key: testKey},
+		Limits:   traces.Limits{MaxBody: 1 << 20},
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	var h http.Handler = api.Handler()
 	if wrap != nil {

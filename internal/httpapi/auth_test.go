@@ -98,9 +98,9 @@ func newAuthGateway(t *testing.T, dbURL string, emu *testutil.Emu, google *httpa
 	g := &secureGateway{Key: bytes.Repeat([]byte{0x5a}, 32), DB: db, Emu: emu,
 		Registry: prometheus.NewRegistry(), Logs: &syncBuffer{}}
 	svc := tracestore.New(objstore.New(emu.Client, emu.Bucket), db, tracestore.Options{})
-	jobs := canvases.NewJobs(objstore.New(emu.Client, emu.Bucket), db, time.Now, nil) // never run: jobs stay queued
+	jobs := canvases.New(objstore.New(emu.Client, emu.Bucket), db, canvases.Options{}) // never run: jobs stay queued
 	g.Server = httpapi.New(httpapi.Options{
-		Service: svc, Jobs: jobs, Auth: &httpapi.BearerAuth{Key: g.Key, Google: google}, Limits: traces.Limits{MaxBody: 1 << 20},
+		Service: svc, Canvases: jobs, Auth: &httpapi.BearerAuth{Key: g.Key, Google: google}, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger:     slog.New(slog.NewJSONHandler(g.Logs, nil)),
 		Registerer: g.Registry, Metrics: g.Registry,
 		Ready: func(ctx context.Context) map[string]error {

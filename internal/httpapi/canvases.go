@@ -23,20 +23,17 @@ func (s *Server) forgetToplevel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.tops == nil {
-		return errNoToplevels
+	if s.jobs == nil {
+		return errNoJobs
 	}
-	if err := s.tops.Forget(r.Context(), c, tlid); err != nil {
+	if err := s.jobs.ForgetToplevel(r.Context(), c, tlid); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-var (
-	errNoJobs      = fmt.Errorf("canvas deletion is not configured: %w", traces.ErrUnavailable)
-	errNoToplevels = fmt.Errorf("toplevel deletion is not configured: %w", traces.ErrUnavailable)
-)
+var errNoJobs = fmt.Errorf("canvases are not configured: %w", traces.ErrUnavailable)
 
 func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) error {
 	c, err := canvasParam(r)

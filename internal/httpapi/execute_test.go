@@ -25,7 +25,7 @@ type execGateway struct {
 	DB   *index.DB
 	GCS  *objstore.GCS
 	Emu  *testutil.Emu
-	Jobs *canvases.Jobs
+	Jobs *canvases.Service
 }
 
 // newExecGateway is the gateway on the GCS emulator and its clock.
@@ -42,8 +42,8 @@ func newExecGateway(t *testing.T) *execGateway {
 	t.Cleanup(db.Close)
 	g.DB = db
 	svc := tracestore.New(g.GCS, db, tracestore.Options{Now: now})
-	g.Jobs = canvases.NewJobs(g.GCS, db, now, nil)
-	api := httpapi.New(httpapi.Options{Service: svc, Jobs: g.Jobs, Toplevels: canvases.NewToplevels(db, now), Limits: traces.Limits{MaxBody: 1 << 20},
+	g.Jobs = canvases.New(g.GCS, db, canvases.Options{Now: now})
+	api := httpapi.New(httpapi.Options{Service: svc, Canvases: g.Jobs, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	hs := httptest.NewServer(api.Handler())
 	t.Cleanup(hs.Close)

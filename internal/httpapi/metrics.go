@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,55 +8,38 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tracegw/tracegw/internal/metrics"
 )
 
 // metrics are the HTTP layer's Prometheus collectors, registered into the
 // one registry the process passes in (Options.Registerer).
-type metrics struct {
+type httpMetrics struct {
 	requests   *prometheus.CounterVec   // route, code
 	latency    *prometheus.HistogramVec // route
 	savedBytes *prometheus.CounterVec   // route
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	if reg == nil {
-		reg = prometheus.NewRegistry() // counted, never exported
-	}
-	return &metrics{
-		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+func newMetrics(reg prometheus.Registerer) *httpMetrics {
+	return &httpMetrics{
+		requests: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracegw_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
 		}, []string{"route", "code"})),
-		latency: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		latency: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tracegw_http_request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by route pattern.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"})),
-		savedBytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		savedBytes: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracegw_saved_bytes_total",
 			Help: "Request body bytes of successful writes (saves, replaces, layers, unmatched requests), by route.",
 		}, []string{"route"})),
 	}
 }
 
-// register registers c, or returns the collector already registered under
-// the same description (two Servers sharing one registry, as dev may do).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: conflicting metric definitions
-	}
-	return c
-}
-
 // observe records one answered request. route is a registered pattern or
 // "unmatched", so label cardinality stays bounded whatever paths arrive.
-func (m *metrics) observe(route string, status int, d time.Duration) {
+func (m *httpMetrics) observe(route string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}

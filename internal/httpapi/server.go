@@ -55,11 +55,9 @@ type Options struct {
 	Ready func(ctx context.Context) map[string]error
 	// Holds serves the hold routes; nil answers them 503 unavailable.
 	Holds *holds.Service
-	// Jobs runs canvas deletions; nil answers those routes 503 unavailable.
-	Jobs *canvases.Jobs
-	// Toplevels records deleted toplevels; nil answers that route 503
-	// unavailable.
-	Toplevels *canvases.Toplevels
+	// Canvases deletes canvases and forgets toplevels; nil answers those
+	// routes 503 unavailable.
+	Canvases *canvases.Service
 	// Registerer receives the HTTP metrics (requests by route and code,
 	// latency by route, bytes saved); nil: not exported.
 	Registerer prometheus.Registerer
@@ -76,11 +74,10 @@ type Server struct {
 	log    *slog.Logger
 	ready  func(ctx context.Context) map[string]error
 	holds  *holds.Service
-	jobs   *canvases.Jobs
-	tops   *canvases.Toplevels
+	jobs   *canvases.Service
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
-	met    *metrics
+	met    *httpMetrics
 }
 
 // New builds the server and registers every route.
@@ -88,8 +85,7 @@ func New(o Options) *Server {
 	s := &Server{svc: o.Service, auth: o.Auth, limits: o.Limits.OrDefault(), log: o.Logger, ready: o.Ready, mux: http.NewServeMux(),
 		met: newMetrics(o.Registerer)}
 	s.holds = o.Holds
-	s.jobs = o.Jobs
-	s.tops = o.Toplevels
+	s.jobs = o.Canvases
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -55,7 +55,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 			defer conn.Close(context.Background())
 			all := loadDeletions(b, conn)
-			c, err := New(nil, db, nil, Options{Bucket: testBucket})
+			c, err := New(nil, db, nil, testBucket, Options{})
 			if err != nil {
 				b.Fatalf("New: %v", err)
 			}

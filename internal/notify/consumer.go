@@ -33,11 +33,8 @@ const (
 	retryMax = 2 * time.Second
 )
 
-// Options configures a Consumer. Bucket is required; the rest has defaults.
+// Options configures a Consumer; every field has a default.
 type Options struct {
-	// Bucket is the trace bucket; notifications about other buckets are
-	// ignored (reason foreign_bucket).
-	Bucket string
 	// MaxBatch caps the deletions applied in one transaction (default 1000).
 	MaxBatch int
 	// MaxWait is how long a batch collects after its first message before it
@@ -51,9 +48,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the consumer's logs; nil discards them.
 	Logger *slog.Logger
-	// Registry receives the consumer's metrics (tracegw_notify_*); nil
+	// Registerer receives the consumer's metrics (tracegw_notify_*); nil
 	// registers nothing.
-	Registry prometheus.Registerer
+	Registerer prometheus.Registerer
 	// Now is the clock for the lag metric; nil means time.Now.
 	Now func() time.Time
 	// Unmatched, if set, receives the deletions of unmatched requests
@@ -80,21 +77,22 @@ type Consumer struct {
 	layers layerDeleter
 	o      Options
 	log    *slog.Logger
-	m      *metrics
+	m      *notifyMetrics
+	bucket string
 
 	received atomic.Int64
 	applied  atomic.Int64
 }
 
-// New returns a consumer of sub that removes index rows from db and deletes
-// the layer objects of removed traces through layers (nil: leave layers to
-// the lifecycle rule). It sets sub.ReceiveSettings.MaxOutstandingMessages to
-// at least twice MaxBatch so that one batch can fill while another commits.
-// It fails if o.Bucket is empty or the metrics cannot be registered (for
-// example twice on one registry). The caller owns and closes the Pub/Sub
-// client and db.
-func New(sub *pubsub.Subscriber, db *index.DB, layers layerDeleter, o Options) (*Consumer, error) {
-	if o.Bucket == "" {
+// New returns a consumer of sub for the trace bucket (notifications about
+// other buckets are ignored, reason foreign_bucket) that removes index rows
+// from db and deletes the layer objects of removed traces through layers
+// (nil: leave layers to the lifecycle rule). It sets
+// sub.ReceiveSettings.MaxOutstandingMessages to at least twice MaxBatch so
+// that one batch can fill while another commits. It fails if bucket is
+// empty. The caller owns and closes the Pub/Sub client and db.
+func New(sub *pubsub.Subscriber, db *index.DB, layers layerDeleter, bucket string, o Options) (*Consumer, error) {
+	if bucket == "" {
 		return nil, fmt.Errorf("new notify consumer: %w", traces.Invalid("bucket", "is required"))
 	}
 	if o.MaxBatch <= 0 {
@@ -116,15 +114,12 @@ func New(sub *pubsub.Subscriber, db *index.DB, layers layerDeleter, o Options) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(o.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("new notify consumer: %w", err)
-	}
+	m := newMetrics(o.Registerer)
 	if sub != nil {
 		rs := &sub.ReceiveSettings
 		rs.MaxOutstandingMessages = max(rs.MaxOutstandingMessages, pubsub.DefaultReceiveSettings.MaxOutstandingMessages, 2*o.MaxBatch)
 	}
-	return &Consumer{sub: sub, db: db, layers: layers, o: o, log: log.With("component", "notify"), m: m}, nil
+	return &Consumer{sub: sub, db: db, layers: layers, o: o, log: log.With("component", "notify"), m: m, bucket: bucket}, nil
 }
 
 // Received returns how many messages the consumer has received, each
@@ -190,7 +185,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) handle(ctx context.Context, msg *pubsub.Message, in chan<- delivery) {
 	c.received.Add(1)
 	c.m.received.Inc()
-	act := Decide(msg.Attributes, msg.Data, c.o.Bucket)
+	act := Decide(msg.Attributes, msg.Data, c.bucket)
 	if c.immediate(ctx, act, msg.ID) {
 		msg.Ack()
 		return

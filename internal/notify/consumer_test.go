@@ -206,7 +206,7 @@ func TestLayersDeletedAfterCommit(t *testing.T) {
 
 func TestNewRequiresBucket(t *testing.T) {
 	t.Parallel()
-	if _, err := New(nil, nil, nil, Options{}); !errors.Is(err, traces.ErrInvalid) {
+	if _, err := New(nil, nil, nil, "", Options{}); !errors.Is(err, traces.ErrInvalid) {
 		t.Errorf("New without a bucket = %v, want ErrInvalid", err)
 	}
 }
@@ -237,7 +237,7 @@ func TestRunFailsOnMissingSubscription(t *testing.T) {
 		t.Fatalf("pubsub.NewClient: %v", err)
 	}
 	defer client.Close()
-	c, err := New(client.Subscriber("missing"), nil, nil, Options{Bucket: testBucket})
+	c, err := New(client.Subscriber("missing"), nil, nil, testBucket, Options{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -27,8 +27,8 @@
 // # Consumer
 //
 //	client, _ := pubsub.NewClient(ctx, project) // honours PUBSUB_EMULATOR_HOST
-//	c, err := notify.New(client.Subscriber(sub), db, gcs, notify.Options{
-//		Bucket: bucket, Logger: log, Registry: reg, Now: clock.Now,
+//	c, err := notify.New(client.Subscriber(sub), db, gcs, bucket, notify.Options{
+//		Logger: log, Registerer: reg, Now: clock.Now,
 //	})
 //	err = c.Run(ctx) // nil on a clean stop
 //

@@ -1,14 +1,13 @@
 package notify
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tracegw/tracegw/internal/metrics"
 )
 
 // metrics are the consumer's Prometheus series, registered on the registry
 // the caller passes in (never a global one).
-type metrics struct {
+type notifyMetrics struct {
 	received      prometheus.Counter
 	applied       prometheus.Counter
 	ignored       *prometheus.CounterVec
@@ -21,8 +20,8 @@ type metrics struct {
 	lag           prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) *notifyMetrics {
+	m := &notifyMetrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tracegw_notify_received_total",
 			Help: "Notifications received, redeliveries included.",
@@ -69,14 +68,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []Reason{ReasonOverwrite, ReasonEventType, ReasonForeignBucket, ReasonForeignKey, ReasonLayer, ReasonUnmatched} {
 		m.ignored.WithLabelValues(string(r))
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.received, m.applied, m.ignored, m.malformed, m.nacked,
-		m.tracesRemoved, m.layersDeleted, m.layerErrors, m.batchSize, m.lag} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register notify metrics: %w", err)
-		}
-	}
-	return m, nil
+	m.received, m.applied = metrics.Register(reg, m.received), metrics.Register(reg, m.applied)
+	m.ignored, m.malformed = metrics.Register(reg, m.ignored), metrics.Register(reg, m.malformed)
+	m.nacked, m.tracesRemoved = metrics.Register(reg, m.nacked), metrics.Register(reg, m.tracesRemoved)
+	m.layersDeleted, m.layerErrors = metrics.Register(reg, m.layersDeleted), metrics.Register(reg, m.layerErrors)
+	m.batchSize, m.lag = metrics.Register(reg, m.batchSize), metrics.Register(reg, m.lag)
+	return m
 }

@@ -59,12 +59,9 @@ func newRig(t *testing.T, client *pubsub.Client, dbURL string) *rig {
 // of the test.
 func (r *rig) start(layers layerDeleter, o Options) *Consumer {
 	r.t.Helper()
-	if o.Bucket == "" {
-		o.Bucket = testBucket
-	}
 	r.reg = prometheus.NewRegistry()
-	o.Registry = r.reg
-	c, err := New(r.client.Subscriber(r.sub), r.db, layers, o)
+	o.Registerer = r.reg
+	c, err := New(r.client.Subscriber(r.sub), r.db, layers, testBucket, o)
 	if err != nil {
 		r.t.Fatalf("New: %v", err)
 	}

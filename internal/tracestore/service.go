@@ -102,7 +102,7 @@ func New(objs objects, ix store, o Options) *Service {
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
 	}
-	return &Service{objects: objs, index: ix, o: o, now: o.Now, log: o.Logger}
+	return &Service{objects: objs, index: ix, o: o, now: o.Now, log: o.Logger.With("component", "tracestore")}
 }
 
 // Saved is the outcome of Save.

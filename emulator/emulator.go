@@ -32,6 +32,11 @@ type Options struct {
 	// PubSubClientOptions are passed to pubsub.NewClient when publishing
 	// notifications. Without them the client honours PUBSUB_EMULATOR_HOST.
 	PubSubClientOptions []option.ClientOption
+	// Publish, if set, publishes each notification instead of Pub/Sub (a
+	// process that runs its consumer beside the emulator hands them over
+	// in memory); topic is the notification config's. An error is logged
+	// and counted as a failed publish, as a Pub/Sub error is.
+	Publish func(ctx context.Context, topic string, data []byte, attrs map[string]string) error
 	// Logger receives the emulator's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -119,7 +124,7 @@ func New(ctx context.Context, o Options) (*Emulator, error) {
 		backend: fake.Backend(),
 		realNow: time.Now,
 		uploads: map[string]pendingUpload{},
-		pub:     newPublisher(o.PubSubClientOptions, log),
+		pub:     newPublisher(o.PubSubClientOptions, o.Publish, log),
 	}
 	if err := e.openState(ctx); err != nil {
 		fake.Stop()

@@ -232,9 +232,11 @@ func message(bucket string, n notificationConfig, ev event, eventTime string) ([
 	return data, attrs
 }
 
-// publisher publishes synchronously through cached Pub/Sub clients.
+// publisher publishes synchronously through cached Pub/Sub clients, or
+// through fn when it is set.
 type publisher struct {
 	opts []option.ClientOption
+	fn   func(ctx context.Context, topic string, data []byte, attrs map[string]string) error
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -247,8 +249,8 @@ type publisher struct {
 
 const publishTimeout = 10 * time.Second
 
-func newPublisher(opts []option.ClientOption, log *slog.Logger) *publisher {
-	return &publisher{opts: opts, log: log, clients: map[string]*pubsub.Client{}, topics: map[string]*pubsub.Publisher{}}
+func newPublisher(opts []option.ClientOption, fn func(context.Context, string, []byte, map[string]string) error, log *slog.Logger) *publisher {
+	return &publisher{opts: opts, fn: fn, log: log, clients: map[string]*pubsub.Client{}, topics: map[string]*pubsub.Publisher{}}
 }
 
 func (p *publisher) topic(ctx context.Context, topic string) (*pubsub.Publisher, error) {
@@ -282,9 +284,14 @@ func (p *publisher) topic(ctx context.Context, topic string) (*pubsub.Publisher,
 func (p *publisher) publish(ctx context.Context, topic string, data []byte, attrs map[string]string) error {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	t, err := p.topic(ctx, topic)
-	if err == nil {
-		_, err = t.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}).Get(ctx)
+	var err error
+	if p.fn != nil {
+		err = p.fn(ctx, topic, data, attrs)
+	} else {
+		var t *pubsub.Publisher
+		if t, err = p.topic(ctx, topic); err == nil {
+			_, err = t.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}).Get(ctx)
+		}
 	}
 	if err != nil {
 		p.failed.Add(1)

@@ -51,7 +51,8 @@ type devSystem struct {
 	log      *slog.Logger
 	emu      *emulator.Emulator
 	emuSrv   *http.Server
-	pubsub   *localPubSub
+	pubsub   *localPubSub  // Pub/Sub at PUBSUB_EMULATOR_HOST, if set
+	queue    *notify.Queue // else notifications go through memory
 	pg       *devPG
 	st       *stack
 	token    string
@@ -74,12 +75,21 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("--data-dir %s: %w", c.DataDir, err)
 	}
-	d.pubsub = startPubSub()
-	d.closers = append(d.closers, d.pubsub.Close)
+	var publish func(context.Context, string, []byte, map[string]string) error
+	if os.Getenv("PUBSUB_EMULATOR_HOST") != "" {
+		d.pubsub = startPubSub()
+		d.closers = append(d.closers, d.pubsub.Close)
+	} else {
+		// Emulator and consumer share this process: notifications go
+		// through memory, as fast as the consumer commits them.
+		d.queue = notify.NewQueue()
+		publish = d.queue.Publish
+		d.pubsub = &localPubSub{}
+	}
 
 	d.emu, err = emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Logger: log.With("component", "emulator"),
+		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log.With("component", "emulator"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)
@@ -146,22 +156,33 @@ func (d *devSystem) wireRetention(ctx context.Context, c Config) error {
 	for _, ch := range rep.Changes {
 		d.log.Info("bucket set up", "change", ch)
 	}
-	ps, err := pubsub.NewClient(ctx, c.PubSubProject, d.pubsub.Opts...)
-	if err != nil {
-		return fmt.Errorf("pubsub client: %w", err)
+	if d.queue != nil {
+		d.consumer, err = d.st.newQueueConsumer(d.queue, c.Bucket)
+	} else {
+		d.consumer, err = d.newPubSubConsumer(ctx, c)
 	}
-	err = notify.EnsureSubscription(ctx, ps, c.PubSubProject, c.Topic, c.Subscription)
-	_ = ps.Close()
 	if err != nil {
-		return err
-	}
-	if d.consumer, err = d.st.newConsumer(ctx, c, d.pubsub.Opts...); err != nil {
 		return err
 	}
 	d.closers = append(d.closers, d.consumer.Close)
 	d.gc = d.st.gc
 	d.emu.SetHooks(emulator.Hooks{OnStep: d.gc.Step, Drain: d.drain})
 	return nil
+}
+
+// newPubSubConsumer creates the topic and subscription on the Pub/Sub at
+// PUBSUB_EMULATOR_HOST and builds the consumer on it.
+func (d *devSystem) newPubSubConsumer(ctx context.Context, c Config) (*consumer, error) {
+	ps, err := pubsub.NewClient(ctx, c.PubSubProject, d.pubsub.Opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	err = notify.EnsureSubscription(ctx, ps, c.PubSubProject, c.Topic, c.Subscription)
+	_ = ps.Close()
+	if err != nil {
+		return nil, err
+	}
+	return d.st.newConsumer(ctx, c, d.pubsub.Opts...)
 }
 
 // drain waits until the consumer has handled every notification the

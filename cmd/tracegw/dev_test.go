@@ -25,7 +25,7 @@ import (
 // that are not kept gone from both the bucket and the index.
 // devTest is the dev wiring running in process on free ports.
 type devTest struct {
-	t   *testing.T
+	t   testing.TB
 	d   *devSystem
 	url string
 	dir string // --data-dir
@@ -33,7 +33,7 @@ type devTest struct {
 
 // startDevTest starts dev in a fresh data dir; databaseURL "" means the
 // private PostgreSQL dev starts itself in that dir.
-func startDevTest(t *testing.T, databaseURL string) *devTest {
+func startDevTest(t testing.TB, databaseURL string) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
 	// The private PostgreSQL runs as the OS user postgres, which must reach

@@ -39,13 +39,36 @@ func (s *stack) newGC(onProgress func(done, total int)) *ttl.GC {
 	return s.gc.WithProgress(onProgress)
 }
 
-// consumer is the notification consumer with the Pub/Sub client it owns.
+// consumer is the notification consumer with the Pub/Sub client it owns
+// (none when it reads an in-process queue).
 type consumer struct {
 	*notify.Consumer
 	client *pubsub.Client
 }
 
-func (c *consumer) Close() { _ = c.client.Close() }
+func (c *consumer) Close() {
+	if c.client != nil {
+		_ = c.client.Close()
+	}
+}
+
+// consumerOptions are the consumer's settings on the stack.
+func (s *stack) consumerOptions() notify.Options {
+	return notify.Options{
+		Logger: s.log, Registerer: s.reg, Now: s.now,
+		Unmatched: s.db.RemoveUnmatched, // 404 rows leave with their objects
+	}
+}
+
+// newQueueConsumer builds the deletion consumer on an in-process queue
+// (tracegw dev, where the emulator publishes into it).
+func (s *stack) newQueueConsumer(q *notify.Queue, bucket string) (*consumer, error) {
+	cons, err := notify.New(q, s.db, s.objects, bucket, s.consumerOptions())
+	if err != nil {
+		return nil, err
+	}
+	return &consumer{Consumer: cons}, nil
+}
 
 // newConsumer connects to Pub/Sub (PUBSUB_EMULATOR_HOST, opts, or real
 // credentials) and builds the deletion consumer on the stack; /readyz then
@@ -55,10 +78,7 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
-	cons, err := notify.New(client.Subscriber(c.Subscription), s.db, s.objects, c.Bucket, notify.Options{
-		Logger: s.log, Registerer: s.reg, Now: s.now,
-		Unmatched: s.db.RemoveUnmatched, // 404 rows leave with their objects
-	})
+	cons, err := notify.New(notify.Subscription(client.Subscriber(c.Subscription), 2*notify.DefaultMaxBatch), s.db, s.objects, c.Bucket, s.consumerOptions())
 	if err != nil {
 		_ = client.Close()
 		return nil, err

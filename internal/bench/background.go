@@ -187,7 +187,7 @@ func measureNotify(ctx context.Context, dbURL, bucket string, viaPubSub, direct 
 	pub.Stop()
 	res.PublishSecs = time.Since(t0).Seconds()
 
-	c, err := notify.New(ps.Subscriber("notify"), db, nil, bucket, notify.Options{})
+	c, err := notify.New(notify.Subscription(ps.Subscriber("notify"), 2*notify.DefaultMaxBatch), db, nil, bucket, notify.Options{})
 	if err != nil {
 		return fail(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -72,7 +71,7 @@ type layerDeleter interface {
 // Consumer applies GCS deletion notifications from one Pub/Sub subscription
 // to the index. Its counters are safe for concurrent use; Run is called once.
 type Consumer struct {
-	sub    *pubsub.Subscriber
+	src    Source
 	db     *index.DB
 	layers layerDeleter
 	o      Options
@@ -84,14 +83,13 @@ type Consumer struct {
 	applied  atomic.Int64
 }
 
-// New returns a consumer of sub for the trace bucket (notifications about
-// other buckets are ignored, reason foreign_bucket) that removes index rows
-// from db and deletes the layer objects of removed traces through layers
-// (nil: leave layers to the lifecycle rule). It sets
-// sub.ReceiveSettings.MaxOutstandingMessages to at least twice MaxBatch so
-// that one batch can fill while another commits. It fails if bucket is
-// empty. The caller owns and closes the Pub/Sub client and db.
-func New(sub *pubsub.Subscriber, db *index.DB, layers layerDeleter, bucket string, o Options) (*Consumer, error) {
+// New returns a consumer of src (Subscription, or a Queue) for the trace
+// bucket (notifications about other buckets are ignored, reason
+// foreign_bucket) that removes index rows from db and deletes the layer
+// objects of removed traces through layers (nil: leave layers to the
+// lifecycle rule). It fails if bucket is empty. The caller owns and closes
+// the Pub/Sub client and db.
+func New(src Source, db *index.DB, layers layerDeleter, bucket string, o Options) (*Consumer, error) {
 	if bucket == "" {
 		return nil, fmt.Errorf("new notify consumer: %w", traces.Invalid("bucket", "is required"))
 	}
@@ -115,11 +113,7 @@ func New(sub *pubsub.Subscriber, db *index.DB, layers layerDeleter, bucket strin
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := newMetrics(o.Registerer)
-	if sub != nil {
-		rs := &sub.ReceiveSettings
-		rs.MaxOutstandingMessages = max(rs.MaxOutstandingMessages, pubsub.DefaultReceiveSettings.MaxOutstandingMessages, 2*o.MaxBatch)
-	}
-	return &Consumer{sub: sub, db: db, layers: layers, o: o, log: log.With("component", "notify"), m: m, bucket: bucket}, nil
+	return &Consumer{src: src, db: db, layers: layers, o: o, log: log.With("component", "notify"), m: m, bucket: bucket}, nil
 }
 
 // Received returns how many messages the consumer has received, each
@@ -133,8 +127,7 @@ func (c *Consumer) Received() int64 { return c.received.Load() }
 // of notifications published.
 func (c *Consumer) Applied() int64 { return c.applied.Load() }
 
-// delivery is one message on its way through a batch. The *pubsub.Message
-// stays behind ack and nack.
+// delivery is one message on its way through a batch.
 type delivery struct {
 	id        string
 	act       Action
@@ -145,8 +138,8 @@ type delivery struct {
 // subscription fails for good. On cancellation it stops receiving, commits
 // and acks the batch in hand (within ShutdownTimeout; nacks it if that
 // fails), finishes or abandons the pending layer deletions within
-// ShutdownTimeout, and returns nil. A fatal Pub/Sub error (for example a
-// missing subscription) is returned wrapped.
+// ShutdownTimeout, and returns nil. A fatal error of the source (for
+// example a missing subscription) is returned.
 func (c *Consumer) Run(ctx context.Context) error {
 	in := make(chan delivery)
 	layerq := make(chan []index.Removed, 64)
@@ -163,7 +156,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.layerWorker(layerCtx, layerq)
 	}()
 
-	err := c.sub.Receive(ctx, func(mctx context.Context, msg *pubsub.Message) {
+	err := c.src.Receive(ctx, func(mctx context.Context, msg Message) {
 		c.handle(mctx, msg, in)
 	})
 	// Receive returns once every handler has returned and every message was
@@ -174,15 +167,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stop := time.AfterFunc(c.o.ShutdownTimeout, cancelLayers)
 	<-layersDone
 	stop.Stop()
-	if err != nil {
-		return fmt.Errorf("receive %s: %w", c.sub, err)
-	}
-	return nil
+	return err
 }
 
 // handle decides one message. Ignored and malformed ones are acked at once;
 // deletions go to the batcher, which acks them after commit.
-func (c *Consumer) handle(ctx context.Context, msg *pubsub.Message, in chan<- delivery) {
+func (c *Consumer) handle(ctx context.Context, msg Message, in chan<- delivery) {
 	c.received.Add(1)
 	c.m.received.Inc()
 	act := Decide(msg.Attributes, msg.Data, c.bucket)

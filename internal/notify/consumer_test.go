@@ -237,7 +237,7 @@ func TestRunFailsOnMissingSubscription(t *testing.T) {
 		t.Fatalf("pubsub.NewClient: %v", err)
 	}
 	defer client.Close()
-	c, err := New(client.Subscriber("missing"), nil, nil, testBucket, Options{})
+	c, err := New(Subscription(client.Subscriber("missing"), 2000), nil, nil, testBucket, Options{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

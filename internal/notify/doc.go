@@ -27,7 +27,7 @@
 // # Consumer
 //
 //	client, _ := pubsub.NewClient(ctx, project) // honours PUBSUB_EMULATOR_HOST
-//	c, err := notify.New(client.Subscriber(sub), db, gcs, bucket, notify.Options{
+//	c, err := notify.New(notify.Subscription(client.Subscriber(sub), 2000), db, gcs, bucket, notify.Options{
 //		Logger: log, Registerer: reg, Now: clock.Now,
 //	})
 //	err = c.Run(ctx) // nil on a clean stop

@@ -61,7 +61,7 @@ func (r *rig) start(layers layerDeleter, o Options) *Consumer {
 	r.t.Helper()
 	r.reg = prometheus.NewRegistry()
 	o.Registerer = r.reg
-	c, err := New(r.client.Subscriber(r.sub), r.db, layers, testBucket, o)
+	c, err := New(Subscription(r.client.Subscriber(r.sub), 2*max(o.MaxBatch, DefaultMaxBatch)), r.db, layers, testBucket, o)
 	if err != nil {
 		r.t.Fatalf("New: %v", err)
 	}

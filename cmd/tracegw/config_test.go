@@ -46,6 +46,15 @@ func TestLoad(t *testing.T) {
 		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},
 		{"flag of another command", "migrate", []string{"--bucket", "x"}, env(), nil, "bucket"},
 		{"unknown command", "nope", nil, env(), nil, "unknown command"},
+		{"retention set: Given names what the flags and env set", "retention set", []string{"--retention", "14d"},
+			env("TRACEGW_DATABASE_URL", "postgres://x/y"), func(c Config) bool {
+				return time.Duration(c.Retention) == 14*24*time.Hour && c.Given["retention"] && c.Given["database-url"] &&
+					!c.Given["keep-per-toplevel"] && c.KeepPerToplevel == 10
+			}, ""},
+		{"retention show takes no retention flag", "retention show", []string{"--retention", "14d"}, env(), nil, "retention"},
+		{"status: max notify lag", "status", []string{"--max-notify-lag", "10m"}, env("TRACEGW_GC_INTERVAL", "2h"),
+			func(c Config) bool { return c.MaxNotifyLag == 10*time.Minute && c.GCInterval == 2*time.Hour }, ""},
+		{"status default lag", "status", nil, env(), func(c Config) bool { return c.MaxNotifyLag == time.Hour && len(c.Given) == 0 }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,7 +77,7 @@ func TestLoad(t *testing.T) {
 
 func TestValidateRetentionNamesTheFlag(t *testing.T) {
 	c := defaults()
-	c.GCInterval = 24 * time.Hour // margin 2d < 2*1d + 1d
+	c.GCInterval = 12 * time.Hour // margin 2d < 3*12h + 1d
 	err := c.ValidateRetention()
 	if err == nil || !strings.Contains(err.Error(), "--renew-margin") || !strings.Contains(err.Error(), "--gc-interval") {
 		t.Errorf("ValidateRetention = %v, want it to name --renew-margin and --gc-interval", err)

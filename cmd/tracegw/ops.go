@@ -75,6 +75,9 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, err := gc.Check(ctx); err != nil {
+		return err
+	}
 	if !c.Once && !c.DryRun {
 		return gc.Run(ctx)
 	}

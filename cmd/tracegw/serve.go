@@ -52,6 +52,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			ln.Close()
 			return err
 		}
+		// Refuse to start on a policy that disagrees with the bucket's
+		// rule or the policy record: the operator must fix it first.
+		if _, err := gc.Check(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("--run-gc: %w", err)
+		}
 		g.Go(func() error { return gc.Run(gctx) })
 	}
 	if c.RunNotify {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -31,9 +32,23 @@ func (c Config) ValidateRetention() error { return c.policy().Validate() }
 func (c Config) topicName() string { return "projects/" + c.PubSubProject + "/topics/" + c.Topic }
 
 // newGC builds the retention job on the stack's (metered) bucket, index,
-// clock and registry.
+// clock and registry. It is managed: each pass checks the flags against the
+// bucket's lifecycle rule and the policy record (ttl.Resolve).
 func (s *stack) newGC(c Config, o ttl.Options) (*ttl.GC, error) {
+	o.Bucket = s.objects
+	if o.Replica == "" {
+		o.Replica = replicaName()
+	}
 	return ttl.New(s.objects, s.db, c.policy(), s.now, s.log, s.reg, o)
+}
+
+// replicaName names this process in the GC pass history.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // consumer is the notification consumer with the Pub/Sub client it owns.

@@ -293,7 +293,7 @@ WITH RECURSIVE c AS (
   WHERE t.canvas_id = b.canvas_id AND t.deleted_at IS NULL AND t.renew_after > '-infinity'
   RETURNING 1
 )
-SELECT (SELECT max(canvas_id) FROM batch), (SELECT count(*) FROM batch), (SELECT count(*) FROM upd)`
+SELECT (SELECT canvas_id FROM batch ORDER BY canvas_id DESC LIMIT 1), (SELECT count(*) FROM batch), (SELECT count(*) FROM upd)`
 
 // MarkCanvasesDue marks every live toplevel of up to canvases canvases
 // after after (the zero ID to start) due for GC, in one transaction, and

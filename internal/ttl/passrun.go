@@ -122,14 +122,17 @@ func (g *GC) keeperDeadline(start time.Time, sum Summary) time.Time {
 // pass history. A failure to record is logged, never returned: it must not
 // turn a good pass into a failed one.
 func (g *GC) recordPass(ctx context.Context, run passRun, sum Summary, start, end time.Time, outcome string, err error) {
+	// PostgreSQL keeps microseconds: so does the record, so that LastPass
+	// and the history agree.
+	start, end = start.UTC().Truncate(time.Microsecond), end.UTC().Truncate(time.Microsecond)
 	rec := index.PassRecord{
-		Replica: g.o.Replica, StartedAt: start.UTC(), EndedAt: end.UTC(), Outcome: outcome,
+		Replica: g.o.Replica, StartedAt: start, EndedAt: end, Outcome: outcome,
 		RetentionDays: int64(run.eff.Retention / Day), Keep: run.eff.Keep.Default,
 		Margin: g.cfg.Margin, Interval: g.cfg.Interval,
 		Canvases: sum.Canvases, Renewed: sum.Renewed, Failed: sum.Failed, Skipped: sum.Skipped,
 	}
 	if outcome == index.PassOK {
-		rec.KeeperDeadline = g.keeperDeadline(start, sum).UTC()
+		rec.KeeperDeadline = g.keeperDeadline(start, sum)
 	}
 	if err != nil {
 		rec.Error = err.Error()

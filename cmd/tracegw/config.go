@@ -47,7 +47,7 @@ type Config struct {
 	DryRun bool
 
 	// status
-	MaxNotifyLag time.Duration
+	MaxNotifyLag Days
 
 	// Given names the flags set on the command line or from the
 	// environment; a flag left at its default is absent (retention set
@@ -114,7 +114,7 @@ func defaults() Config {
 		ShutdownTimeout: 20 * time.Second,
 		Role:            "editor",
 		TTL:             time.Hour,
-		MaxNotifyLag:    time.Hour,
+		MaxNotifyLag:    Days(time.Hour),
 	}
 }
 
@@ -169,7 +169,7 @@ var flags = map[string]flagDef{
 	"ttl":               {"ttl", "token lifetime", dur(func(c *Config) *time.Duration { return &c.TTL })},
 	"once":              {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
 	"dry-run":           {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
-	"max-notify-lag":    {"max-notify-lag", "status warns when deletion notifications lag more than this", dur(func(c *Config) *time.Duration { return &c.MaxNotifyLag })},
+	"max-notify-lag":    {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
 }
 
 // commandFlags names the flags each subcommand binds.

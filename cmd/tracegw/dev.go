@@ -253,7 +253,7 @@ func (d *devSystem) printBanner(w io.Writer, url string) {
 		fmt.Fprintf(w, "\n  export TOKEN=%s\n", d.token)
 	}
 	if d.dbURL != "" {
-		fmt.Fprintf(w, "\nother commands (status, retention show|set, gc, reconcile) reach this system with:\n")
+		fmt.Fprintf(w, "\nother commands (status, retention show|set, gc) reach this system with:\n")
 		fmt.Fprintf(w, "  export TRACEGW_DATABASE_URL='%s' TRACEGW_GCS_ENDPOINT=%s TRACEGW_BUCKET=%s\n", d.dbURL, d.gcsEndpoint, d.bucket)
 		fmt.Fprintf(w, "  go run ./cmd/tracegw status\n")
 	}

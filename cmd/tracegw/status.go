@@ -26,7 +26,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer closeAll()
 	fmt.Fprintf(stdout, "tracegw status at %s%s, bucket %s\n", s.Now.Format(time.RFC3339), note, c.Bucket)
 	n := s.Write(stdout, ttl.StatusOptions{
-		Margin: time.Duration(c.RenewMargin), Interval: c.GCInterval, MaxNotifyLag: c.MaxNotifyLag,
+		Margin: time.Duration(c.RenewMargin), Interval: c.GCInterval, MaxNotifyLag: time.Duration(c.MaxNotifyLag),
 	})
 	if n > 0 {
 		return fmt.Errorf("%d warnings (WARN lines above)", n)

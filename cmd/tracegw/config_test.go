@@ -53,7 +53,9 @@ func TestLoad(t *testing.T) {
 			}, ""},
 		{"retention show takes no retention flag", "retention show", []string{"--retention", "14d"}, env(), nil, "retention"},
 		{"status: max notify lag", "status", []string{"--max-notify-lag", "10m"}, env("TRACEGW_GC_INTERVAL", "2h"),
-			func(c Config) bool { return time.Duration(c.MaxNotifyLag) == 10*time.Minute && c.GCInterval == 2*time.Hour }, ""},
+			func(c Config) bool {
+				return time.Duration(c.MaxNotifyLag) == 10*time.Minute && c.GCInterval == 2*time.Hour
+			}, ""},
 		{"status default lag", "status", nil, env(), func(c Config) bool { return time.Duration(c.MaxNotifyLag) == time.Hour && len(c.Given) == 0 }, ""},
 	}
 	for _, tc := range cases {

@@ -257,12 +257,18 @@ func (s Status) Write(w io.Writer, o StatusOptions) int {
 	}
 	fmt.Fprintln(w, "index:")
 	fmt.Fprintf(w, "  %-28s %14s %12s\n", "table", "rows (est.)", "size")
+	unknown := false
 	for _, t := range s.Tables {
 		rows := "?"
 		if t.Rows >= 0 {
 			rows = fmt.Sprint(t.Rows)
+		} else {
+			unknown = true
 		}
 		fmt.Fprintf(w, "  %-28s %14s %12s\n", t.Table, rows, bytesText(t.Bytes))
+	}
+	if unknown {
+		fmt.Fprintln(w, "  (?: not analyzed yet, no estimate)")
 	}
 	warnings := s.Warnings(o)
 	for _, wn := range warnings {

@@ -173,9 +173,14 @@ func CheckBucket(ctx context.Context, b bucketAdmin, p Policy, topic string) ([]
 		return nil, fmt.Errorf("check bucket %s: %w", b.Bucket(), err)
 	}
 	var drift []string
-	if err := keepsRetention(cur, p); err != nil {
-		drift = append(drift, "bucket "+b.Bucket()+": "+err.Error())
-		p.Retention = time.Duration(mustRuleDays(cur)) * Day // report the rest against the rule it has
+	if have, ok := RuleDays(cur); ok && have != p.RetentionDays() {
+		// Normal while a `tracegw retention set` change between the two
+		// settles (GC checks that against the policy record); a problem
+		// otherwise.
+		drift = append(drift, fmt.Sprintf("bucket %s: its lifecycle rule deletes after %dd but --retention is %s: "+
+			"GC refuses this unless a `tracegw retention set` change between the two is settling (see `tracegw retention show`)",
+			b.Bucket(), have, FormatDuration(p.Retention)))
+		p.Retention = time.Duration(have) * Day // report the rest against the rule it has
 	}
 	_, changes, warnings := planBucket(cur, p)
 	for _, c := range changes {
@@ -207,11 +212,6 @@ func RuleDays(s BucketSettings) (days int64, found bool) {
 		}
 	}
 	return days, found
-}
-
-func mustRuleDays(s BucketSettings) int64 {
-	d, _ := RuleDays(s)
-	return d
 }
 
 // keepsRetention refuses a policy whose retention differs from the rule an

@@ -136,7 +136,7 @@ func TestSetupBucketNeverChangesRetention(t *testing.T) {
 		}
 	}
 	drift, err := CheckBucket(ctx, b, DefaultPolicy(), "")
-	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], "its lifecycle rule deletes after 3d but --retention is 7d") {
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], "its lifecycle rule deletes after 3d but --retention is 7d: GC refuses this unless") {
 		t.Errorf("CheckBucket = %q, %v; want one line about the 3d rule", drift, err)
 	}
 	s, err := b.BucketSettings(ctx)

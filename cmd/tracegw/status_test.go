@@ -121,6 +121,9 @@ func TestStatusAgainstDev(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "--retention 7d disagrees") {
 		t.Errorf("gc --once --retention 7d after the raise settled exited %d: %s", code, stderr)
 	}
+	if st, body := dt.do("GET", "/readyz", ""); st != 200 {
+		t.Errorf("/readyz while GC refuses: %d %s, want 200 (readiness does not depend on GC)", st, body)
+	}
 	code, out, stderr = runCmd(t, append([]string{"gc", "--once", "--retention", "14d"}, target...)...)
 	if code != 0 || !strings.Contains(out, "gc: ") {
 		t.Errorf("gc --once --retention 14d exited %d: %s\n%s", code, stderr, out)

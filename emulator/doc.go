@@ -11,7 +11,8 @@
 // /_emulator/ on the same handler: GET /_emulator/clock,
 // POST /_emulator/clock/advance?by=72h (Go durations plus a "d" day unit),
 // POST and DELETE /_emulator/faults. Beyond the agreed API it exports
-// PublishFailures and ParseDuration.
+// PublishFailures, ParseDuration and KeepApplyingRules (GCS's delay in
+// applying a lifecycle change, for tests).
 //
 // The fake stores content, hashes and generations; the emulator keeps the
 // rest (metageneration, times on its clock, customTime, holds, metadata

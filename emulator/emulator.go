@@ -78,6 +78,10 @@ type Emulator struct {
 	pub    *publisher
 	faults faults
 	closed atomic.Bool
+
+	// lagging holds, per bucket, lifecycle rules the sweep goes on applying
+	// after the bucket's rules changed (KeepApplyingRules); guarded by mu.
+	lagging map[string]laggingRules
 }
 
 // objectDeleter is the one fakestorage backend call the emulator needs and

@@ -140,6 +140,32 @@ func subjectOf(name string, s *objState) lifecycleSubject {
 	return lifecycleSubject{name: name, created: s.Created, customTime: s.CustomTime, storageClass: s.StorageClass}
 }
 
+// laggingRules are rules a bucket had, still applied until a time.
+type laggingRules struct {
+	rules []lifecycleRule
+	until time.Time
+}
+
+// KeepApplyingRules models GCS's delay in applying a lifecycle change: up
+// to 24 h, the old configuration possibly acting meanwhile, while the
+// bucket resource already shows the new one. From the call on, the sweep
+// goes on applying the rules the bucket has now, in addition to whatever
+// rules it is given later, until the emulator's clock reaches until. A
+// later call replaces the earlier one; the lag is not persisted. Safe for
+// concurrent use.
+func (e *Emulator) KeepApplyingRules(bucket string, until time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var rules []lifecycleRule
+	if bs := e.st.Buckets[bucket]; bs != nil {
+		rules = bs.rules()
+	}
+	if e.lagging == nil {
+		e.lagging = map[string]laggingRules{}
+	}
+	e.lagging[bucket] = laggingRules{rules: rules, until: until}
+}
+
 // ApplyLifecycle runs one lifecycle sweep at the emulator's current time:
 // every live, unheld object matching a Delete rule of its bucket is deleted
 // and its OBJECT_DELETE published. Held objects are skipped and go on a
@@ -157,6 +183,9 @@ func (e *Emulator) ApplyLifecycle(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	for bname, bs := range e.st.Buckets {
 		rules := bs.rules()
+		if l, ok := e.lagging[bname]; ok && now.Before(l.until) {
+			rules = append(slices.Clone(rules), l.rules...)
+		}
 		if len(rules) == 0 {
 			continue
 		}

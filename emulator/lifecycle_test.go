@@ -139,6 +139,38 @@ func TestLifecycleRulesOr(t *testing.T) {
 	}
 }
 
+// GCS-FACTS §1: a lifecycle change may take 24 h to apply and the old rule
+// may act meanwhile. KeepApplyingRules models it: the bucket shows the new
+// rule at once, the sweep applies the old one too until the given time.
+func TestLifecycleKeepApplyingOldRules(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, emulator.Options{Step: time.Hour})
+	start := v.E.Now()
+	for _, n := range []string{"a", "b"} {
+		v.put(t, n, "x", func(w *storage.Writer) { w.CustomTime = start })
+	}
+	v.setLifecycle(t, deleteRule(storage.LifecycleCondition{DaysSinceCustomTime: 2}))
+	v.E.KeepApplyingRules(v.Bucket, start.Add(2*24*time.Hour+2*time.Hour))
+	v.setLifecycle(t, deleteRule(storage.LifecycleCondition{DaysSinceCustomTime: 10}))
+	attrs, err := v.Client.Bucket(v.Bucket).Attrs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := attrs.Lifecycle.Rules; len(r) != 1 || r[0].Condition.DaysSinceCustomTime != 10 {
+		t.Fatalf("bucket shows rules %+v, want only the new 10-day rule", r)
+	}
+	v.advance(t, 24*time.Hour)
+	v.put(t, "c", "x", func(w *storage.Writer) { w.CustomTime = v.E.Now() })
+	v.advance(t, 24*time.Hour+time.Hour) // a and b are 2 days old: the old rule takes them
+	if got, want := v.names(t), []string{"c"}; !slices.Equal(got, want) {
+		t.Fatalf("after 2 days: %v, want %v (the old 2-day rule still applies)", got, want)
+	}
+	v.advance(t, 2*24*time.Hour) // c turns 2 days old at 3d, but the old rule stopped applying at 2d+2h
+	if got, want := v.names(t), []string{"c"}; !slices.Equal(got, want) {
+		t.Fatalf("after 4 days: %v, want %v (the old rule no longer applies)", got, want)
+	}
+}
+
 // GCS-FACTS §1, §3, §4: the sweep skips held objects, deletes them after
 // release if they still match, and publishes OBJECT_DELETE with the object
 // as it was.

@@ -56,6 +56,14 @@ type Config struct {
 	JSONOut    string
 	Seed       uint64
 	ProfileDir string
+
+	// status
+	MaxNotifyLag Days
+
+	// Given names the flags set on the command line or from the
+	// environment; a flag left at its default is absent (retention set
+	// changes only what is given).
+	Given map[string]bool
 }
 
 // Days is a duration flag that also accepts a day unit: "7d", "1d12h", "36h".
@@ -119,6 +127,7 @@ func defaults() Config {
 		TTL:             time.Hour,
 		Subject:         "tracegw-cli",
 		Seed:            1,
+		MaxNotifyLag:    Days(time.Hour),
 	}
 }
 
@@ -156,9 +165,9 @@ var flags = map[string]flagDef{
 	"topic":             {"topic", "Pub/Sub topic the bucket notifies", str(func(c *Config) *string { return &c.Topic })},
 	"subscription":      {"subscription", "Pub/Sub subscription of the notification consumer", str(func(c *Config) *string { return &c.Subscription })},
 	"retention":         {"retention", "minimum time every trace is kept (lifecycle daysSinceCustomTime), e.g. 7d", days(func(c *Config) *Days { return &c.Retention })},
-	"renew-margin":      {"renew-margin", "GC renews a keeper once its customTime is older than retention minus this; must be >= 2*gc-interval + 1d", days(func(c *Config) *Days { return &c.RenewMargin })},
+	"renew-margin":      {"renew-margin", "GC renews a keeper once its customTime is older than retention minus this; must be >= 3*gc-interval + 1d", days(func(c *Config) *Days { return &c.RenewMargin })},
 	"keep-per-toplevel": {"keep-per-toplevel", "newest traces of every live toplevel kept however old", integer(func(c *Config) *int { return &c.KeepPerToplevel })},
-	"gc-interval":       {"gc-interval", "time between GC passes", dur(func(c *Config) *time.Duration { return &c.GCInterval })},
+	"gc-interval":       {"gc-interval", "time between GC passes, and each pass's deadline", dur(func(c *Config) *time.Duration { return &c.GCInterval })},
 	"run-gc":            {"run-gc", "run the GC loop in this process", boolean(func(c *Config) *bool { return &c.RunGC })},
 	"run-notify":        {"run-notify", "run the deletion-notification consumer in this process", boolean(func(c *Config) *bool { return &c.RunNotify })},
 	"signing-key-file":  {"signing-key-file", "file holding the key that signs bearer tokens (HS256 JWTs)", str(func(c *Config) *string { return &c.SigningKeyFile })},
@@ -182,6 +191,7 @@ var flags = map[string]flagDef{
 	"json":              {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
 	"seed":              {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
 	"profile":           {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
+	"max-notify-lag":    {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
 }
 
 // commandFlags names the flags each subcommand binds.
@@ -197,6 +207,10 @@ var commandFlags = map[string][]string{
 	"emulator":     {"listen", "data-dir"},
 	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
 	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
+	"status":       {"database-url", "bucket", "gcs-endpoint", "renew-margin", "gc-interval", "max-notify-lag"},
+	// The two subcommands of "retention".
+	"retention set":  {"database-url", "bucket", "gcs-endpoint", "retention", "keep-per-toplevel", "renew-margin", "gc-interval", "dry-run"},
+	"retention show": {"database-url", "bucket", "gcs-endpoint"},
 }
 
 // Load parses a subcommand's args, then fills unset flags from the
@@ -240,8 +254,10 @@ func Load(cmd string, args []string, getenv func(string) string, extra func(fs *
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 			}
+			given[f.Name] = true
 		}
 	})
+	c.Given = given
 	if cmd == "dev" && c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
 	}
@@ -250,6 +266,11 @@ func Load(cmd string, args []string, getenv func(string) string, extra func(fs *
 
 // Usage prints a subcommand's flags.
 func Usage(w io.Writer, cmd string) {
+	if cmd == "retention" {
+		Usage(w, "retention set")
+		Usage(w, "retention show")
+		return
+	}
 	fs := flag.NewFlagSet("tracegw "+cmd, flag.ContinueOnError)
 	c := defaults()
 	for _, n := range commandFlags[cmd] {

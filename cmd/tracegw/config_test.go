@@ -62,6 +62,17 @@ func TestLoad(t *testing.T) {
 				return c.Quick && c.JSONOut == "b.json" && c.Seed == 7 && c.BenchURL == "http://127.0.0.1:7070" && c.ProfileDir == "" && c.Token == ""
 			}, ""},
 		{"bench bad seed", "bench", nil, env("TRACEGW_SEED", "-1"), nil, "TRACEGW_SEED"},
+		{"retention set: Given names what the flags and env set", "retention set", []string{"--retention", "14d"},
+			env("TRACEGW_DATABASE_URL", "postgres://x/y"), func(c Config) bool {
+				return time.Duration(c.Retention) == 14*24*time.Hour && c.Given["retention"] && c.Given["database-url"] &&
+					!c.Given["keep-per-toplevel"] && c.KeepPerToplevel == 10
+			}, ""},
+		{"retention show takes no retention flag", "retention show", []string{"--retention", "14d"}, env(), nil, "retention"},
+		{"status: max notify lag", "status", []string{"--max-notify-lag", "10m"}, env("TRACEGW_GC_INTERVAL", "2h"),
+			func(c Config) bool {
+				return time.Duration(c.MaxNotifyLag) == 10*time.Minute && c.GCInterval == 2*time.Hour
+			}, ""},
+		{"status default lag", "status", nil, env(), func(c Config) bool { return time.Duration(c.MaxNotifyLag) == time.Hour && len(c.Given) == 0 }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +95,7 @@ func TestLoad(t *testing.T) {
 
 func TestValidateRetentionNamesTheFlag(t *testing.T) {
 	c := defaults()
-	c.GCInterval = 24 * time.Hour // margin 2d < 2*1d + 1d
+	c.GCInterval = 12 * time.Hour // margin 2d < 3*12h + 1d
 	err := c.ValidateRetention()
 	if err == nil || !strings.Contains(err.Error(), "--renew-margin") || !strings.Contains(err.Error(), "--gc-interval") {
 		t.Errorf("ValidateRetention = %v, want it to name --renew-margin and --gc-interval", err)

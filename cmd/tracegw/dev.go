@@ -60,6 +60,9 @@ type devSystem struct {
 	gc       *ttl.GC
 	drained  int64 // notifications consumed as of the last drain
 	closers  []func()
+	// dbURL and gcsEndpoint let other commands (status, retention) reach
+	// this system; the banner prints them.
+	dbURL, gcsEndpoint, bucket string
 }
 
 // startDev starts the emulator (filesystem data in <data-dir>/gcs), Pub/Sub,
@@ -122,6 +125,7 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 	if err := migrate(ctx, c.DatabaseURL); err != nil {
 		return nil, err
 	}
+	d.dbURL, d.gcsEndpoint, d.bucket = c.DatabaseURL, c.GCSEndpoint, c.Bucket
 	key, err := httpapi.LoadOrCreateKey(filepath.Join(c.DataDir, "signing.key"))
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -149,7 +153,16 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 // the emulator's clock then runs GC at each step and waits for the
 // resulting notifications to be consumed.
 func (d *devSystem) wireRetention(ctx context.Context, c Config) error {
-	rep, err := ttl.SetupBucket(ctx, d.st.gcs, c.policy(), ttl.BucketOptions{Project: c.PubSubProject, Topic: c.topicName()}, false)
+	// A data dir kept from a run with another --retention has its rule:
+	// set the rest of the bucket up against it, and change the retention
+	// below the way `tracegw retention set` does.
+	p := c.policy()
+	if s, err := d.st.gcs.BucketSettings(ctx); err == nil {
+		if r := ttl.ReadRule(s); r.Found {
+			p.Retention = time.Duration(r.Days) * ttl.Day
+		}
+	}
+	rep, err := ttl.SetupBucket(ctx, d.st.gcs, p, ttl.BucketOptions{Project: c.PubSubProject, Topic: c.topicName()}, false)
 	if err != nil {
 		return fmt.Errorf("set up bucket: %w", err)
 	}
@@ -166,6 +179,17 @@ func (d *devSystem) wireRetention(ctx context.Context, c Config) error {
 	}
 	d.closers = append(d.closers, d.consumer.Close)
 	d.gc = d.st.gc
+	if _, err := d.gc.Check(ctx); errors.Is(err, ttl.ErrDisagree) {
+		d.log.Info("the flags differ from the retention policy of the data dir: changing it", "reason", err)
+		_, err := ttl.Change(ctx, d.st.objects, d.st.db, c.policy(), d.emu.Now, d.log, ttl.ChangeRequest{
+			Retention: time.Duration(c.Retention), Keep: c.KeepPerToplevel,
+		}, ttl.ChangeOptions{Step: func(line string) { d.log.Info("retention set", "step", line) }})
+		if err != nil {
+			return fmt.Errorf("change the retention policy to the flags': %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
 	d.emu.SetHooks(emulator.Hooks{OnStep: d.gc.Step, Drain: d.drain})
 	return nil
 }
@@ -250,6 +274,11 @@ func (d *devSystem) printBanner(w io.Writer, url string) {
 	if d.token != "" {
 		auth = ` -H "Authorization: Bearer $TOKEN"`
 		fmt.Fprintf(w, "\n  export TOKEN=%s\n", d.token)
+	}
+	if d.dbURL != "" {
+		fmt.Fprintf(w, "\nother commands (status, retention show|set, gc) reach this system with:\n")
+		fmt.Fprintf(w, "  export TRACEGW_DATABASE_URL='%s' TRACEGW_GCS_ENDPOINT=%s TRACEGW_BUCKET=%s\n", d.dbURL, d.gcsEndpoint, d.bucket)
+		fmt.Fprintf(w, "  go run ./cmd/tracegw status\n")
 	}
 	canvas := "7d3f5a1c-0000-4000-8000-000000000001"
 	fmt.Fprintf(w, "\ntry:\n  curl -s%s -H 'Content-Type: application/json' -d '{\"rootTLID\":\"1234\",\"input\":[[\"request\",{\"body\":\"hi\"}]]}' %s/v1/canvases/%s/traces\n", auth, url, canvas)

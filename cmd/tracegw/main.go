@@ -29,6 +29,8 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"reconcile":    runReconcile,
 	"token":        runToken,
 	"bench":        runBench,
+	"retention":    runRetention,
+	"status":       runStatus,
 }
 
 func main() {
@@ -71,6 +73,8 @@ commands:
   gc            run the retention job
   notify        run the deletion-notification consumer
   reconcile     compare index and bucket, remove rows whose objects are gone
+  retention     show or change retention and keep-N safely (retention set|show)
+  status        GC health, retention, notification lag, index size; exit 1 on warnings
   emulator      only the GCS emulator
   token         print a bearer token (a JWT signed with --signing-key-file)
   bench         the benchmark suite

@@ -62,7 +62,8 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
 	}
 	log := newLogger(stderr, false)
-	st, err := newStack(ctx, c, log, time.Now, nil)
+	now, _ := clockFor(ctx, c.GCSEndpoint) // the emulator's clock against tracegw dev
+	st, err := newStack(ctx, c, log, now, nil)
 	if err != nil {
 		return err
 	}
@@ -72,6 +73,9 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		onProgress = func(done, total int) { progress(stderr, "gc", done, total) }
 	}
 	gc := st.newGC(onProgress)
+	if _, err := gc.Check(ctx); err != nil {
+		return err
+	}
 	if !c.Once && !c.DryRun {
 		return gc.Run(ctx)
 	}

@@ -46,6 +46,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	st.checkBucket(ctx, c)
 	g.Go(func() error { return st.jobs.Run(gctx) })
 	if c.RunGC {
+		// Refuse to start on a policy that disagrees with the bucket's
+		// rule or the policy record: the operator must fix it first.
+		if _, err := st.gc.Check(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("--run-gc: %w", err)
+		}
 		g.Go(func() error { return st.gc.Run(gctx) })
 	}
 	if c.RunNotify {

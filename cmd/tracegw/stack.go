@@ -80,9 +80,15 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	s.holds = holds.New(s.objects, db, holds.Options{Now: now, Logger: log, Quota: c.HoldQuota})
 	// The GC repairs through the store, and the store renews promoted
 	// keepers through the GC.
-	s.gc, err = ttl.New(s.objects, db, c.policy(), now, log, s.reg, ttl.Options{Repair: repairFunc(func(ctx context.Context, cv traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
-		return s.svc.Repair(ctx, cv, id, cutoff)
-	})})
+	// The GC is managed (each pass checks the flags against the bucket's
+	// lifecycle rule and the policy record: ttl.Resolve); it repairs
+	// through the store, and the store renews promoted keepers through it.
+	s.gc, err = ttl.New(s.objects, db, c.policy(), now, log, s.reg, ttl.Options{
+		Bucket: s.objects, Replica: replicaName(),
+		Repair: repairFunc(func(ctx context.Context, cv traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
+			return s.svc.Repair(ctx, cv, id, cutoff)
+		}),
+	})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -37,6 +38,15 @@ func (s *stack) newGC(onProgress func(done, total int)) *ttl.GC {
 		return s.gc
 	}
 	return s.gc.WithProgress(onProgress)
+}
+
+// replicaName names this process in the GC pass history.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // consumer is the notification consumer with the Pub/Sub client it owns

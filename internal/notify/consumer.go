@@ -50,7 +50,8 @@ type Options struct {
 	// Registerer receives the consumer's metrics (tracegw_notify_*); nil
 	// registers nothing.
 	Registerer prometheus.Registerer
-	// Now is the clock for the lag metric; nil means time.Now.
+	// Now is the clock for the lag metric and the progress record; nil
+	// means time.Now.
 	Now func() time.Time
 	// Unmatched, if set, receives the deletions of unmatched requests
 	// ("404s") of each batch after the trace rows committed and before the
@@ -81,6 +82,7 @@ type Consumer struct {
 
 	received atomic.Int64
 	applied  atomic.Int64
+	progress progress
 }
 
 // New returns a consumer of src (Subscription, or a Queue) for the trace
@@ -291,15 +293,25 @@ func (c *Consumer) applyBatch(ctx context.Context, batch []delivery) ([]index.Re
 		return nil, err
 	}
 	now := c.o.Now()
+	var (
+		newest time.Time
+		maxLag time.Duration
+	)
 	for _, d := range batch {
 		d.ack()
 		if d.act.Kind != Remove {
 			c.m.ignored.WithLabelValues(string(d.act.Reason)).Inc()
 		}
 		if !d.act.EventTime.IsZero() {
-			c.m.lag.Observe(max(now.Sub(d.act.EventTime), 0).Seconds())
+			lag := max(now.Sub(d.act.EventTime), 0)
+			c.m.lag.Observe(lag.Seconds())
+			maxLag = max(maxLag, lag)
+			if d.act.EventTime.After(newest) {
+				newest = d.act.EventTime
+			}
 		}
 	}
+	c.noteProgress(ctx, now, newest, maxLag)
 	c.applied.Add(int64(len(batch)))
 	c.m.applied.Add(float64(len(batch)))
 	c.m.tracesRemoved.Add(float64(len(removed)))

@@ -90,14 +90,16 @@ type BucketReport struct {
 
 // SetupBucket creates or fixes the bucket of b for policy p, idempotently:
 // the bucket exists; its lifecycle has exactly one tracegw rule (Delete at
-// daysSinceCustomTime = retention days; a tracegw-shaped rule with other
-// days is replaced); versioning is off; soft delete is off; and one
+// daysSinceCustomTime = retention days; redundant longer tracegw-shaped
+// rules are removed); versioning is off; soft delete is off; and one
 // notification config sends OBJECT_DELETE with a JSON_API_V1 payload to
 // o.Topic (listed before added: adding is not idempotent). Settings go in
 // one PATCH guarded by the metageneration read. Other lifecycle rules and
 // notification configs are reported, never removed. dryRun changes nothing
 // and reports what it would do. Errors wrap traces.ErrNotFound when the
-// bucket is missing and o.Project is empty.
+// bucket is missing and o.Project is empty, and ErrDisagree when the bucket
+// has a tracegw rule with another retention than p's: SetupBucket creates
+// the rule but never changes the retention (Change does, safely).
 func SetupBucket(ctx context.Context, b bucketAdmin, p Policy, o BucketOptions, dryRun bool) (BucketReport, error) {
 	var r BucketReport
 	did := func(s string) {
@@ -123,6 +125,9 @@ func SetupBucket(ctx context.Context, b bucketAdmin, p Policy, o BucketOptions, 
 	case err != nil:
 		return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
 	default:
+		if err := keepsRetention(cur, p); err != nil {
+			return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
+		}
 		u, changes, warnings := planBucket(cur, p)
 		r.Warnings = append(r.Warnings, warnings...)
 		for _, c := range changes {
@@ -167,8 +172,17 @@ func CheckBucket(ctx context.Context, b bucketAdmin, p Policy, topic string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("check bucket %s: %w", b.Bucket(), err)
 	}
-	_, changes, warnings := planBucket(cur, p)
 	var drift []string
+	if have, ok := RuleDays(cur); ok && have != p.RetentionDays() {
+		// Normal while a `tracegw retention set` change between the two
+		// settles (GC checks that against the policy record); a problem
+		// otherwise.
+		drift = append(drift, fmt.Sprintf("bucket %s: its lifecycle rule deletes after %dd but --retention is %s: "+
+			"GC refuses this unless a `tracegw retention set` change between the two is settling (see `tracegw retention show`)",
+			b.Bucket(), have, FormatDuration(p.Retention)))
+		p.Retention = time.Duration(have) * Day // report the rest against the rule it has
+	}
+	_, changes, warnings := planBucket(cur, p)
 	for _, c := range changes {
 		drift = append(drift, "bucket "+b.Bucket()+" needs: "+c+" (run tracegw setup-bucket)")
 	}
@@ -187,6 +201,62 @@ func CheckBucket(ctx context.Context, b bucketAdmin, p Policy, topic string) ([]
 	return drift, nil
 }
 
+// RuleDays reads tracegw's retention from a bucket's lifecycle rules: the
+// smallest daysSinceCustomTime among rules of tracegw's shape (Delete,
+// daysSinceCustomTime and no other condition). Rules OR together, so the
+// shortest one decides. found is false if there is none.
+func RuleDays(s BucketSettings) (days int64, found bool) {
+	for _, r := range s.Lifecycle {
+		if isOurs(r) && (!found || r.DaysSinceCustomTime < days) {
+			days, found = r.DaysSinceCustomTime, true
+		}
+	}
+	return days, found
+}
+
+// keepsRetention refuses a policy whose retention differs from the rule an
+// existing bucket has: setup-bucket creates the rule, and only Change
+// (tracegw retention set) changes it, because GCS may go on applying the
+// old rule for 24 h after a change. The error wraps ErrDisagree.
+func keepsRetention(cur BucketSettings, p Policy) error {
+	have, ok := RuleDays(cur)
+	if !ok || have == p.RetentionDays() {
+		return nil
+	}
+	return fmt.Errorf("its lifecycle rule deletes after %dd but --retention is %s; setup-bucket never changes the retention "+
+		"of a bucket (GCS may apply the old rule for 24 h after a change): change it with `tracegw retention set --retention %s`, "+
+		"or run with --retention %dd: %w", have, FormatDuration(p.Retention), FormatDuration(p.Retention), have, ErrDisagree)
+}
+
+// setRule makes days the bucket's retention: every rule of tracegw's shape
+// is replaced by one Delete rule at daysSinceCustomTime = days, in one PATCH
+// guarded by the metageneration read. changed is false if the bucket had
+// exactly that. Only Change calls it.
+func setRule(ctx context.Context, b bucketAdmin, days int64) (from string, changed bool, err error) {
+	cur, err := b.BucketSettings(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("set lifecycle rule of %s: %w", b.Bucket(), err)
+	}
+	want := LifecycleRule{Action: "Delete", DaysSinceCustomTime: days}
+	var u BucketUpdate
+	var old []string
+	for i, r := range cur.Lifecycle {
+		if isOurs(r) {
+			u.DropRules = append(u.DropRules, i)
+			old = append(old, describeRule(r))
+		}
+	}
+	from = strings.Join(old, ", ")
+	if len(u.DropRules) == 1 && cur.Lifecycle[u.DropRules[0]].DaysSinceCustomTime == days {
+		return from, false, nil
+	}
+	u.AddRules = []LifecycleRule{want}
+	if _, err := b.UpdateBucket(ctx, u, cur.Metageneration); err != nil {
+		return from, false, fmt.Errorf("set lifecycle rule of %s: %w", b.Bucket(), err)
+	}
+	return from, true, nil
+}
+
 // planBucket compares an existing bucket with what policy p needs.
 func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings []string) {
 	want := p.LifecycleRule()
@@ -196,8 +266,8 @@ func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings
 		case isOurs(r) && r.DaysSinceCustomTime == want.DaysSinceCustomTime && !have:
 			have = true
 		case isOurs(r):
-			// A stale retention (or a duplicate): rules OR together, so a
-			// shorter one would expire keepers early.
+			// A duplicate or a longer rule (keepsRetention refused a
+			// shorter one): rules OR together, so it never decides.
 			u.DropRules = append(u.DropRules, i)
 			changes = append(changes, "remove lifecycle rule "+describeRule(r))
 		default:

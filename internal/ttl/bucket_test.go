@@ -71,12 +71,14 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	week := 7 * Day
-	// A stale tracegw rule (3 days), a foreign rule, soft delete on.
+	// A redundant longer tracegw rule (14 days, beside the 7 days that
+	// decide), a foreign rule, soft delete on.
 	if _, err := b.UpdateBucket(ctx, objstore.BucketUpdate{
 		SoftDelete: &week,
 		AddRules: []objstore.LifecycleRule{
-			{Action: "Delete", DaysSinceCustomTime: 3},
+			{Action: "Delete", DaysSinceCustomTime: 14},
 			{Action: "SetStorageClass", StorageClass: "NEARLINE", DaysSinceCustomTime: 30},
+			{Action: "Delete", DaysSinceCustomTime: 7},
 		},
 	}, s.Metageneration); err != nil {
 		t.Fatalf("set up drift: %v", err)
@@ -86,8 +88,7 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDrift := []string{
-		"bucket " + emu.Bucket + " needs: remove lifecycle rule {Delete if daysSinceCustomTime=3} (run tracegw setup-bucket)",
-		"bucket " + emu.Bucket + " needs: add lifecycle rule {Delete if daysSinceCustomTime=7} (run tracegw setup-bucket)",
+		"bucket " + emu.Bucket + " needs: remove lifecycle rule {Delete if daysSinceCustomTime=14} (run tracegw setup-bucket)",
 		"bucket " + emu.Bucket + " needs: turn soft delete off (was 7d: every expired trace would be billed that long) (run tracegw setup-bucket)",
 		"lifecycle rule {SetStorageClass(NEARLINE) if daysSinceCustomTime=30} is not tracegw's and was left alone",
 	}
@@ -98,8 +99,8 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	if len(rep.Changes) != 3 || len(rep.Warnings) != 2 { // foreign rule, no topic
-		t.Errorf("setup report = %+v; want 3 changes, 2 warnings", rep)
+	if len(rep.Changes) != 2 || len(rep.Warnings) != 2 { // foreign rule, no topic
+		t.Errorf("setup report = %+v; want 2 changes, 2 warnings", rep)
 	}
 	got, err := b.BucketSettings(ctx)
 	if err != nil {
@@ -111,6 +112,39 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got.Lifecycle); diff != "" || got.SoftDelete != 0 || got.Versioning {
 		t.Errorf("bucket after setup: soft delete %s, versioning %v, rules (-want +got):\n%s", got.SoftDelete, got.Versioning, diff)
+	}
+}
+
+// TestSetupBucketNeverChangesRetention: a bucket whose rule has another
+// retention than --retention is refused by setup-bucket (the change must go
+// through tracegw retention set) and reported by CheckBucket; the bucket is
+// left alone.
+func TestSetupBucketNeverChangesRetention(t *testing.T) {
+	t.Parallel()
+	emu := testutil.Emulator(t)
+	b := objstore.New(emu.Client, emu.Bucket)
+	ctx := t.Context()
+	p := DefaultPolicy()
+	p.Retention = 3 * Day
+	if _, err := SetupBucket(ctx, b, p, BucketOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		_, err := SetupBucket(ctx, b, DefaultPolicy(), BucketOptions{}, dry)
+		if !errors.Is(err, ErrDisagree) || !strings.Contains(err.Error(), "tracegw retention set --retention 7d") {
+			t.Errorf("setup (dry run %v) of a 3d bucket with --retention 7d = %v; want ErrDisagree naming tracegw retention set", dry, err)
+		}
+	}
+	drift, err := CheckBucket(ctx, b, DefaultPolicy(), "")
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], "its lifecycle rule deletes after 3d but --retention is 7d: GC refuses this unless") {
+		t.Errorf("CheckBucket = %q, %v; want one line about the 3d rule", drift, err)
+	}
+	s, err := b.BucketSettings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ReadRule(s); got != (Rule{Days: 3, Found: true}) {
+		t.Errorf("rule after the refused setup = %+v, want 3 days", got)
 	}
 }
 

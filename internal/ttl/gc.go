@@ -69,6 +69,21 @@ type Options struct {
 	// OnProgress, if set, is called after each due canvas with the number
 	// done and the total (for a progress bar). Calls are serialised.
 	OnProgress func(done, total int)
+	// Bucket, if set, makes the GC managed (cmd/tracegw always sets it):
+	// each pass reads the bucket's lifecycle rule and the policy record and
+	// runs under the effective policy (Resolve), or refuses; it takes the
+	// pass barrier so `tracegw retention set` can wait for it. Without it the
+	// configured Policy is trusted as is (tests of the renewal logic).
+	Bucket Bucket
+	// Replica names this GC in the pass history (host and process); default
+	// "gc".
+	Replica string
+}
+
+// Bucket is what a managed GC reads from Cloud Storage each pass: the
+// bucket's settings, its lifecycle rules included. *objstore.GCS has it.
+type Bucket interface {
+	BucketSettings(ctx context.Context) (BucketSettings, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -95,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EmptyGrace <= 0 {
 		o.EmptyGrace = 10 * time.Minute
+	}
+	if o.Replica == "" {
+		o.Replica = "gc"
 	}
 	return o
 }
@@ -139,9 +157,16 @@ func (s *Summary) add(o Summary) {
 // and the claimer re-reads what is due after claiming, so no object is
 // renewed twice in a run.
 type GC struct {
-	objs    renewer
-	db      *index.DB
+	objs renewer
+	db   *index.DB
+	// cfg is the configured policy. p is the policy of the pass running:
+	// Pass sets it from the effective policy before any canvas is processed
+	// (passMu serialises passes), and canvas reads p.Keep. When keep-N
+	// becomes per canvas, canvas asks the pass's Keeps.For(c) instead.
+	cfg     Policy
 	p       Policy
+	passMu  sync.Mutex
+	last    index.PassRecord // the last pass's record, under passMu
 	now     func() time.Time
 	log     *slog.Logger
 	o       Options
@@ -153,7 +178,7 @@ type GC struct {
 // New returns a GC over objs (an *objstore.GCS) and db. It refuses an unsafe
 // or invalid policy (see Policy.Validate). A nil log discards; a nil reg
 // registers no metrics. now is the clock (the emulator's in tests and in
-// tracegw dev).
+// tracegw dev). With o.Bucket set, the GC is managed: see Options.Bucket.
 func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.Logger, reg prometheus.Registerer, o Options) (*GC, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("new gc: %w", err)
@@ -166,12 +191,14 @@ func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.L
 	if o.PatchesPerSecond < 0 {
 		limit = rate.Inf
 	}
-	return &GC{
-		objs: objs, db: db, p: p, now: now, log: log.With("component", "ttl"), o: o,
+	g := &GC{
+		objs: objs, db: db, cfg: p, p: p, now: now, log: log.With("component", "ttl"), o: o,
 		limiter: rate.NewLimiter(limit, o.Concurrency),
 		sem:     make(chan struct{}, o.Concurrency),
 		m:       newMetrics(reg),
-	}, nil
+	}
+	g.m.configure(p)
+	return g, nil
 }
 
 // WithProgress returns a GC that shares g's limits and metrics and reports
@@ -184,9 +211,13 @@ func (g *GC) WithProgress(f func(done, total int)) *GC {
 
 // Run runs a pass at once and then every Policy.Interval until ctx ends,
 // logging each pass's summary (and its error, which does not stop the
-// loop). It returns nil when ctx ends.
+// loop: a refused or failed pass is retried at the next tick). Each pass
+// has a deadline of one interval, so passes never overlap and the next one
+// starts at most one interval after the previous one did. It returns nil
+// when ctx ends.
 func (g *GC) Run(ctx context.Context) error {
-	t := time.NewTicker(g.p.Interval)
+	g.loadHealth(ctx)
+	t := time.NewTicker(g.cfg.Interval)
 	defer t.Stop()
 	for {
 		if _, err := g.Pass(ctx, false); err != nil && ctx.Err() == nil {
@@ -211,7 +242,8 @@ func (g *GC) Step(ctx context.Context, _ time.Time) (renewed int, err error) {
 
 // Pass first repairs traces whose operations did not finish (Options.Repair),
 // then finds every live toplevel whose oldest keeper is due (customTime
-// older than Policy.RenewBefore), and renews those keepers to now: the trace
+// older than Policy.RenewBefore under the effective policy: see
+// Options.Bucket and Resolve), and renews those keepers to now: the trace
 // object and each of its layers, held or not; a keeper whose object is gone
 // has its index rows removed; a toplevel found empty twice goes; last,
 // forgotten toplevels without traces go. A canvas another GC is
@@ -221,11 +253,28 @@ func (g *GC) Step(ctx context.Context, _ time.Time) (renewed int, err error) {
 // other canvases are still processed. dryRun reads the index only: it
 // claims nothing, PATCHes nothing, writes nothing and records no metrics,
 // and counts what it would renew as Renewed. Pass logs one summary line.
+//
+// A pass has a deadline of one Policy.Interval; one that hits it is cut
+// short, a failed pass. A managed pass that finds the policy disagreeing
+// (the error wraps ErrDisagree) renews nothing. Every pass but a dry run is
+// counted in the metrics and recorded in the pass history (index.RecordPass)
+// with its outcome and, when it fully succeeded, the keeper deadline. Passes
+// of one GC run one at a time.
 func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
+	g.passMu.Lock()
+	defer g.passMu.Unlock()
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Interval) // the pass deadline (see Policy)
+	defer cancel()
 	start := g.now()
 	now := start.UTC().Truncate(time.Second) // what GCS stores; never later than the clock
-	before := g.p.RenewBefore(now)
 	sum := Summary{DryRun: dryRun}
+	run, err := g.begin(ctx, now, dryRun)
+	defer run.release()
+	if err != nil {
+		return g.finish(parent, ctx, run, sum, start, err)
+	}
+	before := g.p.RenewBefore(now)
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -242,7 +291,7 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 	}
 	canvases, err := g.dueCanvases(ctx, before)
 	if err != nil {
-		return g.finish(sum, start, errors.Join(append(errs, err)...))
+		return g.finish(parent, ctx, run, sum, start, errors.Join(append(errs, err)...))
 	}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(g.o.Canvases)
@@ -273,7 +322,7 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 	if len(errs) > 10 {
 		errs = append(errs[:10], fmt.Errorf("and %d more canvases failed", len(errs)-10))
 	}
-	return g.finish(sum, start, errors.Join(errs...))
+	return g.finish(parent, ctx, run, sum, start, errors.Join(errs...))
 }
 
 // repair converges the traces whose operations did not finish (their token
@@ -319,17 +368,31 @@ func (g *GC) repair(ctx context.Context) (int, error) {
 	return int(n.Load()), nil
 }
 
-func (g *GC) finish(sum Summary, start time.Time, err error) (Summary, error) {
+// finish ends a pass: it decides the outcome (see passOutcome), counts it,
+// records it in the pass history and logs the summary. parent is Pass's
+// context, ctx the one with the pass deadline.
+func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start time.Time, err error) (Summary, error) {
 	end := g.now()
 	sum.Duration = end.Sub(start)
-	if !sum.DryRun {
-		g.m.record(sum, err, end)
+	cutShort := errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil
+	if cutShort {
+		err = errors.Join(err, fmt.Errorf("cut short at its deadline of one --gc-interval (%s)", FormatDuration(g.cfg.Interval)))
 	}
-	g.log.Info("gc pass done", "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
+	outcome := passOutcome(sum, err, cutShort)
+	interrupted := parent.Err() != nil
+	if !sum.DryRun && !interrupted {
+		g.recordPass(parent, run, sum, start, end, outcome, err)
+	}
+	level := slog.LevelInfo
+	if sum.Duration > time.Duration(float64(g.cfg.Interval)*OverrunFraction) {
+		level = slog.LevelWarn // the pass used most of its deadline: GC falls behind
+	}
+	g.log.Log(parent, level, "gc pass done", "outcome", outcome, "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
 		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
 		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
 		"repaired", sum.Repaired, "forgotten", sum.Forgotten,
-		"duration", sum.Duration)
+		"retention", FormatDuration(run.eff.Retention), "keep", run.eff.Keep.Default,
+		"duration", sum.Duration, "interval", g.cfg.Interval)
 	if err != nil {
 		return sum, fmt.Errorf("gc pass: %w", err)
 	}

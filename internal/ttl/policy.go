@@ -11,18 +11,39 @@ import (
 // Day is the unit of the lifecycle rule's daysSinceCustomTime.
 const Day = 24 * time.Hour
 
-// Policy is the retention policy and the GC schedule that enforces it.
+// Policy is the retention policy and the GC schedule that enforces it, as
+// configured by flags. A managed GC (Options.Bucket) checks Retention and
+// Keep against the bucket's lifecycle rule and the policy record each pass
+// and applies the effective values (Resolve); Margin and Interval are its
+// own.
+//
+// The safety arithmetic. GC renews a keeper once its customTime is older
+// than Retention - Margin (RenewBefore), so a keeper that a pass found not
+// yet due at t0 has customTime >= t0 - (Retention - Margin), and the rule
+// can delete it from t0 + Margin on, never before. In the worst case:
+//
+//   - the next pass starts at most one Interval after t0 (the ticker; a
+//     pass never runs longer than its deadline of one Interval) and fails,
+//     or is cut short at that deadline;
+//   - the pass after it starts at most one Interval later still, and
+//     finishes within its deadline, one Interval: the keeper is renewed by
+//     t0 + 3*Interval;
+//   - the rule counts whole days since customTime and GCS may act any time
+//     once it matches: one Day of slack.
+//
+// Hence Margin >= 3*Interval + 1d (Validate), and Margin < Retention. The
+// keeper deadline GC exports (start of the last successful pass + Margin)
+// is the same bound seen from the other side: the earliest moment a keeper
+// could be deleted if GC stopped now.
 type Policy struct {
 	// Retention is how long an object lives after its customTime: the
 	// lifecycle rule's daysSinceCustomTime, so whole days (--retention).
 	Retention time.Duration
 	// Margin is how long before the rule could take a keeper that GC renews
-	// it (--renew-margin). GCS deletes any time after the rule matches, never
-	// before, with no bound on the delay, so only the start of deletion
-	// matters; the margin must survive a whole missed GC interval plus the
-	// next one, and a day for the rule's day granularity.
+	// it (--renew-margin); see the arithmetic above.
 	Margin time.Duration
-	// Interval is the time between GC passes (--gc-interval).
+	// Interval is the time between GC passes and each pass's deadline
+	// (--gc-interval).
 	Interval time.Duration
 	// Keep is how many of the latest traces of each live toplevel are kept
 	// however old (--keep-per-toplevel).
@@ -38,9 +59,14 @@ func DefaultPolicy() Policy {
 // MaxKeep bounds Keep: each due toplevel costs Keep index rows per pass.
 const MaxKeep = 100
 
+// MinMargin is the smallest safe Margin for a GC interval: 3*interval + 1d
+// (see Policy).
+func MinMargin(interval time.Duration) time.Duration { return 3*interval + Day }
+
 // Validate reports every way p is unsafe or invalid at once (errors.Join),
 // each error naming the flag to change and wrapping traces.ErrInvalid. The
-// safety rule: margin >= 2*gc-interval + 1d, and margin < retention.
+// safety rule: margin >= 3*gc-interval + 1d (MinMargin), and margin <
+// retention.
 func (p Policy) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -52,8 +78,10 @@ func (p Policy) Validate() error {
 	if p.Interval <= 0 {
 		bad("--gc-interval %s: want a positive duration", FormatDuration(p.Interval))
 	}
-	if need := 2*p.Interval + Day; p.Interval > 0 && p.Margin < need {
-		bad("--renew-margin %s is unsafe: it must be at least 2 x --gc-interval + 1d = %s; raise --renew-margin or lower --gc-interval",
+	if need := MinMargin(p.Interval); p.Interval > 0 && p.Margin < need {
+		bad("--renew-margin %s is unsafe: it must be at least 3 x --gc-interval + 1d = %s "+
+			"(a failed pass, the next one running to its deadline of one interval, and a day for the rule's day granularity); "+
+			"raise --renew-margin or lower --gc-interval",
 			FormatDuration(p.Margin), FormatDuration(need))
 	}
 	if p.Margin >= p.Retention && p.Retention >= Day {

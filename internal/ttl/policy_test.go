@@ -18,13 +18,16 @@ func TestPolicyValidate(t *testing.T) {
 		want []string // substrings, one per expected error; none means valid
 	}{
 		{"defaults", DefaultPolicy(), nil},
-		{"margin exactly 2*interval+1d", Policy{Retention: 7 * Day, Margin: 26 * h, Interval: h, Keep: 10}, nil},
-		{"margin 1s short", Policy{Retention: 7 * Day, Margin: 26*h - time.Second, Interval: h, Keep: 10},
-			[]string{"--renew-margin 25h59m59s is unsafe: it must be at least 2 x --gc-interval + 1d = 26h0m0s"}},
-		{"interval too long for margin", Policy{Retention: 7 * Day, Margin: 2 * Day, Interval: 13 * h, Keep: 10},
-			[]string{"--renew-margin 2d is unsafe", "lower --gc-interval"}},
-		{"one-day retention cannot hold a one-day margin", Policy{Retention: Day, Margin: 26 * h, Interval: h, Keep: 10},
-			[]string{"--renew-margin 26h0m0s must be less than --retention 1d"}},
+		{"margin exactly 3*interval+1d", Policy{Retention: 7 * Day, Margin: 27 * h, Interval: h, Keep: 10}, nil},
+		{"margin exactly 2*interval+1d (the old rule) is short now", Policy{Retention: 7 * Day, Margin: 26 * h, Interval: h, Keep: 10},
+			[]string{"--renew-margin 26h0m0s is unsafe: it must be at least 3 x --gc-interval + 1d = 27h0m0s"}},
+		{"margin 1s short", Policy{Retention: 7 * Day, Margin: 27*h - time.Second, Interval: h, Keep: 10},
+			[]string{"--renew-margin 26h59m59s is unsafe: it must be at least 3 x --gc-interval + 1d = 27h0m0s", "raise --renew-margin or lower --gc-interval"}},
+		{"interval too long for margin", Policy{Retention: 7 * Day, Margin: 2 * Day, Interval: 9 * h, Keep: 10},
+			[]string{"--renew-margin 2d is unsafe", "3 x --gc-interval + 1d = 51h0m0s", "lower --gc-interval"}},
+		{"8h interval fits a 2d margin", Policy{Retention: 7 * Day, Margin: 2 * Day, Interval: 8 * h, Keep: 10}, nil},
+		{"one-day retention cannot hold a one-day margin", Policy{Retention: Day, Margin: 27 * h, Interval: h, Keep: 10},
+			[]string{"--renew-margin 27h0m0s must be less than --retention 1d"}},
 		{"margin equal to retention", Policy{Retention: 3 * Day, Margin: 3 * Day, Interval: h, Keep: 1},
 			[]string{"must be less than --retention 3d"}},
 		{"retention not whole days", Policy{Retention: 7*Day + h, Margin: 2 * Day, Interval: h, Keep: 10},
@@ -74,7 +77,7 @@ func TestPolicyArithmetic(t *testing.T) {
 	}{
 		{DefaultPolicy(), now.Add(-5 * Day), 7},
 		{Policy{Retention: 30 * Day, Margin: 3 * Day, Interval: 6 * time.Hour, Keep: 10}, now.Add(-27 * Day), 30},
-		{Policy{Retention: 2 * Day, Margin: 25 * time.Hour, Interval: 30 * time.Minute, Keep: 1}, now.Add(-23 * time.Hour), 2},
+		{Policy{Retention: 2 * Day, Margin: 26 * time.Hour, Interval: 30 * time.Minute, Keep: 1}, now.Add(-22 * time.Hour), 2},
 	} {
 		if err := tc.p.Validate(); err != nil {
 			t.Fatalf("%+v: %v", tc.p, err)
@@ -86,14 +89,19 @@ func TestPolicyArithmetic(t *testing.T) {
 		if got := tc.p.LifecycleRule(); got.Action != want.Action || got.DaysSinceCustomTime != want.DaysSinceCustomTime || len(got.Other) != 0 {
 			t.Errorf("%+v: LifecycleRule = %+v, want %+v", tc.p, got, want)
 		}
-		// The safety property itself: a keeper last renewed just before it
-		// became due, seen by a GC that then misses a whole interval, is
-		// renewed at least a day before the rule can match it.
+		// The safety property itself (Policy's doc): a keeper a pass found
+		// not yet due at now, whose next pass starts an interval later and
+		// fails, and the pass after starts another interval later and ends
+		// at its deadline of one interval, is renewed at least a day before
+		// the rule can match it.
 		lastRenewed := tc.p.RenewBefore(now)                    // due from now on
-		renewedBy := now.Add(2 * tc.p.Interval)                 // next pass missed, the one after runs
+		renewedBy := now.Add(3 * tc.p.Interval)                 // failed pass, then one to its deadline
 		deletableFrom := lastRenewed.Add(tc.p.Retention)        // never before this
-		if slack := deletableFrom.Sub(renewedBy); slack < Day { // margin - 2*interval
+		if slack := deletableFrom.Sub(renewedBy); slack < Day { // margin - 3*interval
 			t.Errorf("%+v: renewed only %s before the rule can match", tc.p, slack)
+		}
+		if m := MinMargin(tc.p.Interval); m != 3*tc.p.Interval+Day {
+			t.Errorf("MinMargin(%s) = %s", tc.p.Interval, m)
 		}
 	}
 }

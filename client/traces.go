@@ -96,6 +96,7 @@ func (c *Client) Get(ctx context.Context, canvas CanvasID, id TraceID) (*Trace, 
 	}
 	lim := traces.DefaultLimits
 	lim.MaxBody = int64(len(resp.body))
+	lim.SkipUnknown = true // a later gateway may add keys
 	t, err := traces.DecodeTrace(resp.body, false, lim)
 	if err != nil {
 		return nil, 0, fmt.Errorf("get trace %s: decode: %w", id, err)

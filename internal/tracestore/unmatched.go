@@ -127,6 +127,7 @@ func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id tr
 	}
 	lim := s.o.Limits
 	lim.MaxBody = int64(len(doc))
+	lim.SkipUnknown = true // a stored object: a later version may add keys
 	u, err := traces.DecodeUnmatched(doc, false, lim)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)

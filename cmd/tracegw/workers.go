@@ -34,10 +34,8 @@ func (c Config) topicName() string { return "projects/" + c.PubSubProject + "/to
 // newGC is the stack's retention job, reporting progress to onProgress
 // when it is set.
 func (s *stack) newGC(onProgress func(done, total int)) *ttl.GC {
-	if onProgress == nil {
-		return s.gc
-	}
-	return s.gc.WithProgress(onProgress)
+	s.gc.SetProgress(onProgress)
+	return s.gc
 }
 
 // replicaName names this process in the GC pass history.

@@ -114,8 +114,7 @@ func newAuthGateway(t *testing.T, dbURL string, emu *testutil.Emu, google *httpa
 			return failed
 		},
 	})
-	hs := httptest.NewServer(g.Server.Handler())
-	t.Cleanup(hs.Close)
+	hs := serveChecked(t, g.Server.Handler())
 	g.URL = hs.URL
 	return g
 }

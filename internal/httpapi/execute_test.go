@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +44,7 @@ func newExecGateway(t *testing.T) *execGateway {
 	g.Jobs = canvases.New(g.GCS, db, canvases.Options{Now: now})
 	api := httpapi.New(httpapi.Options{Service: svc, Canvases: g.Jobs, Limits: traces.Limits{MaxBody: 1 << 20},
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	hs := httptest.NewServer(api.Handler())
-	t.Cleanup(hs.Close)
+	hs := serveChecked(t, api.Handler())
 	g.URL = hs.URL
 	return g
 }

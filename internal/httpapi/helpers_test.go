@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -43,8 +42,7 @@ func newGateway(t testing.TB) *gateway {
 	gcs := objstore.New(emu.Client, emu.Bucket)
 	svc := tracestore.New(gcs, db, tracestore.Options{Now: time.Now})
 	api := httpapi.New(httpapi.Options{Service: svc, Limits: traces.Limits{MaxBody: 1 << 20}, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	hs := httptest.NewServer(api.Handler())
-	t.Cleanup(hs.Close)
+	hs := serveChecked(t, api.Handler())
 	return &gateway{URL: hs.URL, DB: db, GCS: gcs, Client: emu.Client, Bucket: emu.Bucket, Emu: emu}
 }
 
@@ -73,7 +71,7 @@ func call(t testing.TB, method, url, contentType string, body []byte, hdr ...str
 	return resp.StatusCode, resp.Header, b
 }
 
-// errorOf decodes API.md's error body.
+// errorOf decodes the API's error body (api/openapi.yaml's Error).
 func errorOf(t testing.TB, b []byte) (code, field string) {
 	t.Helper()
 	var e struct {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +53,7 @@ func newHoldsGateway(t *testing.T, quota int) *gateway {
 		Limits:  traces.Limits{MaxBody: 1 << 20},
 		Logger:  slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
+	srv := serveChecked(t, api.Handler())
 	return &gateway{URL: srv.URL, DB: db, GCS: gcs, Client: emu.Client, Bucket: emu.Bucket, Emu: emu}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/tracegw/tracegw/internal/tracestore"
 )
 
-// Role is what a bearer token allows (API.md's Auth).
+// Role is what a bearer token allows (README's Authentication).
 type Role int
 
 // Roles, each allowed what the ones before it are (admin may do everything).
@@ -218,8 +218,9 @@ func validRequestID(id string) bool {
 const maxIfMatch = 64
 
 func (s *Server) serve(w *statusWriter, r *http.Request) {
-	// The mux would redirect ".." and "//" to a cleaned path; API.md wants a
-	// 400 for anything that is not a well-formed path, never a lookup.
+	// The mux would redirect ".." and "//" to a cleaned path; the API
+	// answers 400 for anything that is not a well-formed path, never a
+	// lookup.
 	if p := r.URL.EscapedPath(); strings.Contains(p, "//") || strings.Contains(p, "/./") ||
 		strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") || strings.HasSuffix(p, "/.") {
 		s.writeError(w, r, traces.Invalid("path", "must not contain empty, '.' or '..' segments"))
@@ -230,13 +231,15 @@ func (s *Server) serve(w *statusWriter, r *http.Request) {
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
-		// Unknown route or method: let the mux pick 404 or 405, but answer
-		// in the JSON error model.
-		probe := &statusWriter{ResponseWriter: discard{w.Header()}}
+		// Unknown route or method: let the mux pick 404 or 405 (with the
+		// Allow header it derives from the patterns registered for the
+		// path), but answer in the JSON error model.
+		probe := &statusWriter{ResponseWriter: discard{http.Header{}}}
 		s.mux.ServeHTTP(probe, r)
 		status, code := http.StatusNotFound, "not_found"
 		if probe.status == http.StatusMethodNotAllowed {
 			status, code = http.StatusMethodNotAllowed, "method_not_allowed"
+			w.Header().Set("Allow", probe.Header().Get("Allow"))
 		}
 		var body apiError
 		body.Error.Code, body.Error.Message = code, "no route for "+r.Method+" "+r.URL.EscapedPath()
@@ -289,8 +292,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// discard is a ResponseWriter that keeps only the header.
 type discard struct{ h http.Header }
 
-func (d discard) Header() http.Header         { return http.Header{} }
+func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}

@@ -43,7 +43,9 @@ func (db *DB) PutUnmatched(ctx context.Context, e traces.UnmatchedEntry) error {
 // the newest row (trace IDs are UUIDv7) of the next lower route, so the
 // cost grows with the number of routes, not with how often each was hit.
 // A route whose newest request is older than $2 is skipped (its older ones
-// are older still).
+// are older still). The walk visits every route of the canvas, then a top-N
+// sort keeps the $3 newest: still one index scan, and the limit drops the
+// oldest routes rather than those that sort last.
 const listUnmatchedSQL = `
 WITH RECURSIVE r AS (
   (SELECT module, path, modifier, trace_id, ts FROM unmatched
@@ -57,11 +59,12 @@ WITH RECURSIVE r AS (
     ORDER BY u.module DESC, u.path DESC, u.modifier DESC, u.trace_id DESC LIMIT 1
   ) AS x
 )
-SELECT module, path, modifier, trace_id, ts FROM r WHERE ts >= $2 LIMIT $3`
+SELECT module, path, modifier, trace_id, ts FROM r WHERE ts >= $2 ORDER BY trace_id DESC LIMIT $3`
 
 // ListUnmatched returns, for each (module, path, modifier) of the canvas,
-// its most recent unmatched request if that arrived at or after since, at
-// most limit routes, in descending route order. One round trip. Errors wrap
+// its most recent unmatched request if that arrived at or after since:
+// newest first (by trace ID, UUIDv7), the limit newest routes. One round
+// trip. Errors wrap
 // traces.ErrUnavailable when the server cannot be reached. Safe for
 // concurrent use.
 func (db *DB) ListUnmatched(ctx context.Context, c traces.CanvasID, since time.Time, limit int) ([]traces.UnmatchedEntry, error) {

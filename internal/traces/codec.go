@@ -1,6 +1,9 @@
 package traces
 
 import (
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -14,7 +17,7 @@ import (
 // before each value's own depth is checked exactly by the msgpack reader.
 const docFrames = 3
 
-// Unmatched is a request that hit no handler (API.md's "404"): the route it
+// Unmatched is a request that hit no handler (a "404"): the route it
 // asked for and the input it carried.
 type Unmatched struct {
 	Module, Path, Modifier string
@@ -112,6 +115,17 @@ func joinField(parent, name string) string {
 		return name
 	}
 	return parent + "." + name
+}
+
+// unknownKey handles a top-level key that the document's fields (known)
+// do not include: skipped under lim.SkipUnknown, else an error naming it
+// and the fields there are.
+func (r *Reader) unknownKey(lim Limits, key []byte, known []string) error {
+	f := keyField("body", key)
+	if lim.SkipUnknown {
+		return r.Skip(f)
+	}
+	return Invalid(f, "unknown field (the fields are %s)", strings.Join(known, ", "))
 }
 
 // keyField names the value of an unknown key, quoting an empty one so the
@@ -249,12 +263,14 @@ func (r *Reader) Timestamp(field string) (time.Time, error) {
 
 var traceFields = []string{"traceID", "rootTLID", "tlids", "timestamp", "input", "functionResults"}
 
-// DecodeTrace decodes a trace document (API.md) from msgpack, or from JSON
-// when isJSON. The trace ID and timestamp may be absent (zero: the caller
+// DecodeTrace decodes a trace document (api/openapi.yaml's Trace) from
+// msgpack, or from JSON when isJSON. The trace ID and timestamp may be absent (zero: the caller
 // fills them); a present traceID must be a version-7 UUID and a present
 // timestamp lie in the years 1970 to 9999 (nanoseconds are kept). RootTLID is
 // required and added to TLIDs when missing; TLIDs are deduplicated in
-// first-seen order. Unknown keys are ignored. Values alias body when it is
+// first-seen order. A top-level key that is none of these is an error
+// naming it unless lim.SkipUnknown (keys inside a function result are
+// skipped either way). Values alias body when it is
 // msgpack. Errors are *FieldErrors wrapping ErrInvalid, naming the field
 // (rootTLID, functionResults[3].value, …); over a limit of lim (zero fields:
 // defaults) the error is TooLarge naming the field and the limit.
@@ -294,7 +310,7 @@ func DecodeTrace(body []byte, isJSON bool, lim Limits) (*Trace, error) {
 		case 5:
 			t.FunctionResults, err = r.functionResults("functionResults", lim)
 		default:
-			err = r.Skip(keyField("body", key))
+			err = r.unknownKey(lim, key, traceFields)
 		}
 		return err
 	})
@@ -435,8 +451,9 @@ var layerFields = []string{"tlids", "functionResults"}
 // function results": {"tlids":[…],"functionResults":[…]}, from msgpack or
 // (isJSON) JSON. functionResults is required and non-empty; the TLIDs of
 // the results are added to tlids, which come back deduplicated in
-// first-seen order. Values alias body when it is msgpack. Errors are as for
-// DecodeTrace (the union of tlids over MaxTLIDs is TooLarge("tlids")).
+// first-seen order. Values alias body when it is msgpack. Errors, and
+// other top-level keys, are as for DecodeTrace (the union of tlids over
+// MaxTLIDs is TooLarge("tlids")).
 func DecodeLayer(body []byte, isJSON bool, lim Limits) (tlids []TLID, results []FunctionResult, err error) {
 	lim = lim.OrDefault()
 	r, err := newBodyReader(body, isJSON, lim)
@@ -451,7 +468,7 @@ func DecodeLayer(body []byte, isJSON bool, lim Limits) (tlids []TLID, results []
 		case 1:
 			results, err = r.functionResults("functionResults", lim)
 		default:
-			err = r.Skip(keyField("body", key))
+			err = r.unknownKey(lim, key, layerFields)
 		}
 		return err
 	})
@@ -490,7 +507,8 @@ var unmatchedFields = []string{"module", "path", "modifier", "input"}
 // DecodeUnmatched decodes an unmatched request, {"module","path",
 // "modifier","input"}, from msgpack or (isJSON) JSON. module and path are
 // required, each at most 1024 bytes; modifier at most 64; all valid UTF-8
-// without NUL. Values alias body when it is msgpack. Errors are
+// without NUL. Another top-level key is an error naming it unless
+// lim.SkipUnknown. Values alias body when it is msgpack. Errors are
 // *FieldErrors wrapping ErrInvalid; a length over its limit is TooLarge.
 func DecodeUnmatched(body []byte, isJSON bool, lim Limits) (Unmatched, error) {
 	var u Unmatched
@@ -515,7 +533,7 @@ func DecodeUnmatched(body []byte, isJSON bool, lim Limits) (Unmatched, error) {
 		case 3:
 			u.Input, err = r.inputVars("input")
 		default:
-			err = r.Skip(keyField("body", key))
+			err = r.unknownKey(lim, key, unmatchedFields)
 		}
 		return err
 	})
@@ -536,8 +554,8 @@ func DecodeUnmatched(body []byte, isJSON bool, lim Limits) (Unmatched, error) {
 // DecodeFields decodes a small request body that is one map, such as
 // {"tlids":[…],"limit":10} or {"reason":"…"}, from msgpack or (isJSON)
 // JSON. For each key in fields, its function reads the value with r (and
-// must read exactly that value); other keys are skipped; a key may appear
-// once. An empty body (or only whitespace, for JSON) is an empty map, so
+// must read exactly that value); another key is an error naming it unless
+// lim.SkipUnknown, which skips it; a key may appear once. An empty body (or only whitespace, for JSON) is an empty map, so
 // optional bodies need no special case; required keys are the caller's to
 // check. Errors are *FieldErrors wrapping ErrInvalid, or what a function
 // returned.
@@ -561,6 +579,9 @@ func DecodeFields(body []byte, isJSON bool, lim Limits, fields map[string]func(r
 		}
 		fn := fields[k]
 		if fn == nil {
+			if !lim.SkipUnknown {
+				return r.unknownKey(lim, []byte(k), slices.Sorted(maps.Keys(fields)))
+			}
 			if err := r.Skip(keyField("body", []byte(k))); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package traces
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -134,7 +135,7 @@ func TestDecodeTraceNormalizes(t *testing.T) {
 		{"numbers and strings", `{"rootTLID":18446744073709551615,"functionResults":[{"tlid":1,"exprID":2,"fnName":"f","value":0}]}`,
 			&Trace{RootTLID: 18446744073709551615, TLIDs: []TLID{18446744073709551615},
 				FunctionResults: []FunctionResult{{TLID: 1, ExprID: 2, FnName: "f", Value: Value{0}}}}},
-		{"unknown keys ignored", `{"future":{"x":[1,2]},"rootTLID":"1","traceID":null,"timestamp":null}`, &Trace{RootTLID: 1, TLIDs: []TLID{1}}},
+		{"null is absent", `{"rootTLID":"1","traceID":null,"timestamp":null}`, &Trace{RootTLID: 1, TLIDs: []TLID{1}}},
 		{"timestamp offset", `{"rootTLID":"1","timestamp":"2026-11-22T05:48:01.5+02:00"}`,
 			&Trace{RootTLID: 1, TLIDs: []TLID{1}, Timestamp: time.Date(2026, 11, 22, 3, 48, 1, 5e8, time.UTC)}},
 	} {
@@ -193,7 +194,7 @@ func TestDecodeTraceErrors(t *testing.T) {
 		{"value too deep JSON", `{"rootTLID":"1","functionResults":[{"tlid":"1","exprID":"2","fnName":"f","value":1},{"tlid":"1","exprID":"2","fnName":"f","value":` + deepJSON + `}]}`, Limits{}, "functionResults[1].value: nesting deeper than 128", 128},
 		{"value 129 deep JSON", `{"rootTLID":"1","functionResults":[{"tlid":"1","exprID":"2","fnName":"f","value":` + strings.Repeat("[", 129) + strings.Repeat("]", 129) + `}]}`, Limits{}, "functionResults[0].value: nesting deeper than 128", 128},
 		{"input too deep JSON", `{"rootTLID":"1","input":[["x",` + deepJSON + `]]}`, Limits{}, "input[0][1]: nesting deeper than 128", 128},
-		{"unknown key too deep", `{"rootTLID":"1","x":` + strings.Repeat("[", 129) + strings.Repeat("]", 129) + `}`, Limits{}, "x: nesting deeper than 128", 128},
+		{"unknown key too deep", `{"rootTLID":"1","x":` + strings.Repeat("[", 129) + strings.Repeat("]", 129) + `}`, Limits{SkipUnknown: true}, "x: nesting deeper than 128", 128},
 		{"document too deep", deepJSON, Limits{}, "[0][0][0]: nesting deeper than 128", 128},
 		{"JSON syntax", `{"rootTLID":"1",}`, Limits{}, `body: invalid JSON: unexpected '}' at offset 16`, 0},
 		{"JSON syntax in value", `{"rootTLID":"1","input":[["x",{"a":tru}]]}`, Limits{}, `input[0][1]: invalid JSON: unexpected 't' at offset 35`, 0},
@@ -206,7 +207,7 @@ func TestDecodeTraceErrors(t *testing.T) {
 		{"declared 2^32 results", append(enc(obj{"rootTLID", 1}), 0), Limits{}, "body: trailing data after the document", 0},
 		{"declared 2^32 array", append(enc(raw{0x82}, "rootTLID", 1, "input", raw{0xdd, 0xff, 0xff, 0xff, 0xff}), 0, 0), Limits{}, "input: declared 4294967295 elements exceed the 2 bytes that remain", 0},
 		{"declared 2^32 map", append(enc(raw{0x82}, "rootTLID", 1, "input", []any{[]any{"a", raw{0xdf, 0xff, 0xff, 0xff, 0xff}}}), 0, 0), Limits{}, "input[0][1]: declared 4294967295 elements exceed the 2 bytes that remain", 0},
-		{"declared 2^32 str", append(enc(raw{0x82}, "rootTLID", 1, "x", raw{0xdb, 0xff, 0xff, 0xff, 0xff}), 0, 0), Limits{}, "x: declared length 4294967295 exceeds the 2 bytes that remain", 0},
+		{"declared 2^32 str", append(enc(raw{0x82}, "rootTLID", 1, "x", raw{0xdb, 0xff, 0xff, 0xff, 0xff}), 0, 0), Limits{SkipUnknown: true}, "x: declared length 4294967295 exceeds the 2 bytes that remain", 0},
 		{"declared 2^32 results", append(enc(raw{0x82}, "rootTLID", 1, "functionResults", raw{0xdd, 0xff, 0xff, 0xff, 0xff}), 0), Limits{}, "functionResults: declared 4294967295 elements exceed the 1 bytes that remain", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,7 +345,7 @@ func TestDecodeFields(t *testing.T) {
 		"reason":   func(r *Reader, f string) (err error) { reason, err = r.String(f, 10); return err },
 		"rootTLID": func(r *Reader, f string) (err error) { root, err = r.TLID(f); return err },
 	}
-	if err := DecodeFields([]byte(`{"tlids":["1",2,"1"],"limit":10,"other":[1],"reason":"why","rootTLID":"9"}`), true, Limits{}, fields); err != nil {
+	if err := DecodeFields([]byte(`{"tlids":["1",2,"1"],"limit":10,"other":[1],"reason":"why","rootTLID":"9"}`), true, Limits{SkipUnknown: true}, fields); err != nil {
 		t.Fatal(err)
 	}
 	if got := fmt.Sprintln(tlids, limit, reason, root); got != "[1 2] 10 why 9\n" {
@@ -531,4 +532,69 @@ func BenchmarkMergeLayers(b *testing.B) {
 			MergeLayers(base, layers)
 		}
 	})
+}
+
+// A top-level key a document does not define is refused, naming it, in
+// JSON and msgpack alike (a misspelt "functionResults" must not drop the
+// results); with SkipUnknown (stored objects, responses) it is skipped.
+// Keys inside a function result are skipped either way.
+func TestDecodeUnknownFields(t *testing.T) {
+	result := obj{"tlid", 1, "exprID", 2, "fnName", "f", "value", 1}
+	fields := map[string]func(r *Reader, field string) error{
+		"reason": func(r *Reader, f string) error { _, err := r.String(f, 10); return err },
+	}
+	decoders := map[string]func(body []byte, isJSON bool, lim Limits) error{
+		"trace": func(b []byte, j bool, lim Limits) error { _, err := DecodeTrace(b, j, lim); return err },
+		"layer": func(b []byte, j bool, lim Limits) error { _, _, err := DecodeLayer(b, j, lim); return err },
+		"unmatched": func(b []byte, j bool, lim Limits) error {
+			_, err := DecodeUnmatched(b, j, lim)
+			return err
+		},
+		"fields": func(b []byte, j bool, lim Limits) error { return DecodeFields(b, j, lim, fields) },
+	}
+	for _, tc := range []struct {
+		decoder string
+		doc     obj // a valid document; the test adds a misspelt key to it
+		typo    string
+		known   string
+	}{
+		{"trace", obj{"rootTLID", 1}, "functionResult", "traceID, rootTLID, tlids, timestamp, input, functionResults"},
+		{"trace", obj{"rootTLID", 1, "functionResults", []any{append(obj{"future", 1}, result...)}}, "tlid", "traceID, rootTLID, tlids, timestamp, input, functionResults"},
+		{"layer", obj{"functionResults", []any{result}}, "tlid", "tlids, functionResults"},
+		{"unmatched", obj{"module", "HTTP", "path", "/"}, "modifer", "module, path, modifier, input"},
+		{"fields", obj{"reason", "why"}, "until", "reason"},
+	} {
+		decode := decoders[tc.decoder]
+		good := enc(tc.doc)
+		bad := enc(append(obj{tc.typo, []any{"x"}}, tc.doc...))
+		t.Run(tc.decoder+"/"+tc.typo, func(t *testing.T) {
+			for _, isJSON := range []bool{false, true} {
+				good, bad := good, bad
+				if isJSON {
+					good, bad = mustJSON(t, good), mustJSON(t, bad)
+				}
+				if err := decode(good, isJSON, Limits{}); err != nil {
+					t.Fatalf("json=%v: the valid document: %v", isJSON, err)
+				}
+				err := decode(bad, isJSON, Limits{})
+				want := tc.typo + ": unknown field (the fields are " + tc.known + ")"
+				if err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
+					t.Errorf("json=%v: got %v, want %q", isJSON, err, want)
+				}
+				if err := decode(bad, isJSON, Limits{SkipUnknown: true}); err != nil {
+					t.Errorf("json=%v, SkipUnknown: got %v, want the key skipped", isJSON, err)
+				}
+			}
+		})
+	}
+}
+
+// mustJSON renders a msgpack document as JSON by the package's mapping.
+func mustJSON(t *testing.T, mp []byte) []byte {
+	t.Helper()
+	b, err := AppendJSON(nil, Value(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

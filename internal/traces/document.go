@@ -2,7 +2,7 @@ package traces
 
 import "time"
 
-// Trace is the trace document of API.md: the input of one execution of a
+// Trace is the trace document of the API: the input of one execution of a
 // handler (or function) and the results of every function called on the way.
 type Trace struct {
 	ID              TraceID
@@ -42,9 +42,15 @@ type Limits struct {
 	MaxTLIDs           int   // tlids per trace or layer
 	MaxFunctionResults int   // function results per trace or layer
 	MaxDepth           int   // nesting depth of a value
+
+	// SkipUnknown makes the document decoders skip a top-level key they do
+	// not know. False (request bodies) refuses it: a misspelt field would
+	// otherwise lose its data silently. Readers of stored objects and of
+	// responses set it, since a later version may add keys.
+	SkipUnknown bool
 }
 
-// DefaultLimits are API.md's defaults.
+// DefaultLimits are the API's default limits (api/openapi.yaml).
 var DefaultLimits = Limits{
 	MaxBody:            16 << 20,
 	MaxTLIDs:           10_000,

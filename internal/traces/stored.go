@@ -75,6 +75,7 @@ func DecodeStoredTrace(raw []byte, lim Limits) (*Trace, error) {
 		return nil, err
 	}
 	lim.MaxBody = int64(len(doc))
+	lim.SkipUnknown = true // an object a later version wrote may have more keys
 	return DecodeTrace(doc, false, lim)
 }
 
@@ -88,7 +89,8 @@ func DecodeStoredTrace(raw []byte, lim Limits) (*Trace, error) {
 const mpBaseGeneration = "\xaebaseGeneration"
 
 // AppendStoredLayer appends a layer object's document: AppendLayerMsgpack's
-// map with baseGeneration as a third key (DecodeLayer skips it).
+// map with baseGeneration as a third key (DecodeLayer skips it under
+// Limits.SkipUnknown).
 func AppendStoredLayer(dst []byte, base int64, tlids []TLID, results []FunctionResult) []byte {
 	at := len(dst)
 	dst = AppendLayerMsgpack(dst, tlids, results)
@@ -105,6 +107,7 @@ func DecodeStoredLayer(raw []byte, lim Limits) (Layer, int64, error) {
 		return Layer{}, 0, err
 	}
 	lim.MaxBody = int64(len(doc))
+	lim.SkipUnknown = true // baseGeneration, and keys a later version adds
 	tlids, results, err := DecodeLayer(doc, false, lim)
 	if err != nil {
 		return Layer{}, 0, err

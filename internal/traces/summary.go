@@ -1,6 +1,6 @@
 package traces
 
-// The wire form of trace lists (API.md's list items), written and read by
+// The wire form of trace lists (the API's list items), written and read by
 // hand: the editor asks for hundreds of toplevels at once, and reflection
 // over thousands of items cost more than the index query.
 
@@ -106,8 +106,10 @@ func AppendToplevelsMsgpack(dst []byte, m map[TLID][]Summary) []byte {
 	return dst
 }
 
-// DecodeTraceList reads AppendTraceListMsgpack's output.
+// DecodeTraceList reads AppendTraceListMsgpack's output. Keys it does not
+// know are skipped: a later server may add some.
 func DecodeTraceList(body []byte, lim Limits) ([]Summary, error) {
+	lim.SkipUnknown = true
 	var list []Summary
 	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
 		"traces": func(r *Reader, f string) (err error) { list, err = r.Summaries(f); return err },
@@ -115,8 +117,10 @@ func DecodeTraceList(body []byte, lim Limits) ([]Summary, error) {
 	return list, err
 }
 
-// DecodeToplevels reads AppendToplevelsMsgpack's output.
+// DecodeToplevels reads AppendToplevelsMsgpack's output. Keys it does not
+// know are skipped: a later server may add some.
 func DecodeToplevels(body []byte, lim Limits) (map[TLID][]Summary, error) {
+	lim.SkipUnknown = true
 	out := map[TLID][]Summary{}
 	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
 		"toplevels": func(r *Reader, f string) error {

@@ -16,7 +16,7 @@ type unmatchedIndex interface {
 	// PutUnmatched indexes one unmatched request (a repeat changes nothing).
 	PutUnmatched(ctx context.Context, e traces.UnmatchedEntry) error
 	// ListUnmatched returns the newest entry per route among those that
-	// arrived at or after since, at most limit routes.
+	// arrived at or after since, newest first, the limit newest routes.
 	ListUnmatched(ctx context.Context, c traces.CanvasID, since time.Time, limit int) ([]traces.UnmatchedEntry, error)
 	// DismissUnmatched removes every entry of one route.
 	DismissUnmatched(ctx context.Context, c traces.CanvasID, module, path, modifier string) (int, error)
@@ -58,7 +58,8 @@ func (s *Service) SaveUnmatched(ctx context.Context, c traces.CanvasID, u traces
 
 // ListUnmatched returns the most recent unmatched request of each (module,
 // path, modifier) that arrived within the retention period before now,
-// from the index alone. Older entries are not listed even while their rows
+// newest first (at most MaxUnmatchedRoutes: the newest routes), from the
+// index alone. Older entries are not listed even while their rows
 // remain (their objects expire by the lifecycle rule). Safe for concurrent
 // use.
 func (s *Service) ListUnmatched(ctx context.Context, c traces.CanvasID) ([]traces.UnmatchedEntry, error) {
@@ -127,6 +128,7 @@ func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id tr
 	}
 	lim := s.o.Limits
 	lim.MaxBody = int64(len(doc))
+	lim.SkipUnknown = true // a stored object: a later version may add keys
 	u, err := traces.DecodeUnmatched(doc, false, lim)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)

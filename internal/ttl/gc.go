@@ -201,13 +201,9 @@ func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.L
 	return g, nil
 }
 
-// WithProgress returns a GC that shares g's limits and metrics and reports
-// each pass's progress to f.
-func (g *GC) WithProgress(f func(done, total int)) *GC {
-	c := *g
-	c.o.OnProgress = f
-	return &c
-}
+// SetProgress makes later passes report their progress to f, as
+// Options.OnProgress does (nil: none). Call it before passes run.
+func (g *GC) SetProgress(f func(done, total int)) { g.o.OnProgress = f }
 
 // Run runs a pass at once and then every Policy.Interval until ctx ends,
 // logging each pass's summary (and its error, which does not stop the

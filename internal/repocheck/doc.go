@@ -1,0 +1,5 @@
+// Package repocheck holds tests of the repository itself rather than of
+// code: the links of README.md and docs/*.md resolve to files and headings
+// that exist, and no tracked file points at a path on one machine. It has
+// no code; its tests need git, since "the repository" is what git tracks.
+package repocheck

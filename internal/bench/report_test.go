@@ -25,7 +25,7 @@ func sampleReport() Report {
 		Mode: "full", Host: "go1.26.8 linux/amd64, 2 CPUs", Started: time.Date(2026, 11, 22, 6, 28, 6, 0, time.UTC), Seconds: 350.4,
 		Method: method,
 		Stages: []Stage{
-			{Storage: "disk", Dir: "/tmp/tgwbench-1/gcs-disk", Cells: []Cell{
+			{Storage: "disk", Dir: "tgwbench-1/gcs-disk", Cells: []Cell{
 				{SizeKiB: 2, Conc: 1, Gateway: res(748, 187, 4790*time.Microsecond, 11530*time.Microsecond),
 					Raw: ptr(res(956, 239, 3990*time.Microsecond, 6150*time.Microsecond)), Naive: ptr(res(864, 216, 4460*time.Microsecond, 7830*time.Microsecond)),
 					GwCPU1k: 1.132, GwPeakMiB: 49, EmuCPU1k: 3.795},

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // lifecycleRule is one rule of a bucket's lifecycle configuration, in the
@@ -166,6 +169,9 @@ func (e *Emulator) KeepApplyingRules(bucket string, until time.Time) {
 	e.lagging[bucket] = laggingRules{rules: rules, until: until}
 }
 
+// lifecycleWorkers bounds the deletions of a sweep in flight.
+const lifecycleWorkers = 16
+
 // ApplyLifecycle runs one lifecycle sweep at the emulator's current time:
 // every live, unheld object matching a Delete rule of its bucket is deleted
 // and its OBJECT_DELETE published. Held objects are skipped and go on a
@@ -199,18 +205,27 @@ func (e *Emulator) ApplyLifecycle(ctx context.Context) (int, error) {
 	slices.SortFunc(cands, func(a, b candidate) int {
 		return strings.Compare(a.bucket+"\x00"+a.name, b.bucket+"\x00"+b.name)
 	})
-	deleted := 0
+	// Deletes go a few at a time: each waits on the filesystem, and a
+	// lifecycle run may delete tens of thousands of objects at one step.
+	var deletedN atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lifecycleWorkers)
 	for _, c := range cands {
-		if err := ctx.Err(); err != nil {
-			return deleted, fmt.Errorf("apply lifecycle: %w", err)
-		}
-		ok, err := e.expire(ctx, c.bucket, c.name, c.rules, now)
-		if err != nil {
-			return deleted, fmt.Errorf("apply lifecycle: %w", err)
-		}
-		if ok {
-			deleted++
-		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			ok, err := e.expire(gctx, c.bucket, c.name, c.rules, now)
+			if ok {
+				deletedN.Add(1)
+			}
+			return err
+		})
+	}
+	err := g.Wait()
+	deleted := int(deletedN.Load())
+	if err != nil {
+		return deleted, fmt.Errorf("apply lifecycle: %w", err)
 	}
 	if deleted > 0 {
 		e.log.Info("lifecycle sweep done", "count", deleted, "now", now)

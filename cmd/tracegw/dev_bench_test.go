@@ -19,8 +19,13 @@ import (
 // advance, which returns only once the consumer has applied every deletion
 // notification, so the time is until the index rows are gone. Run it with
 // -benchtime=1x; the setup takes a minute or more.
-func BenchmarkDevAdvanceDeletes50k(b *testing.B) {
-	const traceCount, toplevels = 50_000, 50
+func BenchmarkDevAdvanceDeletes50k(b *testing.B) { benchDevAdvance(b, 50_000, 50) }
+
+// BenchmarkDevAdvanceDeletes10k is the same with 10,000 traces of 10
+// toplevels, for a quicker look.
+func BenchmarkDevAdvanceDeletes10k(b *testing.B) { benchDevAdvance(b, 10_000, 10) }
+
+func benchDevAdvance(b *testing.B, traceCount, toplevels int) {
 	for range b.N {
 		b.StopTimer()
 		url := testutil.PG(b)

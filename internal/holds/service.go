@@ -21,6 +21,11 @@ const DefaultQuota = 100
 // MaxReason bounds a hold's reason, in bytes.
 const MaxReason = 1024
 
+// OpTimeout bounds a hold, release or conform: GC's repair step takes a
+// trace only once its operation token is older than any operation may run
+// (ttl.Options.RepairGrace, 2 minutes).
+const OpTimeout = time.Minute
+
 // Hold is a held trace: its ID, the reason given and when it was held.
 type Hold = index.Hold
 
@@ -93,6 +98,8 @@ func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID
 	if err := checkReason(reason); err != nil {
 		return Hold{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	h, err := s.index.BeginHold(ctx, c, id, reason, s.now().UTC(), s.quota)
 	if err != nil {
 		return Hold{}, notFound(fmt.Errorf("hold %s: %w", id, err), id)
@@ -171,6 +178,8 @@ func (s *Service) gone(ctx context.Context, c traces.CanvasID, id traces.TraceID
 // without the quota; what a failed call left undone, the repair step
 // completes (the release stands).
 func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	r, err := s.index.BeginRelease(ctx, c, id)
 	if err != nil {
 		return notFound(fmt.Errorf("release %s: %w", id, err), id)
@@ -216,6 +225,8 @@ func (s *Service) releaseObject(ctx context.Context, key string, now time.Time) 
 // wraps traces.ErrNotFound (its rows are removed). Backend faults wrap
 // traces.ErrUnavailable. Safe for concurrent use.
 func (s *Service) Conform(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	rec, tok, err := s.index.BeginOp(ctx, c, id)
 	if err != nil {
 		return fmt.Errorf("conform holds of %s: %w", id, err)

@@ -38,6 +38,10 @@ func (db *DB) claimPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return db.claims, db.claimsErr
 }
 
+// StatementTimeout bounds every statement of a DB opened by Open, unless
+// the URL sets statement_timeout itself.
+const StatementTimeout = time.Minute
+
 // Options tunes Open. The zero value is usable.
 type Options struct {
 	// MaxConns caps the pool; 0 means pgx's default (max(4, GOMAXPROCS)).
@@ -59,6 +63,11 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	// Bounded statements are part of the keeper-safety reasoning (see
+	// FreshWindow and DB.SetRenewAfter): no index write may run for minutes.
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(StatementTimeout.Milliseconds())
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second

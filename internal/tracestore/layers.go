@@ -79,6 +79,8 @@ func (s *Service) AddLayer(ctx context.Context, c traces.CanvasID, id traces.Tra
 	if err != nil {
 		return AddedLayer{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	now := s.now()
 	ct := now.UTC().Truncate(time.Second)
 	for range maxLayerAttempts {

@@ -30,6 +30,8 @@ type repairIndex interface {
 // themselves: each of their own writes is conditional, and a token younger
 // than cutoff is never removed.
 func (s *Service) Repair(ctx context.Context, c traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	if s.o.Holds != nil {
 		if err := s.o.Holds.Conform(ctx, c, id); err != nil && !errors.Is(err, traces.ErrNotFound) {
 			return fmt.Errorf("repair %s: %w", id, err)

@@ -66,6 +66,8 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 		return Saved{}, traces.Invalid("If-Match", "must be an object generation")
 	}
 	t.ID = id
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	now := s.now()
 	if err := Prepare(t, now); err != nil {
 		return Saved{}, err

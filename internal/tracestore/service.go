@@ -15,6 +15,11 @@ import (
 // the trace's timestamp.
 const maxClockSkew = 24 * time.Hour
 
+// OpTimeout bounds an operation that writes in several steps (replace,
+// layer add, repair): GC's repair step takes a trace only once its token is
+// older than any operation may run (ttl.Options.RepairGrace, 2 minutes).
+const OpTimeout = time.Minute
+
 // objects is what the Service needs from Cloud Storage.
 type objects interface {
 	// Create writes a new object only if the key is absent; an existing one

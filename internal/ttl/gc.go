@@ -60,7 +60,8 @@ type Options struct {
 	Repair Repairer
 	// RepairGrace is how old an operation token must be (on the database's
 	// clock) before the repair step takes it: longer than any operation may
-	// run. Default 2 minutes.
+	// run (tracestore and holds bound theirs to one minute, OpTimeout).
+	// Default 2 minutes.
 	RepairGrace time.Duration
 	// EmptyGrace is how long a toplevel must stay empty (database clock)
 	// before GC deletes its row: longer than any index write takes.
@@ -159,12 +160,12 @@ func (s *Summary) add(o Summary) {
 type GC struct {
 	objs renewer
 	db   *index.DB
-	// cfg is the configured policy. p is the policy of the pass running:
+	// cfg is the configured policy. eff is the policy of the last pass:
 	// Pass sets it from the effective policy before any canvas is processed
-	// (passMu serialises passes), and canvas reads p.Keep. When keep-N
-	// becomes per canvas, canvas asks the pass's Keeps.For(c) instead.
+	// (passMu serialises passes); canvas and RenewToplevels (called by
+	// requests, concurrently with passes) read it through policy().
 	cfg     Policy
-	p       Policy
+	eff     atomic.Pointer[Policy]
 	passMu  sync.Mutex
 	last    index.PassRecord // the last pass's record, under passMu
 	now     func() time.Time
@@ -192,13 +193,22 @@ func New(objs renewer, db *index.DB, p Policy, now func() time.Time, log *slog.L
 		limit = rate.Inf
 	}
 	g := &GC{
-		objs: objs, db: db, cfg: p, p: p, now: now, log: log.With("component", "ttl"), o: o,
+		objs: objs, db: db, cfg: p, now: now, log: log.With("component", "ttl"), o: o,
 		limiter: rate.NewLimiter(limit, o.Concurrency),
 		sem:     make(chan struct{}, o.Concurrency),
 		m:       newMetrics(reg),
 	}
 	g.m.configure(p)
 	return g, nil
+}
+
+// policy is the effective policy of the last pass (the configured one
+// before the first).
+func (g *GC) policy() Policy {
+	if p := g.eff.Load(); p != nil {
+		return *p
+	}
+	return g.cfg
 }
 
 // SetProgress makes later passes report their progress to f, as
@@ -270,7 +280,7 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 	if err != nil {
 		return g.finish(parent, ctx, run, sum, start, err)
 	}
-	before := g.p.RenewBefore(now)
+	before := g.policy().RenewBefore(now)
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -309,7 +319,7 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 	}
 	_ = eg.Wait() // canvas errors are collected, never returned to the group
 	if !dryRun {
-		n, err := g.db.DeleteForgotten(ctx, now.Add(-g.p.Retention), g.o.BatchSize)
+		n, err := g.db.DeleteForgotten(ctx, now.Add(-g.policy().Retention), g.o.BatchSize)
 		sum.Forgotten = n
 		if err != nil {
 			errs = append(errs, err)
@@ -418,7 +428,7 @@ func (g *GC) canvas(ctx context.Context, c traces.CanvasID, now, before time.Tim
 	s.Canvases++
 	// Read after claiming: a replica that processed the canvas just before
 	// has moved renew_after and custom_time, so nothing is renewed twice.
-	ks, err := g.db.Keepers(ctx, c, before, g.p.Keep, nil)
+	ks, err := g.db.Keepers(ctx, c, before, g.policy().Keep, nil)
 	if err != nil {
 		return s, err
 	}
@@ -447,11 +457,12 @@ func (g *GC) canvas(ctx context.Context, c traces.CanvasID, now, before time.Tim
 // of the index and the bucket. Safe for concurrent use.
 func (g *GC) RenewToplevels(ctx context.Context, c traces.CanvasID, tlids []traces.TLID) error {
 	now := g.now().UTC().Truncate(time.Second)
-	ks, err := g.db.Keepers(ctx, c, time.Time{}, g.p.Keep, tlids)
+	p := g.policy()
+	ks, err := g.db.Keepers(ctx, c, time.Time{}, p.Keep, tlids)
 	if err != nil {
 		return fmt.Errorf("renew toplevels of %s: %w", c, err)
 	}
-	s, err := g.renewKeepers(ctx, c, ks, now, g.p.RenewBefore(now))
+	s, err := g.renewKeepers(ctx, c, ks, now, p.RenewBefore(now))
 	if err != nil {
 		return fmt.Errorf("renew toplevels of %s: %w", c, err)
 	}
@@ -558,9 +569,10 @@ func (g *GC) renewTrace(ctx context.Context, c traces.CanvasID, k index.Keeper, 
 			g.log.Debug("keeper gone", "canvas_id", c, "trace_id", k.ID, "generation", k.Generation)
 			return outGone
 		case errors.Is(err, traces.ErrNotFound):
-			// A layer the index counts but the bucket lacks cannot be
-			// renewed; the trace itself still is.
-			g.log.Warn("layer gone", "canvas_id", c, "trace_id", k.ID, "count", n)
+			// A layer number whose object was never written (its add
+			// failed), or that expired: nothing to renew; the trace itself
+			// still is.
+			g.log.Debug("layer gone", "canvas_id", c, "trace_id", k.ID, "count", n)
 		default:
 			g.log.Warn("renew keeper", "canvas_id", c, "trace_id", k.ID, "err", err)
 			return outFailed

@@ -26,7 +26,8 @@ func (d *during) SetCustomTime(ctx context.Context, key string, t time.Time, ifM
 // due reports whether toplevel tlid of c is due at the GC's next pass.
 func (e *env) due(t *testing.T, g *GC, c traces.CanvasID, tlid traces.TLID) bool {
 	t.Helper()
-	ks, err := e.db.Keepers(t.Context(), c, g.p.RenewBefore(e.now().Add(g.p.Interval)), g.p.Keep, nil)
+	p := g.policy()
+	ks, err := e.db.Keepers(t.Context(), c, p.RenewBefore(e.now().Add(p.Interval)), p.Keep, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,10 +24,11 @@ func (r passRun) release() { r.lock.Release() }
 
 // begin starts a pass: for a managed GC it takes the pass barrier (not in a
 // dry run, which writes nothing), then resolves the policy; either way it
-// sets g.p to the policy the pass runs under. The caller holds passMu and
+// sets g.eff to the policy the pass runs under. The caller holds passMu and
 // calls run.release.
 func (g *GC) begin(ctx context.Context, now time.Time, dryRun bool) (passRun, error) {
-	g.p = g.cfg
+	p := g.cfg
+	g.eff.Store(&p)
 	if g.o.Bucket == nil {
 		return passRun{eff: Effective{Retention: g.cfg.Retention, Keep: Keeps{Default: g.cfg.Keep}}}, nil
 	}
@@ -46,7 +47,8 @@ func (g *GC) begin(ctx context.Context, now time.Time, dryRun bool) (passRun, er
 		return run, err
 	}
 	run.eff = eff
-	g.p.Retention, g.p.Keep = eff.Retention, eff.Keep.Default
+	p.Retention, p.Keep = eff.Retention, eff.Keep.Default
+	g.eff.Store(&p)
 	return run, nil
 }
 

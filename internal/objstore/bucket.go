@@ -14,60 +14,18 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// The bucket-level types below are aliases of unnamed struct types on
-// purpose: internal/ttl may not import objstore, so it declares the same
-// aliases, and Go's structural identity of unnamed types lets *GCS satisfy
-// ttl's interface. Change a field in both places (ttl's tests check the fit).
-
-// LifecycleRule is one bucket lifecycle rule, reduced to what tracegw
-// manages: its action and its daysSinceCustomTime condition. Other lists
-// every other condition as "name=value"; a rule with any is not tracegw's.
-type LifecycleRule = struct {
-	Action              string // "Delete", "SetStorageClass", "AbortIncompleteMultipartUpload"
-	StorageClass        string // for SetStorageClass
-	DaysSinceCustomTime int64  // 0: condition not set
-	Other               []string
-}
-
-// BucketSettings is what tracegw checks on its bucket.
-type BucketSettings = struct {
-	Metageneration int64
-	Versioning     bool
-	SoftDelete     time.Duration // how long deleted objects are kept (and billed); 0 is off
-	Lifecycle      []LifecycleRule
-}
-
-// BucketUpdate changes a bucket's settings in one PATCH. Nil fields are left
-// alone. DropRules are indexes into the Lifecycle read with the same
-// metageneration; AddRules are appended after them.
-type BucketUpdate = struct {
-	Versioning *bool
-	SoftDelete *time.Duration
-	DropRules  []int
-	AddRules   []LifecycleRule
-}
-
-// NotificationConfig is one Pub/Sub notification config of the bucket.
-type NotificationConfig = struct {
-	ID               string // assigned by GCS
-	Topic            string // projects/P/topics/T
-	EventTypes       []string
-	PayloadFormat    string // JSON_API_V1 or NONE
-	ObjectNamePrefix string
-}
-
-// BucketSettings reads the bucket's settings. A missing bucket wraps
+// traces.BucketSettings reads the bucket's settings. A missing bucket wraps
 // traces.ErrNotFound.
-func (g *GCS) BucketSettings(ctx context.Context) (BucketSettings, error) {
+func (g *GCS) BucketSettings(ctx context.Context) (traces.BucketSettings, error) {
 	a, err := g.bucket.Attrs(ctx)
 	if err != nil {
-		return BucketSettings{}, translateBucket("bucket "+g.name, err)
+		return traces.BucketSettings{}, translateBucket("bucket "+g.name, err)
 	}
 	return settings(a), nil
 }
 
-func settings(a *storage.BucketAttrs) BucketSettings {
-	s := BucketSettings{Metageneration: a.MetaGeneration, Versioning: a.VersioningEnabled}
+func settings(a *storage.BucketAttrs) traces.BucketSettings {
+	s := traces.BucketSettings{Metageneration: a.MetaGeneration, Versioning: a.VersioningEnabled}
 	if a.SoftDeletePolicy != nil {
 		s.SoftDelete = a.SoftDeletePolicy.RetentionDuration
 	}
@@ -79,7 +37,7 @@ func settings(a *storage.BucketAttrs) BucketSettings {
 
 // CreateBucket creates the bucket in project with settings s (its
 // Metageneration is ignored). An existing bucket wraps traces.ErrConflict.
-func (g *GCS) CreateBucket(ctx context.Context, project string, s BucketSettings) error {
+func (g *GCS) CreateBucket(ctx context.Context, project string, s traces.BucketSettings) error {
 	attrs := &storage.BucketAttrs{
 		VersioningEnabled: s.Versioning,
 		SoftDeletePolicy:  &storage.SoftDeletePolicy{RetentionDuration: s.SoftDelete},
@@ -94,7 +52,7 @@ func (g *GCS) CreateBucket(ctx context.Context, project string, s BucketSettings
 // is still ifMetageneration (so rules dropped by index are the ones read).
 // A moved metageneration wraps traces.ErrPreconditionFailed, a missing
 // bucket traces.ErrNotFound. Rules not dropped are written back unchanged.
-func (g *GCS) UpdateBucket(ctx context.Context, u BucketUpdate, ifMetageneration int64) (BucketSettings, error) {
+func (g *GCS) UpdateBucket(ctx context.Context, u traces.BucketUpdate, ifMetageneration int64) (traces.BucketSettings, error) {
 	var ua storage.BucketAttrsToUpdate
 	if u.Versioning != nil {
 		ua.VersioningEnabled = *u.Versioning
@@ -105,10 +63,10 @@ func (g *GCS) UpdateBucket(ctx context.Context, u BucketUpdate, ifMetageneration
 	if len(u.DropRules) > 0 || len(u.AddRules) > 0 {
 		a, err := g.bucket.Attrs(ctx)
 		if err != nil {
-			return BucketSettings{}, translateBucket("update bucket "+g.name, err)
+			return traces.BucketSettings{}, translateBucket("update bucket "+g.name, err)
 		}
 		if a.MetaGeneration != ifMetageneration {
-			return BucketSettings{}, fmt.Errorf("update bucket %s: metageneration %d, want %d: %w",
+			return traces.BucketSettings{}, fmt.Errorf("update bucket %s: metageneration %d, want %d: %w",
 				g.name, a.MetaGeneration, ifMetageneration, traces.ErrPreconditionFailed)
 		}
 		var rules []storage.LifecycleRule
@@ -124,35 +82,35 @@ func (g *GCS) UpdateBucket(ctx context.Context, u BucketUpdate, ifMetageneration
 	}
 	a, err := g.bucket.If(storage.BucketConditions{MetagenerationMatch: ifMetageneration}).Update(ctx, ua)
 	if err != nil {
-		return BucketSettings{}, translateBucket("update bucket "+g.name, err)
+		return traces.BucketSettings{}, translateBucket("update bucket "+g.name, err)
 	}
 	return settings(a), nil
 }
 
 // Notifications lists the bucket's notification configs in ID order.
-func (g *GCS) Notifications(ctx context.Context) ([]NotificationConfig, error) {
+func (g *GCS) Notifications(ctx context.Context) ([]traces.NotificationConfig, error) {
 	m, err := g.bucket.Notifications(ctx)
 	if err != nil {
 		return nil, translateBucket("list notifications of "+g.name, err)
 	}
-	out := make([]NotificationConfig, 0, len(m))
+	out := make([]traces.NotificationConfig, 0, len(m))
 	for _, n := range m {
-		out = append(out, NotificationConfig{
+		out = append(out, traces.NotificationConfig{
 			ID: n.ID, Topic: "projects/" + n.TopicProjectID + "/topics/" + n.TopicID,
 			EventTypes: n.EventTypes, PayloadFormat: n.PayloadFormat, ObjectNamePrefix: n.ObjectNamePrefix,
 		})
 	}
-	slices.SortFunc(out, func(a, b NotificationConfig) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b traces.NotificationConfig) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
 // AddNotification creates a notification config and returns it with its ID.
 // It is not idempotent (GCS creates a duplicate on a repeat), so the client
 // does not retry it; list first. A malformed topic wraps traces.ErrInvalid.
-func (g *GCS) AddNotification(ctx context.Context, n NotificationConfig) (NotificationConfig, error) {
+func (g *GCS) AddNotification(ctx context.Context, n traces.NotificationConfig) (traces.NotificationConfig, error) {
 	project, topic, ok := parseTopic(n.Topic)
 	if !ok {
-		return NotificationConfig{}, fmt.Errorf("add notification to %s: %w", g.name,
+		return traces.NotificationConfig{}, fmt.Errorf("add notification to %s: %w", g.name,
 			traces.Invalid("topic", "%q is not projects/PROJECT/topics/TOPIC", n.Topic))
 	}
 	got, err := g.bucket.Retryer(storage.WithPolicy(storage.RetryNever)).AddNotification(ctx, &storage.Notification{
@@ -160,7 +118,7 @@ func (g *GCS) AddNotification(ctx context.Context, n NotificationConfig) (Notifi
 		PayloadFormat: n.PayloadFormat, ObjectNamePrefix: n.ObjectNamePrefix,
 	})
 	if err != nil {
-		return NotificationConfig{}, translateBucket("add notification to "+g.name, err)
+		return traces.NotificationConfig{}, translateBucket("add notification to "+g.name, err)
 	}
 	n.ID = got.ID
 	return n, nil
@@ -183,16 +141,16 @@ func translateBucket(step string, err error) error {
 	return translate(step, err)
 }
 
-func toRule(r LifecycleRule) storage.LifecycleRule {
+func toRule(r traces.LifecycleRule) storage.LifecycleRule {
 	return storage.LifecycleRule{
 		Action:    storage.LifecycleAction{Type: r.Action, StorageClass: r.StorageClass},
 		Condition: storage.LifecycleCondition{DaysSinceCustomTime: r.DaysSinceCustomTime},
 	}
 }
 
-func fromRule(r storage.LifecycleRule) LifecycleRule {
+func fromRule(r storage.LifecycleRule) traces.LifecycleRule {
 	c := r.Condition
-	out := LifecycleRule{Action: r.Action.Type, StorageClass: r.Action.StorageClass, DaysSinceCustomTime: c.DaysSinceCustomTime}
+	out := traces.LifecycleRule{Action: r.Action.Type, StorageClass: r.Action.StorageClass, DaysSinceCustomTime: c.DaysSinceCustomTime}
 	add := func(name string, v any) { out.Other = append(out.Other, fmt.Sprintf("%s=%v", name, v)) }
 	if c.AgeInDays != 0 || c.AllObjects {
 		add("age", c.AgeInDays)

@@ -11,54 +11,14 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// These aliases spell the same unnamed struct types as objstore's (ttl may
-// not import objstore): Go identifies unnamed types by structure, so
-// *objstore.GCS satisfies bucketAdmin. Keep both in step; the tests check.
-
-// LifecycleRule is a bucket lifecycle rule: its action, its
-// daysSinceCustomTime condition (0: unset) and every other condition as
-// "name=value" in Other.
-type LifecycleRule = struct {
-	Action              string
-	StorageClass        string
-	DaysSinceCustomTime int64
-	Other               []string
-}
-
-// BucketSettings is what tracegw checks on its bucket.
-type BucketSettings = struct {
-	Metageneration int64
-	Versioning     bool
-	SoftDelete     time.Duration
-	Lifecycle      []LifecycleRule
-}
-
-// BucketUpdate is one PATCH of the bucket; nil fields are left alone and
-// DropRules index the rules read at the same metageneration.
-type BucketUpdate = struct {
-	Versioning *bool
-	SoftDelete *time.Duration
-	DropRules  []int
-	AddRules   []LifecycleRule
-}
-
-// NotificationConfig is a Pub/Sub notification config of the bucket.
-type NotificationConfig = struct {
-	ID               string
-	Topic            string
-	EventTypes       []string
-	PayloadFormat    string
-	ObjectNamePrefix string
-}
-
 // bucketAdmin is what SetupBucket and CheckBucket need from Cloud Storage.
 type bucketAdmin interface {
 	Bucket() string
-	BucketSettings(ctx context.Context) (BucketSettings, error)
-	CreateBucket(ctx context.Context, project string, s BucketSettings) error
-	UpdateBucket(ctx context.Context, u BucketUpdate, ifMetageneration int64) (BucketSettings, error)
-	Notifications(ctx context.Context) ([]NotificationConfig, error)
-	AddNotification(ctx context.Context, n NotificationConfig) (NotificationConfig, error)
+	BucketSettings(ctx context.Context) (traces.BucketSettings, error)
+	CreateBucket(ctx context.Context, project string, s traces.BucketSettings) error
+	UpdateBucket(ctx context.Context, u traces.BucketUpdate, ifMetageneration int64) (traces.BucketSettings, error)
+	Notifications(ctx context.Context) ([]traces.NotificationConfig, error)
+	AddNotification(ctx context.Context, n traces.NotificationConfig) (traces.NotificationConfig, error)
 }
 
 // The notification config tracegw wants: deletions only (every customTime
@@ -114,7 +74,7 @@ func SetupBucket(ctx context.Context, b bucketAdmin, p Policy, o BucketOptions, 
 		if o.Project == "" {
 			return r, fmt.Errorf("setup bucket %s: it does not exist; give a project to create it: %w", b.Bucket(), err)
 		}
-		want := BucketSettings{Lifecycle: []LifecycleRule{p.LifecycleRule()}}
+		want := traces.BucketSettings{Lifecycle: []traces.LifecycleRule{p.LifecycleRule()}}
 		did(fmt.Sprintf("create bucket %s in project %s with %s, versioning off, soft delete off",
 			b.Bucket(), o.Project, describeRule(p.LifecycleRule())))
 		if !dryRun {
@@ -143,7 +103,7 @@ func SetupBucket(ctx context.Context, b bucketAdmin, p Policy, o BucketOptions, 
 		r.Warnings = append(r.Warnings, "no notification topic given: deleted objects' index rows are then only removed on read or by reconcile")
 		return r, nil
 	}
-	var notes []NotificationConfig
+	var notes []traces.NotificationConfig
 	if cur.Metageneration != 0 { // an existing bucket; a new one has none
 		if notes, err = b.Notifications(ctx); err != nil {
 			return r, fmt.Errorf("setup bucket %s: %w", b.Bucket(), err)
@@ -205,7 +165,7 @@ func CheckBucket(ctx context.Context, b bucketAdmin, p Policy, topic string) ([]
 // smallest daysSinceCustomTime among rules of tracegw's shape (Delete,
 // daysSinceCustomTime and no other condition). Rules OR together, so the
 // shortest one decides. found is false if there is none.
-func RuleDays(s BucketSettings) (days int64, found bool) {
+func RuleDays(s traces.BucketSettings) (days int64, found bool) {
 	for _, r := range s.Lifecycle {
 		if isOurs(r) && (!found || r.DaysSinceCustomTime < days) {
 			days, found = r.DaysSinceCustomTime, true
@@ -218,7 +178,7 @@ func RuleDays(s BucketSettings) (days int64, found bool) {
 // existing bucket has: setup-bucket creates the rule, and only Change
 // (tracegw retention set) changes it, because GCS may go on applying the
 // old rule for 24 h after a change. The error wraps ErrDisagree.
-func keepsRetention(cur BucketSettings, p Policy) error {
+func keepsRetention(cur traces.BucketSettings, p Policy) error {
 	have, ok := RuleDays(cur)
 	if !ok || have == p.RetentionDays() {
 		return nil
@@ -237,8 +197,8 @@ func setRule(ctx context.Context, b bucketAdmin, days int64) (from string, chang
 	if err != nil {
 		return "", false, fmt.Errorf("set lifecycle rule of %s: %w", b.Bucket(), err)
 	}
-	want := LifecycleRule{Action: "Delete", DaysSinceCustomTime: days}
-	var u BucketUpdate
+	want := traces.LifecycleRule{Action: "Delete", DaysSinceCustomTime: days}
+	var u traces.BucketUpdate
 	var old []string
 	for i, r := range cur.Lifecycle {
 		if isOurs(r) {
@@ -250,7 +210,7 @@ func setRule(ctx context.Context, b bucketAdmin, days int64) (from string, chang
 	if len(u.DropRules) == 1 && cur.Lifecycle[u.DropRules[0]].DaysSinceCustomTime == days {
 		return from, false, nil
 	}
-	u.AddRules = []LifecycleRule{want}
+	u.AddRules = []traces.LifecycleRule{want}
 	if _, err := b.UpdateBucket(ctx, u, cur.Metageneration); err != nil {
 		return from, false, fmt.Errorf("set lifecycle rule of %s: %w", b.Bucket(), err)
 	}
@@ -258,7 +218,7 @@ func setRule(ctx context.Context, b bucketAdmin, days int64) (from string, chang
 }
 
 // planBucket compares an existing bucket with what policy p needs.
-func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings []string) {
+func planBucket(cur traces.BucketSettings, p Policy) (u traces.BucketUpdate, changes, warnings []string) {
 	want := p.LifecycleRule()
 	have := false
 	for i, r := range cur.Lifecycle {
@@ -276,7 +236,7 @@ func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings
 		}
 	}
 	if !have {
-		u.AddRules = []LifecycleRule{want}
+		u.AddRules = []traces.LifecycleRule{want}
 		changes = append(changes, "add lifecycle rule "+describeRule(want))
 	}
 	if cur.Versioning {
@@ -293,11 +253,11 @@ func planBucket(cur BucketSettings, p Policy) (u BucketUpdate, changes, warnings
 }
 
 // isOurs reports whether r has the shape of tracegw's rule.
-func isOurs(r LifecycleRule) bool {
+func isOurs(r traces.LifecycleRule) bool {
 	return r.Action == "Delete" && r.StorageClass == "" && r.DaysSinceCustomTime > 0 && len(r.Other) == 0
 }
 
-func describeRule(r LifecycleRule) string {
+func describeRule(r traces.LifecycleRule) string {
 	conds := slices.Clone(r.Other)
 	if r.DaysSinceCustomTime > 0 {
 		conds = append([]string{fmt.Sprintf("daysSinceCustomTime=%d", r.DaysSinceCustomTime)}, conds...)
@@ -309,13 +269,13 @@ func describeRule(r LifecycleRule) string {
 	return "{" + action + " if " + strings.Join(conds, " and ") + "}"
 }
 
-func wantNotification(topic string) NotificationConfig {
-	return NotificationConfig{Topic: topic, EventTypes: []string{EventObjectDelete}, PayloadFormat: PayloadJSON}
+func wantNotification(topic string) traces.NotificationConfig {
+	return traces.NotificationConfig{Topic: topic, EventTypes: []string{EventObjectDelete}, PayloadFormat: PayloadJSON}
 }
 
 // planNotifications reports whether tracegw's config must be added, and
 // warns about other configs publishing to the same topic.
-func planNotifications(notes []NotificationConfig, topic string) (add bool, warnings []string) {
+func planNotifications(notes []traces.NotificationConfig, topic string) (add bool, warnings []string) {
 	add = true
 	for _, n := range notes {
 		if n.Topic != topic {

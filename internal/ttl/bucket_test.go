@@ -73,9 +73,9 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 	week := 7 * Day
 	// A redundant longer tracegw rule (14 days, beside the 7 days that
 	// decide), a foreign rule, soft delete on.
-	if _, err := b.UpdateBucket(ctx, objstore.BucketUpdate{
+	if _, err := b.UpdateBucket(ctx, traces.BucketUpdate{
 		SoftDelete: &week,
-		AddRules: []objstore.LifecycleRule{
+		AddRules: []traces.LifecycleRule{
 			{Action: "Delete", DaysSinceCustomTime: 14},
 			{Action: "SetStorageClass", StorageClass: "NEARLINE", DaysSinceCustomTime: 30},
 			{Action: "Delete", DaysSinceCustomTime: 7},
@@ -106,7 +106,7 @@ func TestSetupBucketFixesDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []objstore.LifecycleRule{
+	want := []traces.LifecycleRule{
 		{Action: "SetStorageClass", StorageClass: "NEARLINE", DaysSinceCustomTime: 30},
 		{Action: "Delete", DaysSinceCustomTime: 7},
 	}

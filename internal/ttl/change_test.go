@@ -127,7 +127,7 @@ func TestGCRefusesOnDisagreement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.gcs.UpdateBucket(ctx, BucketUpdate{DropRules: []int{0}, AddRules: []LifecycleRule{{Action: "Delete", DaysSinceCustomTime: 3}}}, s.Metageneration); err != nil {
+	if _, err := e.gcs.UpdateBucket(ctx, traces.BucketUpdate{DropRules: []int{0}, AddRules: []traces.LifecycleRule{{Action: "Delete", DaysSinceCustomTime: 3}}}, s.Metageneration); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := g7.Pass(ctx, false); !errors.Is(err, ErrDisagree) || !strings.Contains(err.Error(), "lifecycle rule (3d) disagrees") {
@@ -146,7 +146,7 @@ type applyAfterRuleChange struct {
 	emu *emulator.Emulator
 }
 
-func (a applyAfterRuleChange) UpdateBucket(ctx context.Context, u BucketUpdate, ifMeta int64) (BucketSettings, error) {
+func (a applyAfterRuleChange) UpdateBucket(ctx context.Context, u traces.BucketUpdate, ifMeta int64) (traces.BucketSettings, error) {
 	s, err := a.changeAdmin.UpdateBucket(ctx, u, ifMeta)
 	if err == nil {
 		_, err = a.emu.ApplyLifecycle(ctx)

@@ -84,7 +84,7 @@ type Options struct {
 // Bucket is what a managed GC reads from Cloud Storage each pass: the
 // bucket's settings, its lifecycle rules included. *objstore.GCS has it.
 type Bucket interface {
-	BucketSettings(ctx context.Context) (BucketSettings, error)
+	BucketSettings(ctx context.Context) (traces.BucketSettings, error)
 }
 
 func (o Options) withDefaults() Options {

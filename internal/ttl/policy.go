@@ -103,10 +103,10 @@ func (p Policy) RenewBefore(now time.Time) time.Time {
 // RetentionDays is Retention in the lifecycle rule's unit.
 func (p Policy) RetentionDays() int64 { return int64(p.Retention / Day) }
 
-// LifecycleRule is the bucket's one lifecycle rule: Delete an object once
+// traces.LifecycleRule is the bucket's one lifecycle rule: Delete an object once
 // daysSinceCustomTime reaches the retention in days.
-func (p Policy) LifecycleRule() LifecycleRule {
-	return LifecycleRule{Action: "Delete", DaysSinceCustomTime: p.RetentionDays()}
+func (p Policy) LifecycleRule() traces.LifecycleRule {
+	return traces.LifecycleRule{Action: "Delete", DaysSinceCustomTime: p.RetentionDays()}
 }
 
 // FormatDuration prints whole days as "7d" and anything else as

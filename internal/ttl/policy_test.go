@@ -85,9 +85,9 @@ func TestPolicyArithmetic(t *testing.T) {
 		if got := tc.p.RenewBefore(now); !got.Equal(tc.renewBefore) {
 			t.Errorf("%+v: RenewBefore = %s, want %s", tc.p, got, tc.renewBefore)
 		}
-		want := LifecycleRule{Action: "Delete", DaysSinceCustomTime: tc.days}
+		want := traces.LifecycleRule{Action: "Delete", DaysSinceCustomTime: tc.days}
 		if got := tc.p.LifecycleRule(); got.Action != want.Action || got.DaysSinceCustomTime != want.DaysSinceCustomTime || len(got.Other) != 0 {
-			t.Errorf("%+v: LifecycleRule = %+v, want %+v", tc.p, got, want)
+			t.Errorf("%+v: traces.LifecycleRule = %+v, want %+v", tc.p, got, want)
 		}
 		// The safety property itself (Policy's doc): a keeper a pass found
 		// not yet due at now, whose next pass starts an interval later and

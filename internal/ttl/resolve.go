@@ -59,7 +59,7 @@ type Rule struct {
 }
 
 // ReadRule reads the retention rule from a bucket's settings.
-func ReadRule(s BucketSettings) Rule {
+func ReadRule(s traces.BucketSettings) Rule {
 	d, ok := RuleDays(s)
 	return Rule{Days: d, Found: ok}
 }

@@ -384,6 +384,15 @@ func TestAuthJobScope(t *testing.T) {
 			t.Errorf("%s: status %d, want %d; body %s", tc.name, status, tc.want, b)
 		}
 	}
+	// The 404 for another canvas's job is word for word the 404 for a job
+	// that does not exist (but for the ID it names).
+	other := g.token(t, httpapi.RoleAdmin, canvasB)
+	unknown := traces.NewTraceID(time.Now()).String()
+	_, _, hidden := call(t, "GET", g.URL+"/v1/jobs/"+job.JobID, "", nil, bearer(other)...)
+	_, _, missing := call(t, "GET", g.URL+"/v1/jobs/"+unknown, "", nil, bearer(other)...)
+	if got, want := string(hidden), strings.ReplaceAll(string(missing), unknown, job.JobID); got != want {
+		t.Errorf("another canvas's job answers\n%s\nan unknown job\n%s\nwant the same text", got, want)
+	}
 }
 
 const googleAud = "https://tracegw-abc123.a.run.app"

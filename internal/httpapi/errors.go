@@ -76,6 +76,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		logger(r.Context(), s.log).Error("request failed", "status", status, "err", err)
 	}
 	var body apiError
-	body.Error.Code, body.Error.Message, body.Error.Field = code, msg, field
+	// The sources quote callers' values in bounded form (traces.Quote);
+	// this is the last resort for any that does not.
+	body.Error.Code, body.Error.Message, body.Error.Field = code, traces.Cut(msg, maxMessage), traces.Cut(field, maxFieldName)
 	writeJSON(w, status, body)
 }
+
+// Bounds of an error body's message and field, in bytes.
+const (
+	maxMessage   = 1024
+	maxFieldName = 256
+)

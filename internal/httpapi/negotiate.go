@@ -26,7 +26,7 @@ func readBody(r *http.Request, limit int64) (body []byte, isJSON bool, err error
 	mt, _, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case perr != nil && r.Header.Get("Content-Type") != "":
-		return nil, false, fmt.Errorf("Content-Type %q: %w", r.Header.Get("Content-Type"), errMediaType)
+		return nil, false, fmt.Errorf("Content-Type %s: %w", traces.Quote(r.Header.Get("Content-Type")), errMediaType)
 	case mt == ctJSON:
 		isJSON = true
 	case mt == ctMsgpack || mt == "application/x-msgpack":

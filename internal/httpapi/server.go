@@ -243,7 +243,7 @@ func (s *Server) serve(w *statusWriter, r *http.Request) {
 			status, code = http.StatusMethodNotAllowed, "method_not_allowed"
 		}
 		var body apiError
-		body.Error.Code, body.Error.Message = code, "no route for "+r.Method+" "+r.URL.EscapedPath()
+		body.Error.Code, body.Error.Message = code, "no route for "+traces.Cut(r.Method+" "+r.URL.EscapedPath(), 2*traces.MaxQuoted)
 		writeJSON(w, status, body)
 		return
 	}

@@ -115,12 +115,13 @@ func joinField(parent, name string) string {
 }
 
 // keyField names the value of an unknown key, quoting an empty one so the
-// field is never blank. It only runs for keys the decoder does not know.
+// field is never blank and cutting a long one to MaxQuoted bytes. It only
+// runs for keys the decoder does not know.
 func keyField(parent string, key []byte) string {
 	if len(key) == 0 {
 		return joinField(parent, `""`)
 	}
-	return joinField(parent, string(key))
+	return joinField(parent, cutBytes(key, MaxQuoted))
 }
 
 // TLID reads a toplevel ID: a non-negative msgpack integer or its decimal

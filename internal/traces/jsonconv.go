@@ -342,7 +342,7 @@ func (c *jsonConv) num() error {
 	}
 	f, err := strconv.ParseFloat(string(text), 64)
 	if err != nil {
-		return Invalid(c.path(""), "number %s out of range", text)
+		return Invalid(c.path(""), "number %s out of range", cutBytes(text, MaxQuoted))
 	}
 	c.out = appendFloat64(c.out, f)
 	return nil
@@ -559,10 +559,7 @@ func (c *jsonConv) path(key string) string {
 		if len(b) > 0 {
 			b = append(b, '.')
 		}
-		if len(k) > 64 {
-			k = append(k[:64:64], "…"...)
-		}
-		b = append(b, k...)
+		b = append(b, cutBytes(k, MaxQuoted)...)
 	}
 	for i, f := range c.frames {
 		if !f.obj {

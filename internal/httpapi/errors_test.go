@@ -44,7 +44,9 @@ func TestErrorBodiesBounded(t *testing.T) {
 			if len(b) > 1500 {
 				t.Errorf("error body of %d bytes, want at most 1500: %.300s…", len(b), b)
 			}
-			var e struct{ Error struct{ Code, Message, Field string } }
+			var e struct {
+				Error struct{ Code, Message, Field string }
+			}
 			if err := json.Unmarshal(b, &e); err != nil {
 				t.Fatalf("error body %.300s: %v", b, err)
 			}

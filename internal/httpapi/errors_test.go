@@ -63,3 +63,62 @@ func TestErrorBodiesBounded(t *testing.T) {
 		t.Errorf("list after the bad requests: status %d", status)
 	}
 }
+
+// TestInvalidUTF8Refused: a string that is not valid UTF-8, in JSON or in
+// msgpack, at any depth of a value, is a 400 naming the field, and nothing
+// is stored (it used to be stored with U+FFFD in its place).
+func TestInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	mp := func(value []byte) []byte { // {"rootTLID":1,"input":[["x",value]]}
+		return append([]byte("\x82\xa8rootTLID\x01\xa5input\x91\x92\xa1x"), value...)
+	}
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		field    string
+	}{
+		{"json string value", "application/json", []byte("{\"rootTLID\":\"1\",\"input\":[[\"x\",\"a\xffb\"]]}"), "input[0][1]"},
+		{"json nested key", "application/json", []byte("{\"rootTLID\":\"1\",\"input\":[[\"x\",{\"ok\":[{\"\xc3\":1}]}]]}"), "input[0][1]"},
+		{"json lone surrogate", "application/json", []byte(`{"rootTLID":"1","functionResults":[{"tlid":"1","exprID":"1","fnName":"f","value":"\udc00"}]}`), "functionResults[0].value"},
+		{"msgpack string value", "application/msgpack", mp([]byte("\xa3a\xffb")), "input[0][1]"},
+		{"msgpack nested map key", "application/msgpack", mp([]byte("\x81\xa2ok\x91\x81\xa1\xc3\x01")), "input[0][1]"},
+		{"msgpack input name", "application/msgpack", []byte("\x82\xa8rootTLID\x01\xa5input\x91\x92\xa1\xff\x01"), "input[0][0]"},
+	} {
+		status, _, b := call(t, "POST", tracesURL(g, canvas), tc.ct, tc.body)
+		code, field := errorOf(t, b)
+		if status != http.StatusBadRequest || code != "invalid_argument" || field != tc.field || !bytes.Contains(b, []byte("UTF-8")) && !bytes.Contains(b, []byte("surrogate")) {
+			t.Errorf("%s: %d %s, want 400 invalid_argument naming %s and why", tc.name, status, b, tc.field)
+		}
+	}
+	// bin is bytes: any bytes pass, and come back as they went in.
+	status, _, b := call(t, "POST", tracesURL(g, canvas), "application/msgpack", mp([]byte("\xc4\x03a\xffb")))
+	if status != http.StatusCreated {
+		t.Fatalf("bin with invalid UTF-8: %d %s, want 201", status, b)
+	}
+	var saved struct{ TraceID string }
+	if err := json.Unmarshal(b, &saved); err != nil {
+		t.Fatal(err)
+	}
+	if ids := listIDs(t, g, "1"); len(ids) != 1 || ids[0] != saved.TraceID {
+		t.Errorf("toplevel 1 lists %v, want only the bin trace %s", ids, saved.TraceID)
+	}
+}
+
+// listIDs lists the trace IDs of a toplevel of canvas.
+func listIDs(t *testing.T, g *gateway, tlid string) []string {
+	t.Helper()
+	status, _, b := call(t, "GET", g.URL+"/v1/canvases/"+canvas+"/toplevels/"+tlid+"/traces?limit=100", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("list: %d %s", status, b)
+	}
+	var r struct{ Traces []struct{ TraceID string } }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, x := range r.Traces {
+		ids = append(ids, x.TraceID)
+	}
+	return ids
+}

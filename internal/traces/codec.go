@@ -2,12 +2,24 @@ package traces
 
 import (
 	"time"
+	"unicode/utf8"
 )
 
 // The document codec. Every body is decoded from msgpack: a JSON body is
 // first converted by JSONToMsgpack, so the field rules below are written
 // once. Values read from a msgpack body alias it (they are its exact bytes);
 // callers must not modify a body after decoding it.
+//
+// Text is UTF-8. In a request body (DecodeTrace, DecodeLayer,
+// DecodeUnmatched, DecodeFields) every string must be valid UTF-8: in JSON,
+// every string (the conversion also refuses lone surrogate escapes); in
+// msgpack, every str — the document's keys, names (input names, fnName,
+// argHash, routes) and each str at any depth of a value, map keys
+// included. bin and extension payloads are bytes and are not checked. The
+// error names the field holding the string ("input[0][1]",
+// "functionResults[3].value"). Objects read back from storage
+// (DecodeStored*) are not checked, so objects written before the check
+// stay readable.
 
 // docFrames is how deep the documents nest around a value (document map,
 // list, element), the allowance JSON conversion adds to Limits.MaxDepth
@@ -57,7 +69,9 @@ func newBodyReader(body []byte, isJSON bool, lim Limits) (*Reader, error) {
 	if len(body) == 0 {
 		return nil, Invalid("body", "empty")
 	}
-	return &Reader{b: body, maxDepth: lim.MaxDepth}, nil
+	// JSON strings were checked by the conversion; stored objects are not
+	// checked (see Limits.stored).
+	return &Reader{b: body, maxDepth: lim.MaxDepth, checkUTF8: !isJSON && !lim.stored}, nil
 }
 
 // end checks that the document took the whole body.
@@ -84,6 +98,9 @@ func (r *Reader) fields(field string, names []string, read func(i int, key []byt
 		k, err := r.StringBytes(field)
 		if err != nil {
 			return err
+		}
+		if r.checkUTF8 && !utf8.Valid(k) {
+			return errNotUTF8(field, r.off-len(k))
 		}
 		i := -1
 		for j, name := range names {

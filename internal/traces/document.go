@@ -42,6 +42,11 @@ type Limits struct {
 	MaxTLIDs           int   // tlids per trace or layer
 	MaxFunctionResults int   // function results per trace or layer
 	MaxDepth           int   // nesting depth of a value
+
+	// stored marks the decoding of our own objects (DecodeStored*): their
+	// msgpack strings are not checked for UTF-8, so objects written before
+	// requests were checked stay readable.
+	stored bool
 }
 
 // DefaultLimits are API.md's defaults.

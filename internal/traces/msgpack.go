@@ -54,6 +54,9 @@ type Reader struct {
 	off      int
 	maxDepth int
 	s        string // a copy of b, made on the first String call; strings are substrings of it
+	// checkUTF8 makes Skip and Raw refuse a str (map keys included) that is
+	// not valid UTF-8: set for request bodies in msgpack.
+	checkUTF8 bool
 }
 
 // NewReader returns a Reader over b. Only lim.MaxDepth is used (zero means
@@ -108,6 +111,10 @@ func typeOf(c byte) Type {
 }
 
 func errTruncated(field string) error { return Invalid(field, "truncated msgpack data") }
+
+func errNotUTF8(field string, off int) error {
+	return Invalid(field, "strings must be valid UTF-8: the msgpack string at byte %d is not", off)
+}
 
 func (r *Reader) wrongType(field string, want string) error {
 	if r.off >= len(r.b) {
@@ -495,7 +502,8 @@ func parseTimestamp(field string, d []byte) (time.Time, error) {
 }
 
 // Skip validates and consumes the next value, nested values included.
-// Nesting deeper than Limits.MaxDepth fails.
+// Nesting deeper than Limits.MaxDepth fails; so does a string that is not
+// valid UTF-8 when the Reader reads a request body (see DecodeTrace).
 func (r *Reader) Skip(field string) error {
 	// pending[i] counts the values container i still holds; the walk is
 	// iterative so depth costs no stack.
@@ -534,6 +542,9 @@ func (r *Reader) Skip(field string) error {
 		default: // string, bin, ext
 			if n > rest {
 				return Invalid(field, "declared length %d exceeds the %d bytes that remain", n, rest)
+			}
+			if t == TypeString && r.checkUTF8 && !utf8.Valid(r.b[r.off+hdr:r.off+hdr+int(n)]) {
+				return errNotUTF8(field, r.off)
 			}
 			if t == TypeExt && int8(r.b[r.off+hdr-1]) == timestampExt {
 				if _, err := parseTimestamp(field, r.b[r.off+hdr:r.off+hdr+int(n)]); err != nil {

@@ -74,8 +74,18 @@ func DecodeStoredTrace(raw []byte, lim Limits) (*Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	lim.MaxBody = int64(len(doc))
+	lim.MaxBody, lim.stored = int64(len(doc)), true
 	return DecodeTrace(doc, false, lim)
+}
+
+// DecodeStoredUnmatched reads an unmatched request object's bytes.
+func DecodeStoredUnmatched(raw []byte, lim Limits) (Unmatched, error) {
+	doc, err := Unstore(raw)
+	if err != nil {
+		return Unmatched{}, err
+	}
+	lim.MaxBody, lim.stored = int64(len(doc)), true
+	return DecodeUnmatched(doc, false, lim)
 }
 
 // Layer objects hold the layer document of AppendLayerMsgpack plus one key,
@@ -104,7 +114,7 @@ func DecodeStoredLayer(raw []byte, lim Limits) (Layer, int64, error) {
 	if err != nil {
 		return Layer{}, 0, err
 	}
-	lim.MaxBody = int64(len(doc))
+	lim.MaxBody, lim.stored = int64(len(doc)), true
 	tlids, results, err := DecodeLayer(doc, false, lim)
 	if err != nil {
 		return Layer{}, 0, err

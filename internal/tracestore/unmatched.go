@@ -121,13 +121,7 @@ func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id tr
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}
-	doc, err := traces.Unstore(raw)
-	if err != nil {
-		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
-	}
-	lim := s.o.Limits
-	lim.MaxBody = int64(len(doc))
-	u, err := traces.DecodeUnmatched(doc, false, lim)
+	u, err := traces.DecodeStoredUnmatched(raw, s.o.Limits)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}

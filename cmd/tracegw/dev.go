@@ -79,7 +79,7 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 
 	d.emu, err = emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Logger: log.With("component", "emulator"),
+		PubSubClientOptions: d.pubsub.Opts, Logger: log, // emulator.New adds component=emulator
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)

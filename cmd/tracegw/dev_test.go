@@ -34,6 +34,11 @@ type devTest struct {
 // startDevTest starts dev in a fresh data dir; databaseURL "" means the
 // private PostgreSQL dev starts itself in that dir.
 func startDevTest(t *testing.T, databaseURL string) *devTest {
+	return startDevTestLog(t, databaseURL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startDevTestLog is startDevTest logging to log.
+func startDevTestLog(t *testing.T, databaseURL string, log *slog.Logger) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
 	// The private PostgreSQL runs as the OS user postgres, which must reach
@@ -54,7 +59,6 @@ func startDevTest(t *testing.T, databaseURL string) *devTest {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := startDev(ctx, c, log)
 	if err != nil {
 		cancel()

@@ -23,7 +23,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer ps.Close()
 	emu, err := emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), PublicHost: c.Listen,
-		PubSubClientOptions: ps.Opts, Logger: log.With("component", "emulator"),
+		PubSubClientOptions: ps.Opts, Logger: log, // emulator.New adds component=emulator
 	})
 	if err != nil {
 		return fmt.Errorf("start emulator: %w", err)

@@ -95,7 +95,7 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
-	s.jobs = canvases.NewJobs(s.objects, db, now, log.With("component", "jobs"))
+	s.jobs = canvases.NewJobs(s.objects, db, now, log) // NewJobs adds component=jobs
 	s.jobs.Holds = s.holds
 	s.api = httpapi.New(httpapi.Options{
 		Service: s.svc, Holds: s.holds, Jobs: s.jobs, Toplevels: canvases.NewToplevels(db, now),

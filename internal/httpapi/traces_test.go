@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,47 @@ func TestInvalidRequests(t *testing.T) {
 	// Nothing was written by any of them.
 	if list := listTLID(t, g, "1", 100); len(list) != 0 {
 		t.Errorf("invalid requests wrote %d traces", len(list))
+	}
+}
+
+// TestFindTraceEveryCanvas: two canvases hold the same (caller-supplied)
+// trace ID; the admin lookup answers the first at the top level, as for a
+// single match, and lists both in "matches" (JSON and msgpack alike).
+func TestFindTraceEveryCanvas(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	id := traces.NewTraceID(time.Now()).String()
+	const low, high = "7d3f5a1c-0000-4000-8000-000000000001", "7d3f5a1c-0000-4000-8000-000000000002"
+	for _, c := range []string{high, low} {
+		root := map[string]string{low: "11", high: "22"}[c]
+		if status, _, b := call(t, "POST", tracesURL(g, c), "application/json",
+			[]byte(`{"traceID":"`+id+`","rootTLID":"`+root+`"}`)); status != http.StatusCreated {
+			t.Fatalf("save in %s: %d %s", c, status, b)
+		}
+	}
+	type match struct{ CanvasID, TraceID, RootTLID string }
+	var found struct {
+		match
+		Matches     []match
+		MoreMatches bool
+	}
+	status, _, b := call(t, "GET", g.URL+"/v1/traces/"+id, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("find: %d %s", status, b)
+	}
+	if err := json.Unmarshal(b, &found); err != nil {
+		t.Fatal(err)
+	}
+	want := []match{{low, id, "11"}, {high, id, "22"}}
+	if found.match != want[0] || !slices.Equal(found.Matches, want) || found.MoreMatches {
+		t.Errorf("find = %s\nwant the first at the top level and matches %v", b, want)
+	}
+	status, _, b = call(t, "GET", g.URL+"/v1/traces/"+id, "", nil, "Accept", "application/msgpack")
+	var mp map[string]any
+	if err := msgpack.Unmarshal(b, &mp); status != http.StatusOK || err != nil {
+		t.Fatalf("find as msgpack: %d %v", status, err)
+	}
+	if ms, _ := mp["matches"].([]any); fmt.Sprintf("%s", mp["canvasID"]) != low || len(ms) != 2 {
+		t.Errorf("find as msgpack = %v, want canvasID %s and 2 matches", mp, low)
 	}
 }

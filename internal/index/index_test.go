@@ -284,7 +284,7 @@ func TestGetFind(t *testing.T) {
 	r.Layers, r.CustomTime = 3, base.Add(-time.Hour)
 	put(t, db, r)
 	for name, get := range map[string]func() (traces.Record, error){
-		"Get":  func() (traces.Record, error) { return db.Get(t.Context(), c, r.ID) },
+		"Get": func() (traces.Record, error) { return db.Get(t.Context(), c, r.ID) },
 		"Find": func() (traces.Record, error) {
 			rs, err := db.Find(t.Context(), r.ID, 10)
 			if err != nil || len(rs) != 1 {

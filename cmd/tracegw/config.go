@@ -39,6 +39,9 @@ type Config struct {
 	Pprof           bool
 	ShutdownTimeout time.Duration
 
+	// MaxInflightBytes caps the request body bytes held in memory at once.
+	MaxInflightBytes int64
+
 	// token
 	Role    string
 	Canvas  string
@@ -110,6 +113,8 @@ func defaults() Config {
 		Role:            "editor",
 		TTL:             time.Hour,
 		Subject:         "tracegw-cli",
+
+		MaxInflightBytes: 256 << 20,
 	}
 }
 
@@ -167,11 +172,15 @@ var flags = map[string]flagDef{
 	"subject":           {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
 	"once":              {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
 	"dry-run":           {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
+
+	"max-inflight-bytes": {"max-inflight-bytes", "request body bytes held in memory at once across the process; past it a request waits up to 2s, then gets 503 with Retry-After (raised to just above --max-body if smaller)", func(fs *flag.FlagSet, c *Config, n, u string) {
+		fs.Int64Var(&c.MaxInflightBytes, n, c.MaxInflightBytes, u)
+	}},
 }
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
@@ -180,7 +189,7 @@ var commandFlags = map[string][]string{
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
 	"emulator":     {"listen", "data-dir"},
-	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
+	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota", "max-inflight-bytes"},
 	"bench":        {},
 }
 

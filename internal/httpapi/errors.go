@@ -52,6 +52,8 @@ func classify(err error) (status int, code, message, field string) {
 		return http.StatusUnsupportedMediaType, "unsupported_media_type", upTo(err, errMediaType), ""
 	case errors.Is(err, traces.ErrExhausted):
 		return http.StatusTooManyRequests, "resource_exhausted", upTo(err, traces.ErrExhausted), ""
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, "unavailable", "the server holds as many request bodies as it may; retry shortly", ""
 	case errors.Is(err, traces.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry with backoff", ""
 	}
@@ -72,7 +74,12 @@ func upTo(err, sentinel error) string {
 // writeError answers err as API.md's JSON error and logs server faults.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg, field := classify(err)
-	if status >= 500 {
+	switch {
+	case errors.Is(err, errBusy):
+		// Load shedding, not a fault: say when to come back.
+		w.Header().Set("Retry-After", "1")
+		logger(r.Context(), s.log).Warn("request refused", "status", status, "err", err)
+	case status >= 500:
 		logger(r.Context(), s.log).Error("request failed", "status", status, "err", err)
 	}
 	var body apiError

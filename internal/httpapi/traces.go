@@ -79,7 +79,7 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}

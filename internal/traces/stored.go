@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,7 +102,7 @@ const mpBaseGeneration = "\xaebaseGeneration"
 // map with baseGeneration as a third key (DecodeLayer skips it).
 func AppendStoredLayer(dst []byte, base int64, tlids []TLID, results []FunctionResult) []byte {
 	at := len(dst)
-	dst = AppendLayerMsgpack(dst, tlids, results)
+	dst = AppendLayerMsgpack(slices.Grow(dst, 64+tlidsSize(tlids)+resultsSize(results)+len(mpBaseGeneration)+9), tlids, results)
 	dst[at] = 0x83 // fixmap of 3: AppendLayerMsgpack wrote 0x82
 	dst = append(dst, mpBaseGeneration...)
 	return appendInt(dst, base)
@@ -152,7 +153,10 @@ var gzipWriters = sync.Pool{New: func() any {
 
 func compress(doc []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(doc)/2 + 64)
+	// Sized for the worst case, an incompressible document (stored blocks
+	// add 5 bytes per 64 KiB, gzip 18 in all), so the buffer is allocated
+	// once rather than regrown with its copies.
+	buf.Grow(len(doc) + len(doc)>>12 + 64)
 	w := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(w)
 	w.Reset(&buf)
@@ -162,7 +166,13 @@ func compress(doc []byte) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	out := buf.Bytes()
+	if cap(out)-len(out) > len(out)/4+4<<10 {
+		// It compressed well: keep an exact copy for the upload and let
+		// the large buffer go now.
+		out = bytes.Clone(out)
+	}
+	return out, nil
 }
 
 func decompress(b []byte) ([]byte, error) {

@@ -269,6 +269,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"no content type", "POST", "/v1/canvases/" + canvas + "/traces", "", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},
 		{"text content type", "POST", "/v1/canvases/" + canvas + "/traces", "text/plain", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},
 		{"body too large", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", big, 413, "payload_too_large", "body"},
+		{"10,001 toplevels through function results", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", wideResults(1, 10_001), 413, "payload_too_large", "tlids"},
 		{"batch without tlids", "POST", "/v1/canvases/" + canvas + "/recent-traces", "application/json", `{"limit":3}`, 400, "invalid_argument", "tlids"},
 		{"batch limit too big", "POST", "/v1/canvases/" + canvas + "/recent-traces", "application/json", `{"tlids":["1"],"limit":1000}`, 400, "invalid_argument", "limit"},
 		{"unknown route", "GET", "/v1/nothing", "", "", 404, "not_found", ""},
@@ -286,6 +287,21 @@ func TestInvalidRequests(t *testing.T) {
 	if list := listTLID(t, g, "1", 100); len(list) != 0 {
 		t.Errorf("invalid requests wrote %d traces", len(list))
 	}
+}
+
+// wideResults is a trace of root 1 with n function results, of the
+// toplevels first to first+n-1.
+func wideResults(first, n int) string {
+	var b strings.Builder
+	b.WriteString(`{"rootTLID":"1","functionResults":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"tlid":"%d","exprID":"1","fnName":"f","value":0}`, first+i)
+	}
+	b.WriteString("]}")
+	return b.String()
 }
 
 // TestFindTraceEveryCanvas: two canvases hold the same (caller-supplied)

@@ -272,7 +272,8 @@ var traceFields = []string{"traceID", "rootTLID", "tlids", "timestamp", "input",
 // fills them); a present traceID must be a version-7 UUID and a present
 // timestamp lie in the years 1970 to 9999 (nanoseconds are kept). RootTLID is
 // required and added to TLIDs when missing; TLIDs are deduplicated in
-// first-seen order. Unknown keys are ignored. Values alias body when it is
+// first-seen order. lim.MaxTLIDs bounds tlids and also the toplevels the
+// trace touches besides its root (tlids and the results' tlids together). Unknown keys are ignored. Values alias body when it is
 // msgpack. Errors are *FieldErrors wrapping ErrInvalid, naming the field
 // (rootTLID, functionResults[3].value, …); over a limit of lim (zero fields:
 // defaults) the error is TooLarge naming the field and the limit.
@@ -325,8 +326,28 @@ func DecodeTrace(body []byte, isJSON bool, lim Limits) (*Trace, error) {
 	if !haveRoot {
 		return nil, Invalid("rootTLID", "required")
 	}
+	if !lim.stored { // objects stored before the check stay readable
+		if err := checkTouched(t.TLIDs, t.FunctionResults, lim.MaxTLIDs); err != nil {
+			return nil, err
+		}
+	}
 	t.TLIDs = addTLID(t.TLIDs, t.RootTLID)
 	return t, nil
+}
+
+// checkTouched bounds the toplevels a trace touches besides its root: its
+// tlids and its function results' tlids together, as for a layer. The index
+// writes a row (and updates a toplevel) for each, so 100,000 results of
+// distinct toplevels must not get past a limit of 10,000 tlids.
+func checkTouched(tlids []TLID, results []FunctionResult, max int) error {
+	if len(tlids)+len(results) <= max {
+		return nil
+	}
+	if _, err := LayerTLIDs(tlids, results, max); err != nil {
+		return &FieldError{Field: "tlids", Limit: int64(max),
+			Reason: "the toplevels the trace touches (tlids and the functionResults' tlids) exceed the limit of " + itoa(max)}
+	}
+	return nil
 }
 
 // timestampInRange keeps trace times where a UUIDv7 and RFC 3339 can

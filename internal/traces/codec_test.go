@@ -178,6 +178,8 @@ func TestDecodeTraceErrors(t *testing.T) {
 		{"tlids not array", `{"rootTLID":"1","tlids":"1"}`, Limits{}, "tlids: must be an array, not string", 0},
 		{"too many tlids", `{"rootTLID":"1","tlids":[1,2,3]}`, Limits{MaxTLIDs: 2}, "tlids: exceeds the limit of 2", 2},
 		{"too many results", enc(obj{"rootTLID", 1, "functionResults", []any{fr(), fr()}}), Limits{MaxFunctionResults: 1}, "functionResults: exceeds the limit of 1", 1},
+		{"too many toplevels through results", enc(obj{"rootTLID", 9, "tlids", []any{1}, "functionResults", []any{fr(), obj{"tlid", 2, "exprID", 2, "fnName", "f", "value", nil}, obj{"tlid", 3, "exprID", 2, "fnName", "f", "value", nil}}}), Limits{MaxTLIDs: 2},
+			"tlids: the toplevels the trace touches (tlids and the functionResults' tlids) exceed the limit of 2", 2},
 		{"timestamp bad", `{"rootTLID":"1","timestamp":"yesterday"}`, Limits{}, "timestamp: must be an RFC 3339 time", 0},
 		{"timestamp number", `{"rootTLID":"1","timestamp":5}`, Limits{}, "timestamp: must be a timestamp or an RFC 3339 string, not integer", 0},
 		{"input not pairs", `{"rootTLID":"1","input":[["a",1],["b"]]}`, Limits{}, "input[1]: must be a [name, value] pair, not 1 elements", 0},
@@ -231,6 +233,25 @@ func TestDecodeTraceErrors(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+}
+
+// TestDecodeTraceTouchedLimit: the tlids a trace touches through its
+// function results count against MaxTLIDs with its tlids (the root aside),
+// each once; a stored trace is read whatever it touches.
+func TestDecodeTraceTouchedLimit(t *testing.T) {
+	res := func(tlid int) obj { return obj{"tlid", tlid, "exprID", 1, "fnName", "f", "value", nil} }
+	atLimit := enc(obj{"rootTLID", 9, "tlids", []any{1}, "functionResults", []any{res(1), res(2), res(2), res(1)}})
+	tr, err := DecodeTrace(atLimit, false, Limits{MaxTLIDs: 2})
+	if err != nil {
+		t.Fatalf("2 toplevels besides the root, limit 2: %v", err)
+	}
+	over := AppendTraceMsgpack(nil, &Trace{RootTLID: 9, TLIDs: tr.TLIDs, FunctionResults: append(tr.FunctionResults, FunctionResult{TLID: 3, ExprID: 1, FnName: "f"})})
+	if _, err := DecodeTrace(over, false, Limits{MaxTLIDs: 2}); err == nil || fieldOf(t, err).Field != "tlids" {
+		t.Errorf("3 toplevels besides the root, limit 2: %v, want an error naming tlids", err)
+	}
+	if _, err := DecodeStoredTrace(over, Limits{MaxTLIDs: 2}); err != nil {
+		t.Errorf("stored trace over the limit: %v, want it read", err)
 	}
 }
 

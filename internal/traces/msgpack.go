@@ -326,9 +326,9 @@ func (r *Reader) StringBytes(field string) ([]byte, error) {
 // String reads a string that must be valid UTF-8 without NUL bytes (it
 // names things, and PostgreSQL text refuses both) and at most maxLen bytes
 // long (maxLen <= 0: no limit; longer is TooLarge). Strings are copied into
-// one growing buffer of the Reader's, so a document's thousands of names
-// cost a few allocations, and only their own bytes: not a copy of the whole
-// document, which holds the values too.
+// a few doubling buffers of the Reader's, so a document's thousands of
+// names cost a few allocations, and only their own bytes: not a copy of
+// the whole document, which holds the values too.
 func (r *Reader) String(field string, maxLen int) (string, error) {
 	b, err := r.StringBytes(field)
 	if err != nil {

@@ -2,10 +2,7 @@ package emulator
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -122,46 +119,3 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// serveControl serves the /_emulator/ routes.
-func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
-	switch p := strings.TrimSuffix(r.URL.Path, "/"); {
-	case p == "/_emulator/clock" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]time.Time{"now": e.Now()})
-	case p == "/_emulator/clock/advance" && r.Method == http.MethodPost:
-		by := r.URL.Query().Get("by")
-		d, err := ParseDuration(by)
-		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("invalid by=%q: want a duration like 72h, 30d or 1d12h", by))
-			return
-		}
-		sum, err := e.Advance(r.Context(), d)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internalError", err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, sum)
-	case p == "/_emulator/faults" && r.Method == http.MethodPost:
-		var f struct {
-			Kind   string `json:"kind"`
-			Count  int    `json:"count"`
-			Status int    `json:"status"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", "decode fault: "+err.Error())
-			return
-		}
-		if err := e.faults.add(f.Kind, f.Count, f.Status); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"kind": f.Kind, "count": f.Count, "status": e.faults.statusOr(f.Status)})
-	case p == "/_emulator/faults" && r.Method == http.MethodDelete:
-		e.faults.clear()
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		writeError(w, http.StatusNotFound, "notFound", "unknown emulator route "+r.Method+" "+r.URL.Path)
-	}
-}
-
-var errBadFault = errors.New("invalid fault")

@@ -110,9 +110,9 @@ func TestClockRoutesAndHooks(t *testing.T) {
 		if status != 400 {
 			t.Errorf("advance by=%q: got %d %s, want 400", by, status, body)
 		}
-		var e struct{ Error struct{ Code int } }
-		if json.Unmarshal(body, &e) != nil || e.Error.Code != 400 {
-			t.Errorf("advance by=%q: body %s is not a JSON error", by, body)
+		var e struct{ Error struct{ Code, Field string } }
+		if json.Unmarshal(body, &e) != nil || e.Error.Code != "invalid_argument" || e.Error.Field != "by" {
+			t.Errorf("advance by=%q: body %s is not an invalid_argument error naming by", by, body)
 		}
 	}
 	v.E.SetHooks(emulator.Hooks{OnStep: func(context.Context, time.Time) (int, error) { return 0, errors.New("gc down") }})

@@ -9,10 +9,13 @@
 // It imports no tracegw package; callers reach it only through the GCS JSON
 // API (Handler) and the hooks set with SetHooks. Control routes live under
 // /_emulator/ on the same handler: GET /_emulator/clock,
-// POST /_emulator/clock/advance?by=72h (Go durations plus a "d" day unit),
-// POST and DELETE /_emulator/faults. Beyond the agreed API it exports
-// PublishFailures, ParseDuration and KeepApplyingRules (GCS's delay in
-// applying a lifecycle change, for tests).
+// POST /_emulator/clock/advance?by=72h (Go durations plus a "d" day unit,
+// at most MaxAdvance), POST and DELETE /_emulator/faults. They answer only
+// to a loopback Host, and those that change state only with the header
+// ControlHeader ("X-Tracegw-Emulator: 1"), so a web page cannot reach them;
+// their errors use tracegw's {"error":{"code","message","field"}}. Beyond
+// the agreed API it exports PublishFailures, ParseDuration and
+// KeepApplyingRules (GCS's delay in applying a lifecycle change, for tests).
 //
 // The fake stores content, hashes and generations; the emulator keeps the
 // rest (metageneration, times on its clock, customTime, holds, metadata

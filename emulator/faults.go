@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -28,19 +29,31 @@ func (f *faults) statusOr(status int) int {
 	return status
 }
 
+var errBadFault = errors.New("invalid fault")
+
+// faultError is a refused fault rule: which field, and why.
+type faultError struct{ field, msg string }
+
+func (e *faultError) Error() string { return errBadFault.Error() + ": " + e.field + ": " + e.msg }
+
+func (e *faultError) Unwrap() error { return errBadFault }
+
 func (f *faults) add(kind string, count, status int) error {
 	if !slices.Contains(faultKinds, kind) {
-		return fmt.Errorf("%w: kind %q, want one of %v", errBadFault, kind, faultKinds)
+		return &faultError{"kind", fmt.Sprintf("%.40q, want one of %v", kind, faultKinds)}
 	}
-	if count <= 0 {
-		return fmt.Errorf("%w: count %d must be positive", errBadFault, count)
+	if count <= 0 || count > MaxFaultCount {
+		return &faultError{"count", fmt.Sprintf("%d, want 1 to %d", count, MaxFaultCount)}
 	}
 	status = f.statusOr(status)
 	if status < 400 || status > 599 {
-		return fmt.Errorf("%w: status %d must be 4xx or 5xx", errBadFault, status)
+		return &faultError{"status", fmt.Sprintf("%d, want 4xx or 5xx", status)}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.rules) >= maxFaultRules {
+		return &faultError{"count", fmt.Sprintf("%d fault rules are waiting already; clear them first", len(f.rules))}
+	}
 	f.rules = append(f.rules, faultRule{kind: kind, count: count, status: status})
 	return nil
 }

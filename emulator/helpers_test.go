@@ -184,6 +184,9 @@ func (v *env) do(t *testing.T, method, path string, body any) (int, []byte) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if strings.HasPrefix(path, "/_emulator/") {
+		req.Header.Set(emulator.ControlHeader, "1")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

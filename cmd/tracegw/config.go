@@ -39,6 +39,9 @@ type Config struct {
 	Pprof           bool
 	ShutdownTimeout time.Duration
 
+	// MaxInflightBytes caps the request body bytes held in memory at once.
+	MaxInflightBytes int64
+
 	// token
 	Role    string
 	Canvas  string
@@ -109,25 +112,26 @@ func FormatDays(d time.Duration) string {
 // defaults are the values every subcommand starts from.
 func defaults() Config {
 	return Config{
-		Listen:          ":8080",
-		Bucket:          "traces",
-		PubSubProject:   "tracegw-dev",
-		Topic:           "gcs-notifications",
-		Subscription:    "tracegw-notify",
-		Retention:       Days(7 * 24 * time.Hour),
-		RenewMargin:     Days(2 * 24 * time.Hour),
-		KeepPerToplevel: 10,
-		GCInterval:      time.Hour,
-		HoldQuota:       100,
-		DBMaxConns:      16,
-		MaxBody:         16 << 20,
-		DataDir:         ".tracegw-dev",
-		ShutdownTimeout: 20 * time.Second,
-		Role:            "editor",
-		TTL:             time.Hour,
-		Subject:         "tracegw-cli",
-		Seed:            1,
-		MaxNotifyLag:    Days(time.Hour),
+		Listen:           ":8080",
+		Bucket:           "traces",
+		PubSubProject:    "tracegw-dev",
+		Topic:            "gcs-notifications",
+		Subscription:     "tracegw-notify",
+		Retention:        Days(7 * 24 * time.Hour),
+		RenewMargin:      Days(2 * 24 * time.Hour),
+		KeepPerToplevel:  10,
+		GCInterval:       time.Hour,
+		HoldQuota:        100,
+		DBMaxConns:       16,
+		MaxBody:          16 << 20,
+		DataDir:          ".tracegw-dev",
+		ShutdownTimeout:  20 * time.Second,
+		Role:             "editor",
+		TTL:              time.Hour,
+		Subject:          "tracegw-cli",
+		Seed:             1,
+		MaxNotifyLag:     Days(time.Hour),
+		MaxInflightBytes: 256 << 20,
 	}
 }
 
@@ -192,11 +196,14 @@ var flags = map[string]flagDef{
 	"seed":              {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
 	"profile":           {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
 	"max-notify-lag":    {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
+	"max-inflight-bytes": {"max-inflight-bytes", "request body bytes held in memory at once across the process; past it a request waits up to 2s, then gets 503 with Retry-After (raised to just above --max-body if smaller)", func(fs *flag.FlagSet, c *Config, n, u string) {
+		fs.Int64Var(&c.MaxInflightBytes, n, c.MaxInflightBytes, u)
+	}},
 }
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
@@ -205,7 +212,7 @@ var commandFlags = map[string][]string{
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
 	"emulator":     {"listen", "data-dir"},
-	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota"},
+	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota", "max-inflight-bytes"},
 	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
 	"status":       {"database-url", "bucket", "gcs-endpoint", "renew-margin", "gc-interval", "max-notify-lag"},
 	// The two subcommands of "retention".

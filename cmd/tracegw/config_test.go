@@ -52,6 +52,8 @@ func TestLoad(t *testing.T) {
 		{"token subject", "token", []string{"--subject", "svc-checkout"}, env(), func(c Config) bool { return c.Subject == "svc-checkout" }, ""},
 		{"token subject from env", "token", nil, env("TRACEGW_SUBJECT", "ci"), func(c Config) bool { return c.Subject == "ci" }, ""},
 		{"token subject default", "token", nil, env(), func(c Config) bool { return c.Subject == "tracegw-cli" }, ""},
+		{"max inflight bytes from env", "serve", nil, env("TRACEGW_MAX_INFLIGHT_BYTES", "67108864"),
+			func(c Config) bool { return c.MaxInflightBytes == 64<<20 && defaults().MaxInflightBytes == 256<<20 }, ""},
 		{"oidc is serve's", "token", []string{"--oidc-audience", "x"}, env(), nil, "oidc-audience"},
 		{"bad env names its variable", "serve", nil, env("TRACEGW_KEEP_PER_TOPLEVEL", "ten"), nil, "TRACEGW_KEEP_PER_TOPLEVEL"},
 		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},

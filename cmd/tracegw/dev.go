@@ -92,7 +92,7 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 
 	d.emu, err = emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log.With("component", "emulator"),
+		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // emulator.New adds component=emulator
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)
@@ -283,7 +283,7 @@ func (d *devSystem) printBanner(w io.Writer, url string) {
 	canvas := "7d3f5a1c-0000-4000-8000-000000000001"
 	fmt.Fprintf(w, "\ntry:\n  curl -s%s -H 'Content-Type: application/json' -d '{\"rootTLID\":\"1234\",\"input\":[[\"request\",{\"body\":\"hi\"}]]}' %s/v1/canvases/%s/traces\n", auth, url, canvas)
 	fmt.Fprintf(w, "  curl -s%s %s/v1/canvases/%s/toplevels/1234/traces\n", auth, url, canvas)
-	fmt.Fprintf(w, "  curl -s -X POST '%s/_emulator/clock/advance?by=8d'\n\n", url)
+	fmt.Fprintf(w, "  curl -s -X POST -H '%s: 1' '%s/_emulator/clock/advance?by=8d'\n\n", emulator.ControlHeader, url)
 }
 
 // Close stops everything in reverse order of start.

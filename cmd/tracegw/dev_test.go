@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracegw/tracegw/emulator"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/testutil"
@@ -34,6 +35,11 @@ type devTest struct {
 // startDevTest starts dev in a fresh data dir; databaseURL "" means the
 // private PostgreSQL dev starts itself in that dir.
 func startDevTest(t testing.TB, databaseURL string) *devTest {
+	return startDevTestLog(t, databaseURL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startDevTestLog is startDevTest logging to log.
+func startDevTestLog(t testing.TB, databaseURL string, log *slog.Logger) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
 	// The private PostgreSQL runs as the OS user postgres, which must reach
@@ -54,7 +60,6 @@ func startDevTest(t testing.TB, databaseURL string) *devTest {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := startDev(ctx, c, log)
 	if err != nil {
 		cancel()
@@ -84,12 +89,22 @@ func (dt *devTest) do(method, path, body string) (int, []byte) {
 	return dt.doAs(dt.d.token, method, path, body)
 }
 
-// doAs sends a request with bearer token tok (JSON body if any).
-func (dt *devTest) doAs(tok, method, path, body string) (int, []byte) {
+// doHeader sends a request as dev's admin with extra header pairs.
+func (dt *devTest) doHeader(method, path, body string, hdr ...string) (int, []byte) {
+	dt.t.Helper()
+	return dt.doAs(dt.d.token, method, path, body, hdr...)
+}
+
+// doAs sends a request with bearer token tok (JSON body if any) and extra
+// header pairs.
+func (dt *devTest) doAs(tok, method, path, body string, hdr ...string) (int, []byte) {
 	t := dt.t
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, dt.url+path, bytes.NewBufferString(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -145,7 +160,7 @@ func (dt *devTest) list(canvas, tlid string) []string {
 // advance moves the emulator's clock through the API and returns the summary.
 func (dt *devTest) advance(by string) advanceSummary {
 	dt.t.Helper()
-	st, b := dt.do("POST", "/_emulator/clock/advance?by="+by, "")
+	st, b := dt.doHeader("POST", "/_emulator/clock/advance?by="+by, "", emulator.ControlHeader, "1")
 	if st != 200 {
 		dt.t.Fatalf("advance: %d %s", st, b)
 	}
@@ -251,5 +266,42 @@ func TestDevTokens(t *testing.T) {
 		if st, b := dt.doAs(tc.tok, "GET", list, ""); st != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, st, b, tc.want)
 		}
+	}
+}
+
+// TestDevEmulatorRoutesGuarded: on dev's one listener, a cross-site
+// "simple" POST or a rebound Host cannot move the clock; the request the
+// banner prints can.
+func TestDevEmulatorRoutesGuarded(t *testing.T) {
+	dt := startDevTest(t, testutil.PG(t))
+	const advance = "/_emulator/clock/advance?by=300d"
+	before := dt.d.emu.Now()
+	simple, _ := http.NewRequestWithContext(t.Context(), "POST", dt.url+advance, strings.NewReader("x=1"))
+	simple.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rebound, _ := http.NewRequestWithContext(t.Context(), "POST", dt.url+advance, nil)
+	rebound.Host = "evil.example"
+	rebound.Header.Set(emulator.ControlHeader, "1")
+	for name, req := range map[string]*http.Request{"simple POST": simple, "rebound Host": rebound} {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !bytes.Contains(b, []byte(`"code":"permission_denied"`)) {
+			t.Errorf("%s: %d %s, want 403 permission_denied", name, resp.StatusCode, b)
+		}
+	}
+	if d := dt.d.emu.Now().Sub(before); d > time.Hour {
+		t.Fatalf("refused requests moved the clock by %s", d)
+	}
+	var banner bytes.Buffer
+	dt.d.printBanner(&banner, dt.url)
+	want := "curl -s -X POST -H '" + emulator.ControlHeader + ": 1' '" + dt.url + "/_emulator/clock/advance?by=8d'"
+	if !strings.Contains(banner.String(), want) {
+		t.Errorf("banner:\n%s\nwant the line %s", banner.String(), want)
+	}
+	if sum := dt.advance("8d"); sum.NotificationsConsumed != 0 || dt.d.emu.Now().Sub(before) < 8*24*time.Hour {
+		t.Errorf("advance with the header: %+v", sum)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -20,7 +21,22 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 // <data-dir>/pg, listening only on a Unix socket in that directory, kept
 // between runs. As root it runs as the OS user postgres (initdb and
 // postgres refuse root).
+//
+// Its one role is a superuser with trust authentication, so whoever can
+// open the socket owns the server (and, through COPY … TO PROGRAM, the OS
+// account it runs as). Only the server's OS user may: the directory that
+// holds the socket is mode 0700 and the socket itself 0700
+// (unix_socket_permissions). As a normal user that is the developer alone;
+// as root, postgres and root (which passes any permission check).
 type devPG struct{ dir string }
+
+// devPGConf is what startDevPG makes sure the cluster's configuration says,
+// whatever an earlier version wrote: no TCP, the socket in the private
+// directory, usable by the owner only.
+func devPGConf(dir string) string {
+	return fmt.Sprintf("\n# tracegw dev: only the owner may connect\nlisten_addresses = ''\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\n",
+		strings.ReplaceAll(dir, "'", "''"))
+}
 
 // startDevPG initialises the cluster on first use, starts it and returns
 // its URL.
@@ -43,6 +59,14 @@ func startDevPG(ctx context.Context, dataDir string) (*devPG, string, error) {
 	}
 	// A previous run killed hard may have left the server running: stop it first.
 	_, _ = p.ctl(ctx, "stop", "-m", "fast")
+	// Clusters made by earlier versions had a world-enterable directory and
+	// a world-writable socket: tighten both before every start.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("restrict %s: %w", dir, err)
+	}
+	if err := p.ensureConf(); err != nil {
+		return nil, "", err
+	}
 	if out, err := p.ctl(ctx, "start", "-l", filepath.Join(dir, "log")); err != nil {
 		return nil, "", fmt.Errorf("start PostgreSQL in %s: %w\n%s", dir, err, out)
 	}
@@ -50,7 +74,10 @@ func startDevPG(ctx context.Context, dataDir string) (*devPG, string, error) {
 }
 
 func (p *devPG) init(ctx context.Context) error {
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(p.dir, 0o700); err != nil {
 		return err
 	}
 	if err := chownPostgres(p.dir); err != nil {
@@ -66,8 +93,22 @@ func (p *devPG) init(ctx context.Context) error {
 		}
 		return fmt.Errorf("initdb: %w\n%s%s", err, out, hint)
 	}
-	conf := fmt.Sprintf("\nlisten_addresses = ''\nunix_socket_directories = '%s'\n", p.dir)
-	f, err := os.OpenFile(filepath.Join(p.dir, "data", "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	return nil
+}
+
+// ensureConf appends devPGConf to postgresql.conf unless it ends with it
+// already (a later line wins over an earlier one).
+func (p *devPG) ensureConf() error {
+	path := filepath.Join(p.dir, "data", "postgresql.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	conf := devPGConf(p.dir)
+	if strings.HasSuffix(string(b), conf) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	s.api = httpapi.New(httpapi.Options{
 		Service: s.svc, Holds: s.holds, Canvases: s.jobs,
 		Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),
-		Ready: s.ready, Registerer: s.reg, Metrics: metrics,
+		Ready: s.ready, Registerer: s.reg, Metrics: metrics, MaxInflightBytes: c.MaxInflightBytes,
 	})
 	return s, nil
 }

@@ -352,6 +352,18 @@ func TestRequestLogHandler(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], `"request_id":"probe-1"`) || strings.Contains(lines[1], "request_id") {
 		t.Errorf("log lines:\n%s\nwant request_id on the first only", buf.String())
 	}
+	// A logger that already carries request_id (the request's own) logs it
+	// once, even with the request's context.
+	buf = syncBuffer{}
+	s.Handle("GET /probe2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.With("request_id", httpapi.RequestID(r.Context())).InfoContext(r.Context(), "with its id")
+	}))
+	req = httptest.NewRequest("GET", "/probe2", nil)
+	req.Header.Set("X-Request-Id", "probe-2")
+	s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	if n := strings.Count(buf.String(), `"request_id"`); n != 1 {
+		t.Errorf("log line %s carries request_id %d times, want once", buf.String(), n)
+	}
 }
 
 // A canvas-scoped admin follows its own canvas's deletion job; another
@@ -382,6 +394,15 @@ func TestAuthJobScope(t *testing.T) {
 		if status != tc.want {
 			t.Errorf("%s: status %d, want %d; body %s", tc.name, status, tc.want, b)
 		}
+	}
+	// The 404 for another canvas's job is word for word the 404 for a job
+	// that does not exist (but for the ID it names).
+	other := g.token(t, httpapi.RoleAdmin, canvasB)
+	unknown := traces.NewTraceID(time.Now()).String()
+	_, _, hidden := call(t, "GET", g.URL+"/v1/jobs/"+job.JobID, "", nil, bearer(other)...)
+	_, _, missing := call(t, "GET", g.URL+"/v1/jobs/"+unknown, "", nil, bearer(other)...)
+	if got, want := string(hidden), strings.ReplaceAll(string(missing), unknown, job.JobID); got != want {
+		t.Errorf("another canvas's job answers\n%s\nan unknown job\n%s\nwant the same text", got, want)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +98,83 @@ func joinTLIDs(ts []traces.TLID) string {
 		s[i] = `"` + t.String() + `"`
 	}
 	return strings.Join(s, ",")
+}
+
+// BenchmarkSaveWide saves the widest traces the limits allow over HTTP
+// (JSON, into the emulator and PostgreSQL): 10,000 tlids; 100,000 function
+// results of one toplevel, of 10,000, and of 100,000 toplevels (each
+// result's tlid is a toplevel the trace touches, so the last one is over
+// the 10,000-tlid limit and answered 413). conc is how many such saves run
+// at once, each of other toplevels; worst-ms is the slowest save seen.
+func BenchmarkSaveWide(b *testing.B) {
+	tlids := func(first, n int) string {
+		var sb strings.Builder
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `"%d"`, first+i)
+		}
+		return sb.String()
+	}
+	// results are n function results spread over the toplevels first to
+	// first+toplevels-1.
+	results := func(first, n, toplevels int) string {
+		var sb strings.Builder
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"tlid":"%d","exprID":"%d","fnName":"f","argHash":"h","value":%d}`, first+i%toplevels, i, i)
+		}
+		return sb.String()
+	}
+	for _, shape := range []struct {
+		name string
+		body func(first int) string
+	}{
+		{"tlids=10000", func(first int) string {
+			return `{"rootTLID":"` + strconv.Itoa(first) + `","tlids":[` + tlids(first, 10_000) + `]}`
+		}},
+		{"results=100000/toplevels=1", func(first int) string {
+			return `{"rootTLID":"` + strconv.Itoa(first) + `","functionResults":[` + results(first, 100_000, 1) + `]}`
+		}},
+		{"results=100000/toplevels=10000", func(first int) string {
+			return `{"rootTLID":"` + strconv.Itoa(first) + `","functionResults":[` + results(first, 100_000, 10_000) + `]}`
+		}},
+		{"results=100000/toplevels=100000", func(first int) string { // over the tlids limit since it counts results' tlids
+			return `{"rootTLID":"` + strconv.Itoa(first) + `","functionResults":[` + results(first, 100_000, 100_000) + `]}`
+		}},
+	} {
+		for _, conc := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/conc=%d", shape.name, conc), func(b *testing.B) {
+				url, _ := budgetGateway(b, 16<<20, 0, 0)
+				bodies := make([][]byte, conc)
+				for i := range bodies {
+					bodies[i] = []byte(shape.body(1 + i*1_000_000))
+				}
+				var worst time.Duration
+				var mu sync.Mutex
+				for b.Loop() {
+					var wg sync.WaitGroup
+					for _, body := range bodies {
+						wg.Go(func() {
+							start := time.Now()
+							status, _, resp := call(b, "POST", url+"/v1/canvases/"+canvas+"/traces", "application/json", body)
+							d := time.Since(start)
+							if status != http.StatusCreated && status != http.StatusRequestEntityTooLarge {
+								b.Errorf("save: %d %.300s", status, resp)
+							}
+							mu.Lock()
+							worst = max(worst, d)
+							mu.Unlock()
+						})
+					}
+					wg.Wait()
+				}
+				b.ReportMetric(float64(len(bodies[0]))/(1<<20), "body-MiB")
+				b.ReportMetric(worst.Seconds()*1000, "worst-ms")
+			})
+		}
+	}
 }

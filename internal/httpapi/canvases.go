@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -77,11 +78,14 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 		return errNoJobs
 	}
 	job, err := s.jobs.Job(r.Context(), id)
+	// Another canvas's job is answered exactly as a job that does not
+	// exist: the answer must not tell a scoped token that it exists.
+	p, _ := r.Context().Value(principalKey{}).(Principal)
+	if errors.Is(err, traces.ErrNotFound) || err == nil && p.Canvas != nil && *p.Canvas != job.Canvas {
+		return fmt.Errorf("job %s: %w", id, traces.ErrNotFound)
+	}
 	if err != nil {
 		return err
-	}
-	if p, ok := r.Context().Value(principalKey{}).(Principal); ok && p.Canvas != nil && *p.Canvas != job.Canvas {
-		return fmt.Errorf("job %s: %w", id, traces.ErrNotFound) // another canvas's job: not even its existence
 	}
 	respond(w, r, http.StatusOK, jobOf(job))
 	return nil

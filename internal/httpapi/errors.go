@@ -54,6 +54,8 @@ func classify(err error) (status int, code, message, field string) {
 		status, code, message = http.StatusUnsupportedMediaType, "unsupported_media_type", "unsupported media type"
 	case errors.Is(err, traces.ErrExhausted):
 		status, code, message = http.StatusTooManyRequests, "resource_exhausted", "a limit was reached"
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, "unavailable", "the server holds as many request bodies as it may; retry shortly", ""
 	case errors.Is(err, traces.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", "a backend is unavailable; retry with backoff", ""
 	default:
@@ -69,10 +71,23 @@ func classify(err error) (status int, code, message, field string) {
 // writeError answers err as API.md's JSON error and logs server faults.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg, field := classify(err)
-	if status >= 500 {
+	switch {
+	case errors.Is(err, errBusy):
+		// Load shedding, not a fault: say when to come back.
+		w.Header().Set("Retry-After", "1")
+		logger(r.Context(), s.log).Warn("request refused", "status", status, "err", err)
+	case status >= 500:
 		logger(r.Context(), s.log).Error("request failed", "status", status, "err", err)
 	}
 	var body apiError
-	body.Error.Code, body.Error.Message, body.Error.Field = code, msg, field
+	// The sources quote callers' values in bounded form (traces.Quote);
+	// this is the last resort for any that does not.
+	body.Error.Code, body.Error.Message, body.Error.Field = code, traces.Cut(msg, maxMessage), traces.Cut(field, maxFieldName)
 	writeJSON(w, status, body)
 }
+
+// Bounds of an error body's message and field, in bytes.
+const (
+	maxMessage   = 1024
+	maxFieldName = 256
+)

@@ -43,7 +43,7 @@ func (s *Server) replaceTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (s *Server) addFunctionResults(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,8 @@ func TestReplaceTraceHTTP(t *testing.T) {
 		{"bad trace ID", g.canvasURL() + "/traces/123", "application/json", replacement, nil, 400, "invalid_argument", "traceID"},
 		{"media type", url, "text/plain", replacement, nil, 415, "unsupported_media_type", ""},
 		{"If-Match on an unknown trace", g.canvasURL() + "/traces/" + traces.NewTraceID(time.Now()).String(), "application/json", replacement, []string{"If-Match", "7"}, 404, "not_found", ""},
+		// Only executors create traces (POST): a replace never does.
+		{"unknown trace", g.canvasURL() + "/traces/" + traces.NewTraceID(time.Now()).String(), "application/json", replacement, nil, 404, "not_found", ""},
 		{"held", g.canvasURL() + "/traces/" + held, "application/json", `{"rootTLID":"1"}`, nil, 409, "failed_precondition", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tracegw/tracegw/emulator"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/testutil"
@@ -44,7 +45,7 @@ func indexRows(t *testing.T, dbURL string, id string) int {
 // clearFaults removes every pending emulator fault.
 func clearFaults(t *testing.T, emu *testutil.Emu) {
 	t.Helper()
-	status, _, b := call(t, "DELETE", emu.URL+"/_emulator/faults", "", nil)
+	status, _, b := call(t, "DELETE", emu.URL+"/_emulator/faults", "", nil, emulator.ControlHeader, "1")
 	if status >= 300 {
 		t.Fatalf("clear faults: %d %s", status, b)
 	}

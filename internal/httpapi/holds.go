@@ -45,7 +45,7 @@ func (s *Server) putHold(w http.ResponseWriter, r *http.Request) error {
 	}
 	var reason string
 	if hasBody(r) {
-		body, isJSON, err := readBody(r, s.limits.MaxBody)
+		body, isJSON, err := s.readBody(r)
 		if err != nil {
 			return err
 		}

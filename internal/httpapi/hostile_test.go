@@ -221,9 +221,12 @@ func hostileCorpus(t *testing.T, routes map[string]bool) []hostile {
 	add("msgpack int map key", "POST", save, ctM, []byte{0x81, 0x01, 0x01})
 	add("recent-traces limit as string", "POST", c+"/recent-traces", ctJ, []byte(`{"tlids":["1"],"limit":"ten"}`))
 
-	// Invalid UTF-8.
-	// (Invalid UTF-8 inside JSON strings becomes U+FFFD, as in encoding/json:
-	// value.go documents it, so it is not in this corpus.)
+	// Invalid UTF-8, in the document and deep inside values (value.go and
+	// DecodeTrace say which strings are checked).
+	add("json invalid utf-8 in an input value", "POST", save, ctJ, []byte("{\"rootTLID\":\"1\",\"input\":[[\"x\",{\"k\":\"\xff\"}]]}"))
+	add("json lone surrogate in an input value", "POST", save, ctJ, []byte(`{"rootTLID":"1","input":[["x","\ud800"]]}`))
+	add("msgpack invalid utf-8 in an input value", "POST", save, ctM, mpMap(2, mpStr("rootTLID"), []byte{0x01}, mpStr("input"),
+		[]byte{0x91, 0x92, 0xa1, 'x', 0x81, 0xa1, 'k', 0xa2, 0xc3, 0x28}))
 	add("json invalid utf-8 in traceID", "POST", save, ctJ, []byte("{\"traceID\":\"\xff\xfe\",\"rootTLID\":\"1\"}"))
 	add("json invalid utf-8 outside strings", "POST", save, ctJ, []byte("{\"rootTLID\":\"1\",\xff}"))
 	add("invalid utf-8 in the path", "GET", "/v1/canvases/\xff\xfe/traces", "", nil)

@@ -18,12 +18,15 @@ func RequestID(ctx context.Context) string {
 // request's request_id, as STYLE.md wants for every line of a request. The
 // process's one logger is built on it; records without a request context
 // pass through unchanged.
-func RequestLogHandler(h slog.Handler) slog.Handler { return requestLogHandler{h} }
+func RequestLogHandler(h slog.Handler) slog.Handler { return requestLogHandler{Handler: h} }
 
-type requestLogHandler struct{ slog.Handler }
+type requestLogHandler struct {
+	slog.Handler
+	hasID bool // a With already added request_id: never add it twice
+}
 
 func (h requestLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
+	if id := RequestID(ctx); id != "" && !h.hasID {
 		r = r.Clone()
 		r.AddAttrs(slog.String("request_id", id))
 	}
@@ -31,9 +34,13 @@ func (h requestLogHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h requestLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return requestLogHandler{h.Handler.WithAttrs(as)}
+	has := h.hasID
+	for _, a := range as {
+		has = has || a.Key == "request_id"
+	}
+	return requestLogHandler{h.Handler.WithAttrs(as), has}
 }
 
 func (h requestLogHandler) WithGroup(name string) slog.Handler {
-	return requestLogHandler{h.Handler.WithGroup(name)}
+	return requestLogHandler{h.Handler.WithGroup(name), h.hasID}
 }

@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -19,38 +19,68 @@ const (
 	ctMsgpack = "application/msgpack"
 )
 
-// readBody reads a request body of at most limit bytes and says whether it
-// is JSON (else msgpack). An unsupported Content-Type is 415; a body over
-// the limit is 413 naming the limit.
-func readBody(r *http.Request, limit int64) (body []byte, isJSON bool, err error) {
+// readBody reads the request body, of at most s.limits.MaxBody bytes, and
+// says whether it is JSON (else msgpack). An unsupported Content-Type is
+// 415; a body over the limit is 413 naming the limit. Before reading, it
+// reserves the body's bytes in the server's in-flight budget (see
+// inflight.go): a body of known length at once, in full, and a chunked
+// body as its buffer grows; no room within the wait wraps errBusy (503).
+// The reservation lasts until the handler returns.
+func (s *Server) readBody(r *http.Request) (body []byte, isJSON bool, err error) {
 	mt, _, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case perr != nil && r.Header.Get("Content-Type") != "":
-		return nil, false, traces.Public(errMediaType, "Content-Type %q", r.Header.Get("Content-Type"))
+		return nil, false, traces.Public(errMediaType, "Content-Type %s", traces.Quote(r.Header.Get("Content-Type")))
 	case mt == ctJSON:
 		isJSON = true
 	case mt == ctMsgpack || mt == "application/x-msgpack":
 	default:
 		return nil, false, traces.Public(errMediaType, "Content-Type must be %s or %s", ctMsgpack, ctJSON)
 	}
+	limit := s.limits.MaxBody
 	if r.ContentLength > limit {
 		return nil, false, traces.TooLarge("body", limit)
 	}
-	// Trust the declared length only so far: a client declaring 16 MiB and
-	// sending nothing must not reserve 16 MiB per connection.
-	size := 512
-	if r.ContentLength > 0 {
-		size = int(min(r.ContentLength, 64<<10))
+	res := &reservation{b: s.budget}
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		res = &st.body
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("read body: %w", traces.Invalid("body", "could not be read: %v", err))
+	if r.ContentLength >= 0 {
+		// Reserved, so allocated at once: one buffer of the exact size,
+		// never a growing one and its copies.
+		if err := res.grow(r.Context(), r.ContentLength); err != nil {
+			return nil, false, err
+		}
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, false, fmt.Errorf("read body: %w", traces.Invalid("body", "could not be read: %v", err))
+		}
+		return body, isJSON, nil
 	}
-	if n > limit {
+	for {
+		if len(body) == cap(body) {
+			if int64(len(body)) > limit {
+				return nil, false, traces.TooLarge("body", limit)
+			}
+			n := min(max(2*int64(cap(body)), chunkReserve), limit+1)
+			if err := res.grow(r.Context(), n-int64(cap(body))); err != nil {
+				return nil, false, err
+			}
+			body = append(make([]byte, 0, n), body...)
+		}
+		n, err := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read body: %w", traces.Invalid("body", "could not be read: %v", err))
+		}
+	}
+	if int64(len(body)) > limit {
 		return nil, false, traces.TooLarge("body", limit)
 	}
-	return buf.Bytes(), isJSON, nil
+	return body, isJSON, nil
 }
 
 // wantsMsgpack reports whether the client asked for msgpack responses.

@@ -64,6 +64,15 @@ type Options struct {
 	// Metrics, when set, is served as GET /metrics on the API handler. Leave
 	// it nil when an admin listener serves MetricsHandler instead.
 	Metrics prometheus.Gatherer
+	// MaxInflightBytes caps the bytes of request bodies held in memory at
+	// once across the server (see inflight.go); 0 means
+	// DefaultMaxInflightBytes. It is raised to just above Limits.MaxBody if
+	// smaller, so that one body of the largest size always fits.
+	MaxInflightBytes int64
+	// InflightWait is how long a request waits for room in that budget
+	// before it is answered 503 with Retry-After; 0 means
+	// DefaultInflightWait.
+	InflightWait time.Duration
 }
 
 // Server is the HTTP API. Handler is safe for concurrent use.
@@ -78,6 +87,7 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []string // registered patterns, for the OpenAPI check
 	met    *httpMetrics
+	budget *bodyBudget
 }
 
 // New builds the server and registers every route.
@@ -86,6 +96,14 @@ func New(o Options) *Server {
 		met: newMetrics(o.Registerer)}
 	s.holds = o.Holds
 	s.jobs = o.Canvases
+	budget, wait := o.MaxInflightBytes, o.InflightWait
+	if budget <= 0 {
+		budget = DefaultMaxInflightBytes
+	}
+	if wait <= 0 {
+		wait = DefaultInflightWait
+	}
+	s.budget = newBodyBudget(max(budget, s.limits.MaxBody+1), wait, o.Registerer)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,7 +136,12 @@ func (s *Server) handle(pattern string, role Role, h func(w http.ResponseWriter,
 		st, _ := r.Context().Value(stateKey{}).(*reqState)
 		if st == nil {
 			st = &reqState{}
+			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		}
+		// readBody reserves the body's bytes; they are held until the
+		// handler is done with what it decoded from them.
+		st.body = reservation{b: s.budget}
+		defer st.body.release()
 		if c, err := traces.ParseCanvasID(r.PathValue("canvasID")); err == nil {
 			st.canvas = c.String()
 		}
@@ -159,6 +182,7 @@ func (s *Server) handle(pattern string, role Role, h func(w http.ResponseWriter,
 type reqState struct {
 	canvas    string // the path's canvasID, once validated
 	principal *Principal
+	body      reservation // the request body's share of the in-flight budget
 }
 
 type stateKey struct{}
@@ -242,7 +266,7 @@ func (s *Server) serve(w *statusWriter, r *http.Request) {
 			w.Header().Set("Allow", probe.Header().Get("Allow"))
 		}
 		var body apiError
-		body.Error.Code, body.Error.Message = code, "no route for "+r.Method+" "+r.URL.EscapedPath()
+		body.Error.Code, body.Error.Message = code, "no route for "+traces.Cut(r.Method+" "+r.URL.EscapedPath(), 2*traces.MaxQuoted)
 		writeJSON(w, status, body)
 		return
 	}

@@ -79,7 +79,7 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -214,21 +214,41 @@ func (s *Server) recentTraces(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxFound bounds the canvases GET /v1/traces/{traceID} lists: trace IDs
+// may be supplied by callers, so any number of canvases may share one.
+const maxFound = 100
+
+// foundTrace is one canvas's trace of the admin lookup.
+type foundTrace struct {
+	CanvasID  traces.CanvasID `json:"canvasID" msgpack:"canvasID"`
+	TraceID   traces.TraceID  `json:"traceID" msgpack:"traceID"`
+	RootTLID  traces.TLID     `json:"rootTLID" msgpack:"rootTLID"`
+	Timestamp stamp           `json:"timestamp" msgpack:"timestamp"`
+	Held      bool            `json:"held" msgpack:"held"`
+}
+
+// findTrace answers the first match (lowest canvas ID) at the top level, as
+// the single-match contract has it, and every match in "matches", so a
+// canvas never hides another's trace of the same ID.
 func (s *Server) findTrace(w http.ResponseWriter, r *http.Request) error {
 	id, err := traces.ParseTraceID(r.PathValue("traceID"))
 	if err != nil {
 		return err
 	}
-	rec, err := s.svc.Find(r.Context(), id)
+	recs, err := s.svc.Find(r.Context(), id, maxFound+1)
 	if err != nil {
 		return err
 	}
+	more := len(recs) > maxFound
+	recs = recs[:min(len(recs), maxFound)]
+	matches := make([]foundTrace, len(recs))
+	for i, rec := range recs {
+		matches[i] = foundTrace{rec.Canvas, rec.ID, rec.RootTLID, stamp(rec.Timestamp), rec.Held}
+	}
 	respond(w, r, http.StatusOK, struct {
-		CanvasID  traces.CanvasID `json:"canvasID" msgpack:"canvasID"`
-		TraceID   traces.TraceID  `json:"traceID" msgpack:"traceID"`
-		RootTLID  traces.TLID     `json:"rootTLID" msgpack:"rootTLID"`
-		Timestamp stamp           `json:"timestamp" msgpack:"timestamp"`
-		Held      bool            `json:"held" msgpack:"held"`
-	}{rec.Canvas, rec.ID, rec.RootTLID, stamp(rec.Timestamp), rec.Held})
+		foundTrace
+		Matches     []foundTrace `json:"matches" msgpack:"matches"`
+		MoreMatches bool         `json:"moreMatches,omitempty" msgpack:"moreMatches,omitempty"`
+	}{matches[0], matches, more})
 	return nil
 }

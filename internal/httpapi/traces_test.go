@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +269,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"no content type", "POST", "/v1/canvases/" + canvas + "/traces", "", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},
 		{"text content type", "POST", "/v1/canvases/" + canvas + "/traces", "text/plain", `{"rootTLID":"1"}`, 415, "unsupported_media_type", ""},
 		{"body too large", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", big, 413, "payload_too_large", "body"},
+		{"10,001 toplevels through function results", "POST", "/v1/canvases/" + canvas + "/traces", "application/json", wideResults(1, 10_001), 413, "payload_too_large", "tlids"},
 		{"batch without tlids", "POST", "/v1/canvases/" + canvas + "/recent-traces", "application/json", `{"limit":3}`, 400, "invalid_argument", "tlids"},
 		{"batch limit too big", "POST", "/v1/canvases/" + canvas + "/recent-traces", "application/json", `{"tlids":["1"],"limit":1000}`, 400, "invalid_argument", "limit"},
 		{"unknown route", "GET", "/v1/nothing", "", "", 404, "not_found", ""},
@@ -284,5 +286,62 @@ func TestInvalidRequests(t *testing.T) {
 	// Nothing was written by any of them.
 	if list := listTLID(t, g, "1", 100); len(list) != 0 {
 		t.Errorf("invalid requests wrote %d traces", len(list))
+	}
+}
+
+// wideResults is a trace of root 1 with n function results, of the
+// toplevels first to first+n-1.
+func wideResults(first, n int) string {
+	var b strings.Builder
+	b.WriteString(`{"rootTLID":"1","functionResults":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"tlid":"%d","exprID":"1","fnName":"f","value":0}`, first+i)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// TestFindTraceEveryCanvas: two canvases hold the same (caller-supplied)
+// trace ID; the admin lookup answers the first at the top level, as for a
+// single match, and lists both in "matches" (JSON and msgpack alike).
+func TestFindTraceEveryCanvas(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	id := traces.NewTraceID(time.Now()).String()
+	const low, high = "7d3f5a1c-0000-4000-8000-000000000001", "7d3f5a1c-0000-4000-8000-000000000002"
+	for _, c := range []string{high, low} {
+		root := map[string]string{low: "11", high: "22"}[c]
+		if status, _, b := call(t, "POST", tracesURL(g, c), "application/json",
+			[]byte(`{"traceID":"`+id+`","rootTLID":"`+root+`"}`)); status != http.StatusCreated {
+			t.Fatalf("save in %s: %d %s", c, status, b)
+		}
+	}
+	type match struct{ CanvasID, TraceID, RootTLID string }
+	var found struct {
+		match
+		Matches     []match
+		MoreMatches bool
+	}
+	status, _, b := call(t, "GET", g.URL+"/v1/traces/"+id, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("find: %d %s", status, b)
+	}
+	if err := json.Unmarshal(b, &found); err != nil {
+		t.Fatal(err)
+	}
+	want := []match{{low, id, "11"}, {high, id, "22"}}
+	if found.match != want[0] || !slices.Equal(found.Matches, want) || found.MoreMatches {
+		t.Errorf("find = %s\nwant the first at the top level and matches %v", b, want)
+	}
+	status, _, b = call(t, "GET", g.URL+"/v1/traces/"+id, "", nil, "Accept", "application/msgpack")
+	var mp map[string]any
+	if err := msgpack.Unmarshal(b, &mp); status != http.StatusOK || err != nil {
+		t.Fatalf("find as msgpack: %d %v", status, err)
+	}
+	if ms, _ := mp["matches"].([]any); fmt.Sprintf("%s", mp["canvasID"]) != low || len(ms) != 2 {
+		t.Errorf("find as msgpack = %v, want canvasID %s and 2 matches", mp, low)
 	}
 }

@@ -31,7 +31,7 @@ func (s *Server) saveUnmatched(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Server) promoteUnmatched(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := readBody(r, s.limits.MaxBody)
+	body, isJSON, err := s.readBody(r)
 	if err != nil {
 		return err
 	}

@@ -129,3 +129,50 @@ func BenchmarkRecentMany(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPutTraceWide indexes traces that touch many toplevels, the
+// shape API.md's limits allow (10,000 tlids): "new" touches toplevels the
+// index has never seen (an insert each), "fresh" the same ones again with a
+// fresh customTime (no row lock), "old" the same ones with a customTime
+// past FreshWindow, which locks and updates every toplevels row.
+func BenchmarkPutTraceWide(b *testing.B) {
+	for _, n := range []int{1000, 10_000} {
+		for _, mode := range []string{"new", "fresh", "old"} {
+			b.Run(fmt.Sprintf("tlids=%d/%s", n, mode), func(b *testing.B) {
+				db := newDB(b)
+				c := canvasID(1)
+				i := 0
+				next := func() traces.Record {
+					i++
+					first := 1
+					if mode == "new" {
+						first = i * n
+					}
+					tlids := make([]traces.TLID, n)
+					for j := range tlids {
+						tlids[j] = traces.TLID(first + j)
+					}
+					ts := base.Add(time.Duration(i) * time.Millisecond)
+					ct := ts
+					if mode == "old" {
+						ct = ts.Add(-time.Hour)
+					}
+					return traces.Record{Canvas: c, ID: traces.NewTraceID(ts), RootTLID: traces.TLID(first), TLIDs: tlids,
+						Timestamp: ts, Generation: int64(i), CustomTime: ct}
+				}
+				if _, err := db.PutTrace(b.Context(), next(), base); err != nil { // the toplevels exist from here on
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					b.StopTimer()
+					r := next()
+					b.StartTimer()
+					if _, err := db.PutTrace(b.Context(), r, r.Timestamp); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

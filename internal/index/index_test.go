@@ -1,8 +1,10 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"slices"
@@ -282,8 +284,14 @@ func TestGetFind(t *testing.T) {
 	r.Layers, r.CustomTime = 3, base.Add(-time.Hour)
 	put(t, db, r)
 	for name, get := range map[string]func() (traces.Record, error){
-		"Get":  func() (traces.Record, error) { return db.Get(t.Context(), c, r.ID) },
-		"Find": func() (traces.Record, error) { return db.Find(t.Context(), r.ID) },
+		"Get": func() (traces.Record, error) { return db.Get(t.Context(), c, r.ID) },
+		"Find": func() (traces.Record, error) {
+			rs, err := db.Find(t.Context(), r.ID, 10)
+			if err != nil || len(rs) != 1 {
+				return traces.Record{}, fmt.Errorf("%d records, %w", len(rs), err)
+			}
+			return rs[0], nil
+		},
 	} {
 		got, err := get()
 		if err != nil {
@@ -300,8 +308,36 @@ func TestGetFind(t *testing.T) {
 	if _, err := db.Get(t.Context(), canvasID(2), r.ID); !errors.Is(err, traces.ErrNotFound) {
 		t.Errorf("Get(other canvas) error = %v, want ErrNotFound", err)
 	}
-	if _, err := db.Find(t.Context(), missing); !errors.Is(err, traces.ErrNotFound) {
+	if _, err := db.Find(t.Context(), missing, 10); !errors.Is(err, traces.ErrNotFound) {
 		t.Errorf("Find(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+// TestFindEveryCanvas: when several canvases hold the same trace ID (IDs
+// may come from callers), Find returns each of them, by canvas ID, never
+// silently one; limit bounds the list.
+func TestFindEveryCanvas(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	r := record(canvasID(3), 0, 10)
+	var want []traces.Record
+	for _, c := range []byte{3, 1, 2} {
+		r := r
+		r.Canvas, r.RootTLID = canvasID(c), traces.TLID(c)
+		r.TLIDs = []traces.TLID{r.RootTLID}
+		put(t, db, r)
+		want = append(want, r)
+	}
+	slices.SortFunc(want, func(a, b traces.Record) int { return bytes.Compare(a.Canvas[:], b.Canvas[:]) })
+	got, err := db.Find(t.Context(), r.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Find (-want +got):\n%s", d)
+	}
+	if got, err := db.Find(t.Context(), r.ID, 2); err != nil || len(got) != 2 || got[0].Canvas != want[0].Canvas {
+		t.Errorf("Find with limit 2 = %d records, %v; want the first 2", len(got), err)
 	}
 }
 

@@ -163,9 +163,11 @@ const recordColumns = `canvas_id, trace_id, root_tlid, tlids, ts, generation, cu
 
 const getSQL = `SELECT ` + recordColumns + ` FROM traces WHERE canvas_id = $1 AND trace_id = $2`
 
-// findSQL uses traces_by_id. A trace ID is unique in practice (UUIDv7 with 74
-// random bits); should two canvases share one, the lowest canvas ID wins.
-const findSQL = `SELECT ` + recordColumns + ` FROM traces WHERE trace_id = $1 ORDER BY canvas_id LIMIT 1`
+// findSQL uses traces_by_id. A generated trace ID is unique in practice
+// (UUIDv7 with 74 random bits), but callers may supply their own, so
+// several canvases can hold the same one: all of them are returned, by
+// canvas ID.
+const findSQL = `SELECT ` + recordColumns + ` FROM traces WHERE trace_id = $1 ORDER BY canvas_id LIMIT $2`
 
 // Get returns the indexed record of one trace. The error wraps
 // traces.ErrNotFound if the trace is not indexed, traces.ErrUnavailable if
@@ -178,14 +180,31 @@ func (db *DB) Get(ctx context.Context, canvas traces.CanvasID, id traces.TraceID
 	return r, nil
 }
 
-// Find returns the indexed record of a trace by its ID alone, whatever its
-// canvas (admin support lookups). Errors as for Get.
-func (db *DB) Find(ctx context.Context, id traces.TraceID) (traces.Record, error) {
-	r, err := scanRecord(db.pool.QueryRow(ctx, findSQL, [16]byte(id)))
+// Find returns the indexed records of a trace ID in every canvas that
+// holds it, by canvas ID, at most limit of them (admin support lookups: a
+// canvas must not hide another's trace of the same ID). None wraps
+// traces.ErrNotFound; other errors as for Get. Safe for concurrent use.
+func (db *DB) Find(ctx context.Context, id traces.TraceID, limit int) ([]traces.Record, error) {
+	rows, err := db.pool.Query(ctx, findSQL, [16]byte(id), limit)
 	if err != nil {
-		return traces.Record{}, fmt.Errorf("find trace %s: %w", id, translate(err))
+		return nil, fmt.Errorf("find trace %s: %w", id, translate(err))
 	}
-	return r, nil
+	defer rows.Close()
+	var out []traces.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find trace %s: %w", id, translate(err))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find trace %s: %w", id, translate(err))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("find trace %s: %w", id, traces.ErrNotFound)
+	}
+	return out, nil
 }
 
 type rowScanner interface{ Scan(dest ...any) error }

@@ -5,12 +5,24 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The document codec. Every body is decoded from msgpack: a JSON body is
 // first converted by JSONToMsgpack, so the field rules below are written
 // once. Values read from a msgpack body alias it (they are its exact bytes);
 // callers must not modify a body after decoding it.
+//
+// Text is UTF-8. In a request body (DecodeTrace, DecodeLayer,
+// DecodeUnmatched, DecodeFields) every string must be valid UTF-8: in JSON,
+// every string (the conversion also refuses lone surrogate escapes); in
+// msgpack, every str — the document's keys, names (input names, fnName,
+// argHash, routes) and each str at any depth of a value, map keys
+// included. bin and extension payloads are bytes and are not checked. The
+// error names the field holding the string ("input[0][1]",
+// "functionResults[3].value"). Objects read back from storage
+// (DecodeStored*) are not checked, so objects written before the check
+// stay readable.
 
 // docFrames is how deep the documents nest around a value (document map,
 // list, element), the allowance JSON conversion adds to Limits.MaxDepth
@@ -60,7 +72,9 @@ func newBodyReader(body []byte, isJSON bool, lim Limits) (*Reader, error) {
 	if len(body) == 0 {
 		return nil, Invalid("body", "empty")
 	}
-	return &Reader{b: body, maxDepth: lim.MaxDepth}, nil
+	// JSON strings were checked by the conversion; stored objects are not
+	// checked (see Limits.stored).
+	return &Reader{b: body, maxDepth: lim.MaxDepth, checkUTF8: !isJSON && !lim.stored}, nil
 }
 
 // end checks that the document took the whole body.
@@ -87,6 +101,9 @@ func (r *Reader) fields(field string, names []string, read func(i int, key []byt
 		k, err := r.StringBytes(field)
 		if err != nil {
 			return err
+		}
+		if r.checkUTF8 && !utf8.Valid(k) {
+			return errNotUTF8(field, r.off-len(k))
 		}
 		i := -1
 		for j, name := range names {
@@ -129,12 +146,13 @@ func (r *Reader) unknownKey(lim Limits, key []byte, known []string) error {
 }
 
 // keyField names the value of an unknown key, quoting an empty one so the
-// field is never blank. It only runs for keys the decoder does not know.
+// field is never blank and cutting a long one to MaxQuoted bytes. It only
+// runs for keys the decoder does not know.
 func keyField(parent string, key []byte) string {
 	if len(key) == 0 {
 		return joinField(parent, `""`)
 	}
-	return joinField(parent, string(key))
+	return joinField(parent, cutBytes(key, MaxQuoted))
 }
 
 // TLID reads a toplevel ID: a non-negative msgpack integer or its decimal
@@ -268,9 +286,11 @@ var traceFields = []string{"traceID", "rootTLID", "tlids", "timestamp", "input",
 // fills them); a present traceID must be a version-7 UUID and a present
 // timestamp lie in the years 1970 to 9999 (nanoseconds are kept). RootTLID is
 // required and added to TLIDs when missing; TLIDs are deduplicated in
-// first-seen order. A top-level key that is none of these is an error
-// naming it unless lim.SkipUnknown (keys inside a function result are
-// skipped either way). Values alias body when it is
+// first-seen order. lim.MaxTLIDs bounds tlids and also the toplevels the
+// trace touches besides its root (tlids and the results' tlids together). A
+// top-level key that is none of these is an error naming it unless
+// lim.SkipUnknown (keys inside a function result are skipped either way).
+// Values alias body when it is
 // msgpack. Errors are *FieldErrors wrapping ErrInvalid, naming the field
 // (rootTLID, functionResults[3].value, …); over a limit of lim (zero fields:
 // defaults) the error is TooLarge naming the field and the limit.
@@ -323,8 +343,28 @@ func DecodeTrace(body []byte, isJSON bool, lim Limits) (*Trace, error) {
 	if !haveRoot {
 		return nil, Invalid("rootTLID", "required")
 	}
+	if !lim.stored { // objects stored before the check stay readable
+		if err := checkTouched(t.TLIDs, t.FunctionResults, lim.MaxTLIDs); err != nil {
+			return nil, err
+		}
+	}
 	t.TLIDs = addTLID(t.TLIDs, t.RootTLID)
 	return t, nil
+}
+
+// checkTouched bounds the toplevels a trace touches besides its root: its
+// tlids and its function results' tlids together, as for a layer. The index
+// writes a row (and updates a toplevel) for each, so 100,000 results of
+// distinct toplevels must not get past a limit of 10,000 tlids.
+func checkTouched(tlids []TLID, results []FunctionResult, max int) error {
+	if len(tlids)+len(results) <= max {
+		return nil
+	}
+	if _, err := LayerTLIDs(tlids, results, max); err != nil {
+		return &FieldError{Field: "tlids", Limit: int64(max),
+			Reason: "the toplevels the trace touches (tlids and the functionResults' tlids) exceed the limit of " + itoa(max)}
+	}
+	return nil
 }
 
 // timestampInRange keeps trace times where a UUIDv7 and RFC 3339 can

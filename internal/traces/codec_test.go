@@ -179,6 +179,8 @@ func TestDecodeTraceErrors(t *testing.T) {
 		{"tlids not array", `{"rootTLID":"1","tlids":"1"}`, Limits{}, "tlids: must be an array, not string", 0},
 		{"too many tlids", `{"rootTLID":"1","tlids":[1,2,3]}`, Limits{MaxTLIDs: 2}, "tlids: exceeds the limit of 2", 2},
 		{"too many results", enc(obj{"rootTLID", 1, "functionResults", []any{fr(), fr()}}), Limits{MaxFunctionResults: 1}, "functionResults: exceeds the limit of 1", 1},
+		{"too many toplevels through results", enc(obj{"rootTLID", 9, "tlids", []any{1}, "functionResults", []any{fr(), obj{"tlid", 2, "exprID", 2, "fnName", "f", "value", nil}, obj{"tlid", 3, "exprID", 2, "fnName", "f", "value", nil}}}), Limits{MaxTLIDs: 2},
+			"tlids: the toplevels the trace touches (tlids and the functionResults' tlids) exceed the limit of 2", 2},
 		{"timestamp bad", `{"rootTLID":"1","timestamp":"yesterday"}`, Limits{}, "timestamp: must be an RFC 3339 time", 0},
 		{"timestamp number", `{"rootTLID":"1","timestamp":5}`, Limits{}, "timestamp: must be a timestamp or an RFC 3339 string, not integer", 0},
 		{"input not pairs", `{"rootTLID":"1","input":[["a",1],["b"]]}`, Limits{}, "input[1]: must be a [name, value] pair, not 1 elements", 0},
@@ -232,6 +234,25 @@ func TestDecodeTraceErrors(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+}
+
+// TestDecodeTraceTouchedLimit: the tlids a trace touches through its
+// function results count against MaxTLIDs with its tlids (the root aside),
+// each once; a stored trace is read whatever it touches.
+func TestDecodeTraceTouchedLimit(t *testing.T) {
+	res := func(tlid int) obj { return obj{"tlid", tlid, "exprID", 1, "fnName", "f", "value", nil} }
+	atLimit := enc(obj{"rootTLID", 9, "tlids", []any{1}, "functionResults", []any{res(1), res(2), res(2), res(1)}})
+	tr, err := DecodeTrace(atLimit, false, Limits{MaxTLIDs: 2})
+	if err != nil {
+		t.Fatalf("2 toplevels besides the root, limit 2: %v", err)
+	}
+	over := AppendTraceMsgpack(nil, &Trace{RootTLID: 9, TLIDs: tr.TLIDs, FunctionResults: append(tr.FunctionResults, FunctionResult{TLID: 3, ExprID: 1, FnName: "f"})})
+	if _, err := DecodeTrace(over, false, Limits{MaxTLIDs: 2}); err == nil || fieldOf(t, err).Field != "tlids" {
+		t.Errorf("3 toplevels besides the root, limit 2: %v, want an error naming tlids", err)
+	}
+	if _, err := DecodeStoredTrace(over, Limits{MaxTLIDs: 2}); err != nil {
+		t.Errorf("stored trace over the limit: %v, want it read", err)
 	}
 }
 
@@ -597,4 +618,66 @@ func mustJSON(t *testing.T, mp []byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDecodeInvalidUTF8 checks which strings of a msgpack request body must
+// be valid UTF-8: every str, at any depth of a value, map keys included, and
+// the document's own keys; bin and extension payloads are bytes and pass.
+// Objects read back from storage are not checked.
+func TestDecodeInvalidUTF8(t *testing.T) {
+	bad := "a\xffb"
+	doc := func(input any, results ...any) []byte {
+		return enc(obj{"rootTLID", 1, "input", []any{[]any{"request", input}}, "functionResults", results})
+	}
+	result := func(v any) obj {
+		return obj{"tlid", 1, "exprID", 1, "fnName", "f", "argHash", "h", "value", v}
+	}
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		field string // "": accepted
+	}{
+		{"input value", doc(bad), "input[0][1]"},
+		{"deep in an input value", doc(obj{"a", []any{1, obj{"b", bad}}}), "input[0][1]"},
+		{"map key in a value", doc(obj{bad, 1}), "input[0][1]"},
+		{"result value", doc(nil, result(obj{"ok", []any{bad}})), "functionResults[0].value"},
+		{"input name", enc(obj{"rootTLID", 1, "input", []any{[]any{bad, 1}}}), "input[0][0]"},
+		{"fnName", doc(nil, obj{"tlid", 1, "exprID", 1, "fnName", bad, "value", 1}), "functionResults[0].fnName"},
+		{"unknown document key", enc(obj{"rootTLID", 1, bad, 1}), "body"},
+		{"unknown key's value", enc(obj{"rootTLID", 1, "extra", bad}), "extra"},
+		{"bin with any bytes", doc(bin(bad)), ""},
+		{"extension with any bytes", doc(ext{typ: 7, data: []byte(bad)}), ""},
+		{"valid UTF-8 everywhere", doc(obj{"héllo", "wörld 😀"}, result("ü")), ""},
+	} {
+		_, err := DecodeTrace(tc.body, false, Limits{})
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v, want it accepted", tc.name, err)
+		case tc.field != "" && err == nil:
+			t.Errorf("%s: accepted, want an error naming %s", tc.name, tc.field)
+		case tc.field != "":
+			if fe := fieldOf(t, err); fe.Field != tc.field || !strings.Contains(fe.Reason, "UTF-8") {
+				t.Errorf("%s: %v, want field %s and a reason about UTF-8", tc.name, err, tc.field)
+			}
+		}
+	}
+	if _, err := DecodeUnmatched(enc(obj{"module", "HTTP", "path", "/", "input", []any{[]any{"b", bad}}}), false, Limits{}); err == nil {
+		t.Errorf("unmatched request with invalid UTF-8 in its input: accepted")
+	}
+	if _, _, err := DecodeLayer(enc(obj{"functionResults", []any{result(bad)}}), false, Limits{}); err == nil {
+		t.Errorf("layer with invalid UTF-8 in a value: accepted")
+	}
+	// An object stored before the check still reads back, byte for byte.
+	stored := doc(bad)
+	tr, err := DecodeStoredTrace(stored, Limits{})
+	if err != nil || !bytes.Equal(tr.Input[0].Value, enc(bad)) {
+		t.Errorf("stored trace with invalid UTF-8: %v, %x; want it read as stored", err, tr)
+	}
+	layer := AppendStoredLayer(nil, 7, []TLID{1}, []FunctionResult{{TLID: 1, ExprID: 1, FnName: "f", Value: enc(bad)}})
+	if l, base, err := DecodeStoredLayer(layer, Limits{}); err != nil || base != 7 || !bytes.Equal(l.FunctionResults[0].Value, enc(bad)) {
+		t.Errorf("stored layer with invalid UTF-8: %v", err)
+	}
+	if _, err := DecodeStoredUnmatched(enc(obj{"module", "HTTP", "path", "/", "input", []any{[]any{"b", bad}}}), Limits{}); err != nil {
+		t.Errorf("stored unmatched request with invalid UTF-8: %v", err)
+	}
 }

@@ -48,6 +48,11 @@ type Limits struct {
 	// otherwise lose its data silently. Readers of stored objects and of
 	// responses set it, since a later version may add keys.
 	SkipUnknown bool
+
+	// stored marks the decoding of our own objects (DecodeStored*): their
+	// msgpack strings are not checked for UTF-8, so objects written before
+	// requests were checked stay readable.
+	stored bool
 }
 
 // DefaultLimits are the API's default limits (api/openapi.yaml).

@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"slices"
 	"strconv"
 )
 
@@ -32,6 +33,10 @@ const (
 // functionResults. IDs are unsigned integers and values are embedded
 // byte for byte (an empty Value as nil), so DecodeTrace reads back t.
 func AppendTraceMsgpack(dst []byte, t *Trace) []byte {
+	// One allocation of the final size: a growing buffer of a 16 MiB trace
+	// would hold its old and new arrays at once, several times over.
+	dst = slices.Grow(dst, 64+len(mpTraceID)+38+len(mpTimestamp)+15+
+		tlidsSize(t.TLIDs)+inputSize(t.Input)+resultsSize(t.FunctionResults))
 	n := 4
 	if !t.ID.IsZero() {
 		n++
@@ -58,6 +63,7 @@ func AppendTraceMsgpack(dst []byte, t *Trace) []byte {
 
 // AppendLayerMsgpack appends a layer as DecodeLayer reads it.
 func AppendLayerMsgpack(dst []byte, tlids []TLID, results []FunctionResult) []byte {
+	dst = slices.Grow(dst, 64+tlidsSize(tlids)+resultsSize(results))
 	dst = appendMapHeader(dst, 2)
 	dst = appendTLIDsMsgpack(append(dst, mpTLIDs...), tlids)
 	return appendResultsMsgpack(append(dst, mpFunctionResults...), results)
@@ -80,6 +86,29 @@ func appendUUID(dst []byte, u UUID) []byte {
 		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
 	}
 	return dst
+}
+
+// Upper bounds of the msgpack encodings below, so encoders allocate once.
+// A header takes at most 5 bytes, an integer 9.
+
+func tlidsSize(ids []TLID) int { return 5 + 9*len(ids) }
+
+func inputSize(in []InputVar) int {
+	n := 5
+	for _, v := range in {
+		n += 1 + 5 + len(v.Name) + max(len(v.Value), 1)
+	}
+	return n
+}
+
+func resultsSize(rs []FunctionResult) int {
+	keys := len(mpTLID) + len(mpExprID) + len(mpFnName) + len(mpHashVersion) + len(mpArgHash) + len(mpValue)
+	n := 5
+	for i := range rs {
+		fr := &rs[i]
+		n += 1 + keys + 3*9 + 5 + len(fr.FnName) + 5 + len(fr.ArgHash) + max(len(fr.Value), 1)
+	}
+	return n
 }
 
 func appendTLIDsMsgpack(dst []byte, ids []TLID) []byte {

@@ -3,6 +3,9 @@ package traces
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // The one error vocabulary every package wraps. httpapi maps each to a status.
@@ -28,14 +31,56 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
-// Invalid returns a *FieldError for field with a formatted reason.
+// Bounds on what an error echoes of a caller's input: a value is quoted up
+// to MaxQuoted bytes (Quote, Cut), and a FieldError's reason and field never
+// exceed maxReason and maxField bytes whatever was formatted into them, so
+// a 15 MB number never comes back in a 15 MB error.
+const (
+	MaxQuoted = 64
+	maxReason = 512
+	maxField  = 256
+)
+
+// Invalid returns a *FieldError for field with a formatted reason. Values
+// of the caller's should go in through Quote or Cut; the reason and field
+// are cut to a few hundred bytes in any case.
 func Invalid(field, format string, args ...any) error {
-	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return &FieldError{Field: Cut(field, maxField), Reason: Cut(fmt.Sprintf(format, args...), maxReason)}
+}
+
+// Cut returns s if it has at most n bytes, else its first n bytes or fewer,
+// ending on a UTF-8 boundary, followed by "…".
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && i > n-utf8.UTFMax && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
+// cutBytes is Cut for a byte slice, copying only what it keeps.
+func cutBytes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return Cut(string(b[:n+1]), n)
+}
+
+// Quote renders a caller's value for an error message: Go-quoted, at most
+// MaxQuoted bytes of it, with an ellipsis after the quote when cut.
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(strings.TrimSuffix(Cut(s, MaxQuoted), "…")) + "…"
 }
 
 // TooLarge returns a *FieldError for a limit that was exceeded.
 func TooLarge(field string, limit int64) error {
-	return &FieldError{Field: field, Reason: fmt.Sprintf("exceeds the limit of %d", limit), Limit: limit}
+	return &FieldError{Field: Cut(field, maxField), Reason: fmt.Sprintf("exceeds the limit of %d", limit), Limit: limit}
 }
 
 // PublicError is an error whose Message is fit for the caller: it names what

@@ -342,7 +342,7 @@ func (c *jsonConv) num() error {
 	}
 	f, err := strconv.ParseFloat(string(text), 64)
 	if err != nil {
-		return Invalid(c.path(""), "number %s out of range", text)
+		return Invalid(c.path(""), "number %s out of range", cutBytes(text, MaxQuoted))
 	}
 	c.out = appendFloat64(c.out, f)
 	return nil
@@ -443,10 +443,12 @@ func (c *jsonConv) str() error {
 		default:
 			r, size := utf8.DecodeRune(in[i:])
 			if r == utf8.RuneError && size == 1 {
-				s = utf8.AppendRune(s, utf8.RuneError)
-			} else {
-				s = append(s, in[i:i+size]...)
+				// Replacing it (as encoding/json does) would store something
+				// else than the caller sent, silently.
+				c.pos = i
+				return Invalid(c.path(""), "invalid UTF-8 in a string at offset %d", i)
 			}
+			s = append(s, in[i:i+size]...)
 			i += size
 		}
 	}
@@ -490,7 +492,10 @@ func (c *jsonConv) escape(s []byte, i int) ([]byte, int, error) {
 			if dec := utf16Decode(r, r2); dec != utf8.RuneError {
 				return utf8.AppendRune(s, dec), i + 6, nil
 			}
-			r = utf8.RuneError
+			// A lone surrogate has no UTF-8 form (I-JSON, RFC 7493, forbids
+			// it); U+FFFD in its place would change the caller's data.
+			c.pos = i - 6
+			return s, i, Invalid(c.path(""), "invalid JSON: lone surrogate \\u%04x at offset %d", r, i-6)
 		}
 		return utf8.AppendRune(s, r), i, nil
 	}
@@ -559,10 +564,7 @@ func (c *jsonConv) path(key string) string {
 		if len(b) > 0 {
 			b = append(b, '.')
 		}
-		if len(k) > 64 {
-			k = append(k[:64:64], "…"...)
-		}
-		b = append(b, k...)
+		b = append(b, cutBytes(k, MaxQuoted)...)
 	}
 	for i, f := range c.frames {
 		if !f.obj {

@@ -3,6 +3,7 @@ package traces
 import (
 	"encoding/binary"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -53,7 +54,10 @@ type Reader struct {
 	b        []byte
 	off      int
 	maxDepth int
-	s        string // a copy of b, made on the first String call; strings are substrings of it
+	names    *strings.Builder // the bytes of the strings String returned, which are slices of it
+	// checkUTF8 makes Skip and Raw refuse a str (map keys included) that is
+	// not valid UTF-8: set for request bodies in msgpack.
+	checkUTF8 bool
 }
 
 // NewReader returns a Reader over b. Only lim.MaxDepth is used (zero means
@@ -108,6 +112,10 @@ func typeOf(c byte) Type {
 }
 
 func errTruncated(field string) error { return Invalid(field, "truncated msgpack data") }
+
+func errNotUTF8(field string, off int) error {
+	return Invalid(field, "strings must be valid UTF-8: the msgpack string at byte %d is not", off)
+}
 
 func (r *Reader) wrongType(field string, want string) error {
 	if r.off >= len(r.b) {
@@ -317,10 +325,10 @@ func (r *Reader) StringBytes(field string) ([]byte, error) {
 
 // String reads a string that must be valid UTF-8 without NUL bytes (it
 // names things, and PostgreSQL text refuses both) and at most maxLen bytes
-// long (maxLen <= 0: no limit; longer is TooLarge). The first call copies
-// the whole buffer once and every string is a substring of that copy, so a
-// document's thousands of names cost one allocation (and keep the copy
-// alive while any of them is).
+// long (maxLen <= 0: no limit; longer is TooLarge). Strings are copied into
+// a few doubling buffers of the Reader's, so a document's thousands of
+// names cost a few allocations, and only their own bytes: not a copy of
+// the whole document, which holds the values too.
 func (r *Reader) String(field string, maxLen int) (string, error) {
 	b, err := r.StringBytes(field)
 	if err != nil {
@@ -340,10 +348,20 @@ func (r *Reader) String(field string, maxLen int) (string, error) {
 	if len(b) == 0 {
 		return "", nil
 	}
-	if r.s == "" {
-		r.s = string(r.b)
+	if r.names == nil || r.names.Cap()-r.names.Len() < len(b) {
+		// A new array, never a regrown one: the strings already returned
+		// keep the old. Each at least doubles, so the bytes allocated stay
+		// within about twice the names'.
+		size := 256
+		if r.names != nil {
+			size = r.names.Cap()
+		}
+		r.names = new(strings.Builder)
+		r.names.Grow(max(2*len(b), 2*size))
 	}
-	return r.s[r.off-len(b) : r.off], nil
+	start := r.names.Len()
+	r.names.Write(b)
+	return r.names.String()[start:], nil
 }
 
 // Uint reads a non-negative integer of any integer format.
@@ -495,7 +513,8 @@ func parseTimestamp(field string, d []byte) (time.Time, error) {
 }
 
 // Skip validates and consumes the next value, nested values included.
-// Nesting deeper than Limits.MaxDepth fails.
+// Nesting deeper than Limits.MaxDepth fails; so does a string that is not
+// valid UTF-8 when the Reader reads a request body (see DecodeTrace).
 func (r *Reader) Skip(field string) error {
 	// pending[i] counts the values container i still holds; the walk is
 	// iterative so depth costs no stack.
@@ -534,6 +553,9 @@ func (r *Reader) Skip(field string) error {
 		default: // string, bin, ext
 			if n > rest {
 				return Invalid(field, "declared length %d exceeds the %d bytes that remain", n, rest)
+			}
+			if t == TypeString && r.checkUTF8 && !utf8.Valid(r.b[r.off+hdr:r.off+hdr+int(n)]) {
+				return errNotUTF8(field, r.off)
 			}
 			if t == TypeExt && int8(r.b[r.off+hdr-1]) == timestampExt {
 				if _, err := parseTimestamp(field, r.b[r.off+hdr:r.off+hdr+int(n)]); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,9 +75,18 @@ func DecodeStoredTrace(raw []byte, lim Limits) (*Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	lim.MaxBody = int64(len(doc))
-	lim.SkipUnknown = true // an object a later version wrote may have more keys
+	lim.MaxBody, lim.stored, lim.SkipUnknown = int64(len(doc)), true, true // our own object: a later version may add keys
 	return DecodeTrace(doc, false, lim)
+}
+
+// DecodeStoredUnmatched reads an unmatched request object's bytes.
+func DecodeStoredUnmatched(raw []byte, lim Limits) (Unmatched, error) {
+	doc, err := Unstore(raw)
+	if err != nil {
+		return Unmatched{}, err
+	}
+	lim.MaxBody, lim.stored, lim.SkipUnknown = int64(len(doc)), true, true // our own object: a later version may add keys
+	return DecodeUnmatched(doc, false, lim)
 }
 
 // Layer objects hold the layer document of AppendLayerMsgpack plus one key,
@@ -93,7 +103,7 @@ const mpBaseGeneration = "\xaebaseGeneration"
 // Limits.SkipUnknown).
 func AppendStoredLayer(dst []byte, base int64, tlids []TLID, results []FunctionResult) []byte {
 	at := len(dst)
-	dst = AppendLayerMsgpack(dst, tlids, results)
+	dst = AppendLayerMsgpack(slices.Grow(dst, 64+tlidsSize(tlids)+resultsSize(results)+len(mpBaseGeneration)+9), tlids, results)
 	dst[at] = 0x83 // fixmap of 3: AppendLayerMsgpack wrote 0x82
 	dst = append(dst, mpBaseGeneration...)
 	return appendInt(dst, base)
@@ -106,8 +116,7 @@ func DecodeStoredLayer(raw []byte, lim Limits) (Layer, int64, error) {
 	if err != nil {
 		return Layer{}, 0, err
 	}
-	lim.MaxBody = int64(len(doc))
-	lim.SkipUnknown = true // baseGeneration, and keys a later version adds
+	lim.MaxBody, lim.stored, lim.SkipUnknown = int64(len(doc)), true, true // baseGeneration, and keys a later version adds
 	tlids, results, err := DecodeLayer(doc, false, lim)
 	if err != nil {
 		return Layer{}, 0, err
@@ -145,7 +154,10 @@ var gzipWriters = sync.Pool{New: func() any {
 
 func compress(doc []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(doc)/2 + 64)
+	// Sized for the worst case, an incompressible document (stored blocks
+	// add 5 bytes per 64 KiB, gzip 18 in all), so the buffer is allocated
+	// once rather than regrown with its copies.
+	buf.Grow(len(doc) + len(doc)>>12 + 64)
 	w := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(w)
 	w.Reset(&buf)
@@ -155,7 +167,13 @@ func compress(doc []byte) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	out := buf.Bytes()
+	if cap(out)-len(out) > len(out)/4+4<<10 {
+		// It compressed well: keep an exact copy for the upload and let
+		// the large buffer go now.
+		out = bytes.Clone(out)
+	}
+	return out, nil
 }
 
 func decompress(b []byte) ([]byte, error) {

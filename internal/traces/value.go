@@ -14,8 +14,10 @@ package traces
 //     fixint, int 8/16/32/64). Integers beyond int64 and uint64 range, and
 //     every number with a fraction or exponent, become float64 (1.0 and -0
 //     are floats; a number too large for float64 is an error).
-//   - Strings are unescaped; invalid UTF-8 and lone surrogates become U+FFFD,
-//     as in encoding/json.
+//   - Strings are unescaped. A string holding invalid UTF-8 or a lone
+//     surrogate escape ("\ud800") is an error naming it, where
+//     encoding/json would put U+FFFD in its place: what is stored is what
+//     the caller sent, or nothing.
 //
 // msgpack to JSON (AppendJSON):
 //   - nil -> null; bool -> true/false; every integer format -> a JSON number

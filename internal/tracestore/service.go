@@ -37,7 +37,7 @@ type objects interface {
 type store interface {
 	PutTrace(ctx context.Context, r traces.Record, now time.Time) (index.Put, error)
 	Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, error)
-	Find(ctx context.Context, id traces.TraceID) (traces.Record, error)
+	Find(ctx context.Context, id traces.TraceID, limit int) ([]traces.Record, error)
 	Remove(ctx context.Context, c traces.CanvasID, id traces.TraceID, maxGeneration int64) (bool, error)
 	listIndex      // list.go
 	replaceIndex   // replace.go
@@ -306,8 +306,10 @@ func (s *Service) heal(ctx context.Context, c traces.CanvasID, t *traces.Trace, 
 	s.renewDue(ctx, c, rep.Due)
 }
 
-// Find looks a trace up by its ID alone (support work).
-func (s *Service) Find(ctx context.Context, id traces.TraceID) (traces.Record, error) {
-	rec, err := s.index.Find(ctx, id)
-	return rec, traces.PublicIf(err, traces.ErrNotFound, "trace %s not found", id)
+// Find looks a trace up by its ID alone (support work): the records of
+// every canvas that holds that ID, by canvas ID, at most limit of them.
+// None wraps traces.ErrNotFound.
+func (s *Service) Find(ctx context.Context, id traces.TraceID, limit int) ([]traces.Record, error) {
+	recs, err := s.index.Find(ctx, id, max(limit, 1))
+	return recs, traces.PublicIf(err, traces.ErrNotFound, "trace %s not found", id)
 }

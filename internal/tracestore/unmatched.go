@@ -122,14 +122,7 @@ func (s *Service) PromoteUnmatched(ctx context.Context, c traces.CanvasID, id tr
 	if err != nil {
 		return Saved{}, traces.PublicIf(fmt.Errorf("promote %s: %w", key, err), traces.ErrNotFound, "unmatched request %s not found (it expired)", id)
 	}
-	doc, err := traces.Unstore(raw)
-	if err != nil {
-		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
-	}
-	lim := s.o.Limits
-	lim.MaxBody = int64(len(doc))
-	lim.SkipUnknown = true // a stored object: a later version may add keys
-	u, err := traces.DecodeUnmatched(doc, false, lim)
+	u, err := traces.DecodeStoredUnmatched(raw, s.o.Limits)
 	if err != nil {
 		return Saved{}, fmt.Errorf("promote %s: %w", key, err)
 	}

@@ -35,7 +35,7 @@ func (b *lockedBuffer) String() string {
 // this time, so keys can be read exactly), drives the API, the emulator's
 // clock, GC, the notification consumer and a canvas deletion job, and
 // checks that no log line carries an attribute twice (the emulator's said
-// component=emulator twice, the jobs' component=jobs).
+// component=emulator twice, the canvas jobs' component).
 func TestDevLogsEachAttributeOnce(t *testing.T) {
 	var buf lockedBuffer
 	dt := startDevTestLog(t, testutil.PG(t), newLogger(&buf, false))
@@ -73,7 +73,7 @@ func TestDevLogsEachAttributeOnce(t *testing.T) {
 		components[comp]++
 	}
 	// The check must have seen the parts that add their component.
-	for _, c := range []string{"emulator", "http", "jobs", "ttl"} {
+	for _, c := range []string{"emulator", "http", "canvases", "ttl"} {
 		if components[c] == 0 {
 			t.Errorf("no log line of component %s among %d lines (%v)", c, len(lines), components)
 		}

@@ -82,7 +82,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	// exist: the answer must not tell a scoped token that it exists.
 	p, _ := r.Context().Value(principalKey{}).(Principal)
 	if errors.Is(err, traces.ErrNotFound) || err == nil && p.Canvas != nil && *p.Canvas != job.Canvas {
-		return fmt.Errorf("job %s: %w", id, traces.ErrNotFound)
+		return traces.Public(fmt.Errorf("job %s: %w", id, traces.ErrNotFound), "job %s not found", id)
 	}
 	if err != nil {
 		return err

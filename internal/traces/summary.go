@@ -109,7 +109,7 @@ func AppendToplevelsMsgpack(dst []byte, m map[TLID][]Summary) []byte {
 // DecodeTraceList reads AppendTraceListMsgpack's output. Keys it does not
 // know are skipped: a later server may add some.
 func DecodeTraceList(body []byte, lim Limits) ([]Summary, error) {
-	lim.SkipUnknown = true
+	lim.SkipUnknown, lim.stored = true, true // an answer: a later server may add keys; text is not ours to check
 	var list []Summary
 	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
 		"traces": func(r *Reader, f string) (err error) { list, err = r.Summaries(f); return err },
@@ -120,7 +120,7 @@ func DecodeTraceList(body []byte, lim Limits) ([]Summary, error) {
 // DecodeToplevels reads AppendToplevelsMsgpack's output. Keys it does not
 // know are skipped: a later server may add some.
 func DecodeToplevels(body []byte, lim Limits) (map[TLID][]Summary, error) {
-	lim.SkipUnknown = true
+	lim.SkipUnknown, lim.stored = true, true // an answer: a later server may add keys; text is not ours to check
 	out := map[TLID][]Summary{}
 	err := DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
 		"toplevels": func(r *Reader, f string) error {

@@ -34,6 +34,11 @@ type devTest struct {
 // startDevTest starts dev in a fresh data dir; databaseURL "" means the
 // private PostgreSQL dev starts itself in that dir.
 func startDevTest(t testing.TB, databaseURL string) *devTest {
+	return startDevTestLog(t, databaseURL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startDevTestLog is startDevTest with dev's logger.
+func startDevTestLog(t testing.TB, databaseURL string, log *slog.Logger) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
 	// The private PostgreSQL runs as the OS user postgres, which must reach
@@ -54,7 +59,6 @@ func startDevTest(t testing.TB, databaseURL string) *devTest {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := startDev(ctx, c, log)
 	if err != nil {
 		cancel()
@@ -158,6 +162,17 @@ func (dt *devTest) advance(by string) advanceSummary {
 
 type advanceSummary struct {
 	Renewed, Deleted, NotificationsConsumed int
+	Note                                    string
+}
+
+// advanceSummaryOf decodes an advance's answer.
+func (dt *devTest) advanceSummaryOf(body []byte) advanceSummary {
+	dt.t.Helper()
+	var sum advanceSummary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		dt.t.Fatal(err)
+	}
+	return sum
 }
 
 // objects lists the canvas's object names in the bucket.

@@ -1,5 +1,7 @@
 // Package repocheck holds tests of the repository itself rather than of
 // code: the links of README.md and docs/*.md resolve to files and headings
-// that exist, and no tracked file points at a path on one machine. It has
-// no code; its tests need git, since "the repository" is what git tracks.
+// that exist, no file cites a document the repository does not have (a
+// comment's "see DESIGN.md" or "GCS-FACTS §2"), and no tracked file points
+// at a path on one machine. It has no code; its tests need git, since "the
+// repository" is what git tracks.
 package repocheck

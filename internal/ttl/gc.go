@@ -590,8 +590,9 @@ func (g *GC) renewTrace(ctx context.Context, c traces.CanvasID, k index.Keeper, 
 // renewObject PATCHes one object's customTime to target. patched is false
 // when the object turned out to be at target or later already (re-read
 // after a failure: customTime only moves forward, so a later value means
-// done, GCS-FACTS §2). A precondition failure is re-read and retried once;
-// traces.ErrUnavailable is retried with backoff up to Options.Attempts.
+// done; GCS does not document the error for backdating it). A precondition
+// failure is re-read and retried once; traces.ErrUnavailable is retried
+// with backoff up to Options.Attempts.
 func (g *GC) renewObject(ctx context.Context, key string, target time.Time, patches *atomic.Int64) (patched bool, err error) {
 	var ifMeta int64
 	retriedPrecondition := false

@@ -104,7 +104,7 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 	// gRPC NotFound.
 	if err := ready(ctx); status.Code(err) == codes.NotFound {
 		_ = client.Close()
-		return nil, fmt.Errorf("%w: %s", err, subscriptionHint(c))
+		return nil, errors.New(subscriptionHint(c)) // says all Pub/Sub's NotFound says, and what to do
 	}
 	s.subscriptionReady = ready
 	return &consumer{Consumer: cons, client: client}, nil

@@ -7,7 +7,8 @@ import (
 	"net/http"
 )
 
-// Sentinel errors, one per API.md error code. Match them with errors.Is.
+// Sentinel errors, one per error code of the gateway's error model
+// (docs/api.md, "Errors"). Match them with errors.Is.
 var (
 	ErrInvalid         = errors.New("invalid argument")      // 400 invalid_argument, 415 unsupported_media_type
 	ErrUnauthenticated = errors.New("unauthenticated")       // 401 unauthenticated
@@ -21,10 +22,11 @@ var (
 	ErrInternal        = errors.New("internal server error") // 500 internal and other 5xx
 )
 
-// APIError is an error answer of the gateway: its HTTP status, API.md's
-// machine code, message and field, and the X-Request-Id that ties it to
-// the gateway's log line. errors.Is matches it against the sentinel of its
-// code (or, for a body that is not API.md's, of its status).
+// APIError is an error answer of the gateway: its HTTP status, the machine
+// code, message and field of its JSON error, and the X-Request-Id that ties
+// it to the gateway's log line. errors.Is matches it against the sentinel of
+// its code (or, for a body that is not the gateway's error model, of its
+// status).
 type APIError struct {
 	Status    int
 	Code      string
@@ -96,7 +98,8 @@ func (e *APIError) sentinel() error {
 }
 
 // parseAPIError builds the *APIError of a non-2xx answer. A body that is not
-// API.md's error model keeps the status and a short excerpt as message.
+// the gateway's error model ({"error":{"code","message","field"}}) keeps the
+// status and a short excerpt as message.
 func parseAPIError(status int, h http.Header, body []byte) *APIError {
 	e := &APIError{Status: status, RequestID: h.Get("X-Request-Id")}
 	var b struct {

@@ -32,7 +32,8 @@ func (id TraceID) Time() time.Time {
 	return v.Time()
 }
 
-// Trace is a trace document (API.md's "Trace document").
+// Trace is a trace document (the Trace schema of the repository's
+// api/openapi.yaml; docs/api.md explains its fields).
 type Trace struct {
 	// ID is optional on save: Save generates a UUIDv7 when it is empty.
 	ID TraceID

@@ -3,18 +3,44 @@ package emulator
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 	"time"
 )
 
 // Summary is the result of Advance; it marshals as
-// {"now","renewed","deleted","notificationsConsumed"}.
+// {"now","renewed","deleted","notificationsConsumed"} and, when the last
+// two differ, "note" saying why.
+//
+// Deleted counts the objects the lifecycle rules deleted during this
+// advance. NotificationsConsumed counts every deletion notification the
+// Drain hook saw handled since the previous advance returned: the
+// lifecycle's, and those of deletions made meanwhile through the API
+// (deletes, and overwrites, which publish a delete of the old generation)
+// or by whoever consumes them (deleting further objects). A deletion no
+// notification config matches publishes nothing.
 type Summary struct {
 	Now                   time.Time `json:"now"`
 	Renewed               int       `json:"renewed"`
 	Deleted               int       `json:"deleted"`
 	NotificationsConsumed int       `json:"notificationsConsumed"`
+	Note                  string    `json:"note,omitempty"`
+}
+
+// note explains a Summary whose counts differ ("" when they agree or
+// nothing consumes notifications).
+func (s Summary) note(drained bool) string {
+	switch {
+	case !drained || s.NotificationsConsumed == s.Deleted:
+		return ""
+	case s.NotificationsConsumed > s.Deleted:
+		return fmt.Sprintf("notificationsConsumed counts every deletion notification handled since the previous advance, "+
+			"not only the %d lifecycle deletions of this one: the other %d came from objects deleted or overwritten meanwhile "+
+			"(an overwrite publishes the deletion of the old generation), or deleted while notifications were handled",
+			s.Deleted, s.NotificationsConsumed-s.Deleted)
+	}
+	return fmt.Sprintf("%d of the %d lifecycle deletions published no notification consumed yet "+
+		"(no notification config matches them, or publishing failed)", s.Deleted-s.NotificationsConsumed, s.Deleted)
 }
 
 // Now returns the emulator's time: real time plus the offset Advance has
@@ -85,8 +111,13 @@ func (e *Emulator) Advance(ctx context.Context, d time.Duration) (Summary, error
 		}
 	}
 	sum.Now = e.Now()
-	e.log.Info("clock advanced", "duration", d, "now", sum.Now, "renewed", sum.Renewed,
-		"deleted", sum.Deleted, "consumed", sum.NotificationsConsumed)
+	sum.Note = sum.note(hooks.Drain != nil)
+	attrs := []any{"duration", d, "now", sum.Now, "renewed", sum.Renewed,
+		"deleted", sum.Deleted, "consumed", sum.NotificationsConsumed}
+	if sum.Note != "" {
+		attrs = append(attrs, "note", sum.Note)
+	}
+	e.log.Info("clock advanced", attrs...) // the one line of an advance
 	return sum, nil
 }
 
@@ -97,25 +128,64 @@ func (e *Emulator) moveClock(d time.Duration) error {
 	return e.appendLocked(record{Op: "clock", Offset: off})
 }
 
-// ParseDuration parses a Go duration with an optional leading day count:
-// "72h", "30d", "1d12h", "1.5d".
+// ParseDuration parses a non-negative duration: an optional leading day
+// count (digits with an optional fraction, then "d") followed by an
+// optional Go duration ("72h", "30d", "1d12h", "1.5d", "90m"). A sign,
+// "12h1d" and exponents are refused; surrounding spaces are ignored. It
+// accepts exactly what tracegw's flags accept (the emulator imports no
+// tracegw package, so it keeps this copy; a table test there holds the two
+// to the same answers).
 func ParseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("invalid duration %q: want one such as 90m, 36h, 7d or 1d12h", s)
 	s = strings.TrimSpace(s)
+	if s == "" || s[0] == '-' || s[0] == '+' {
+		return 0, bad
+	}
 	dayPart, rest, hasDays := strings.Cut(s, "d")
 	if !hasDays {
-		return time.ParseDuration(s)
-	}
-	n, err := strconv.ParseFloat(dayPart, 64)
-	if err != nil || n < 0 || dayPart == "" {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	d := time.Duration(n * float64(24*time.Hour))
-	if rest != "" {
-		r, err := time.ParseDuration(rest)
+		d, err := time.ParseDuration(s)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
+			return 0, bad
 		}
-		d += r
+		return d, nil
 	}
-	return d, nil
+	d, ok := dayCount(dayPart)
+	if !ok {
+		return 0, bad
+	}
+	if rest == "" {
+		return d, nil
+	}
+	if rest[0] == '-' || rest[0] == '+' {
+		return 0, bad
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || d > math.MaxInt64-r {
+		return 0, bad
+	}
+	return d + r, nil
+}
+
+// dayCount reads "7", "1.5" or ".5" as days; false for anything else or a
+// count too large for a time.Duration.
+func dayCount(s string) (time.Duration, bool) {
+	const day = 24 * time.Hour
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" && frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return 0, false
+	}
+	var d time.Duration
+	for _, c := range whole {
+		n := time.Duration(c - '0')
+		if d > (math.MaxInt64-n*day)/10 {
+			return 0, false
+		}
+		d = d*10 + n*day
+	}
+	unit := day
+	for _, c := range frac {
+		unit /= 10
+		d += time.Duration(c-'0') * unit
+	}
+	return d, true
 }

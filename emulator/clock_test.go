@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,32 +16,8 @@ import (
 	"github.com/tracegw/tracegw/emulator"
 )
 
-func TestParseDuration(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want time.Duration
-		err  bool
-	}{
-		{"72h", 72 * time.Hour, false},
-		{"30d", 30 * 24 * time.Hour, false},
-		{"1d12h", 36 * time.Hour, false},
-		{"1.5d", 36 * time.Hour, false},
-		{"0d", 0, false},
-		{"90m", 90 * time.Minute, false},
-		{"", 0, true},
-		{"d", 0, true},
-		{"-1d", 0, true},
-		{"1dx", 0, true},
-		{"abc", 0, true},
-	}
-	for _, tc := range tests {
-		got, err := emulator.ParseDuration(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseDuration(%q) = %s, %v; want %s, error %v", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
+// ParseDuration's table is internal/days' TestParseTable: one table holds
+// it and the flags' parser to the same answers.
 
 // The clock routes: GET reports now; advance moves it in Step-sized steps,
 // calling OnStep at each, sweeping lifecycle after it, and Drain once.
@@ -91,6 +68,9 @@ func TestClockRoutesAndHooks(t *testing.T) {
 	}
 	if sum.Renewed != 10 || sum.Deleted != 1 || sum.NotificationsConsumed != 7 {
 		t.Errorf("summary %+v, want renewed 10 (5 steps x 2), deleted 1, consumed 7", sum)
+	}
+	if _, ok := raw["note"]; !ok || !strings.Contains(sum.Note, "the other 6") {
+		t.Errorf("summary %s: consumed 7 but deleted 1, want a note explaining the 6 others", body)
 	}
 	if d := sum.Now.Sub(clock.Now); d < 30*time.Hour || d > 31*time.Hour {
 		t.Errorf("clock moved %s, want about 30h", d)

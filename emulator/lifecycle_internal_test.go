@@ -8,7 +8,7 @@ import (
 func ptr[T any](v T) *T { return &v }
 
 // The lifecycle decision, per condition, as a pure function of the object
-// and the time (GCS-FACTS §1).
+// and the time (GCS's conditions; see TestLifecycleConditions).
 func TestLifecycleConditionMatches(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)

@@ -42,8 +42,10 @@ func deleteRule(c storage.LifecycleCondition) storage.LifecycleRule {
 	return storage.LifecycleRule{Action: storage.LifecycleAction{Type: storage.DeleteAction}, Condition: c}
 }
 
-// GCS-FACTS §1: each Delete condition, evaluated on the emulator clock,
-// deletes exactly the eligible objects.
+// GCS lifecycle conditions (age, createdBefore, customTimeBefore,
+// daysSinceCustomTime, prefixes and suffixes; an object without customTime
+// never matches daysSinceCustomTime): each Delete condition, evaluated on
+// the emulator clock, deletes exactly the eligible objects.
 func TestLifecycleConditions(t *testing.T) {
 	t.Parallel()
 	type obj struct {
@@ -139,8 +141,8 @@ func TestLifecycleRulesOr(t *testing.T) {
 	}
 }
 
-// GCS-FACTS §1: a lifecycle change may take 24 h to apply and the old rule
-// may act meanwhile. KeepApplyingRules models it: the bucket shows the new
+// GCS documents that a lifecycle change may take 24 h to apply and that the
+// old rule may act meanwhile. KeepApplyingRules models it: the bucket shows the new
 // rule at once, the sweep applies the old one too until the given time.
 func TestLifecycleKeepApplyingOldRules(t *testing.T) {
 	t.Parallel()
@@ -171,9 +173,9 @@ func TestLifecycleKeepApplyingOldRules(t *testing.T) {
 	}
 }
 
-// GCS-FACTS §1, §3, §4: the sweep skips held objects, deletes them after
-// release if they still match, and publishes OBJECT_DELETE with the object
-// as it was.
+// As GCS does, the sweep skips held objects, deletes them after release if
+// they still match, and publishes OBJECT_DELETE (lifecycle deletions
+// notify like any other) with the object as it was.
 func TestLifecycleSkipsHeldAndPublishesDelete(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, emulator.Options{Step: 24 * time.Hour})

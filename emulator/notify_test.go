@@ -33,7 +33,7 @@ func (v *env) got(t *testing.T, topic string) []gotMsg {
 	return out
 }
 
-// GCS-FACTS §4: an overwrite publishes OBJECT_DELETE of the old generation
+// As in GCS, an overwrite publishes OBJECT_DELETE of the old generation
 // with overwrittenByGeneration and OBJECT_FINALIZE of the new one with
 // overwroteGeneration; a patch publishes OBJECT_METADATA_UPDATE.
 func TestOverwriteAndUpdateNotifications(t *testing.T) {

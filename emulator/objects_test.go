@@ -10,7 +10,7 @@ import (
 	"github.com/tracegw/tracegw/emulator"
 )
 
-// GCS-FACTS §2: customTime cannot be removed or made earlier; the same or a
+// GCS's rule: customTime cannot be removed or made earlier; the same or a
 // later value is accepted.
 func TestCustomTimeOnlyMovesForward(t *testing.T) {
 	t.Parallel()
@@ -61,8 +61,8 @@ func TestCustomTimeOnlyMovesForward(t *testing.T) {
 	})
 }
 
-// GCS-FACTS §5: metageneration starts at 1 for each generation and grows on
-// every metadata update; fake-gcs-server always reports 1.
+// In GCS, metageneration starts at 1 for each generation and grows on
+// every metadata update; fake-gcs-server alone always reports 1.
 func TestMetagenerationBumpsOnEachPatch(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, emulator.Options{})
@@ -94,7 +94,8 @@ func TestMetagenerationBumpsOnEachPatch(t *testing.T) {
 	}
 }
 
-// GCS-FACTS §5: a failed precondition is 412 on update, overwrite and delete.
+// As in GCS, a failed precondition (ifGenerationMatch,
+// ifMetagenerationMatch) is 412 on update, overwrite and delete.
 func TestPreconditions(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, emulator.Options{})
@@ -154,8 +155,9 @@ func TestPreconditions(t *testing.T) {
 	}
 }
 
-// GCS-FACTS §3: a held object refuses delete and overwrite with 403, a
-// failing precondition is reported first, metadata stays editable.
+// As in GCS, a held object refuses delete and overwrite with 403, a
+// failing precondition is reported first (412 before 403), and metadata,
+// customTime included, stays editable.
 func TestHolds(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, emulator.Options{})

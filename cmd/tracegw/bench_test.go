@@ -12,15 +12,15 @@ import (
 // each with the default Load really gives it.
 func TestBenchHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(t.Context(), []string{"bench", "-h"}, &stdout, &stderr); code != 2 {
-		t.Fatalf("exit code %d, want 2 (help)", code)
+	if code := run(t.Context(), []string{"bench", "-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d, want 0 (help asked for)", code)
 	}
-	help := stderr.String()
-	if !strings.HasPrefix(help, "usage: tracegw bench [flags]\n") || stdout.Len() != 0 {
-		t.Fatalf("help = %q (stdout %q), want the usage line first, on stderr", help, stdout.String())
+	help := stdout.String()
+	if !strings.HasPrefix(help, "usage: tracegw bench [flags]\n") || stderr.Len() != 0 {
+		t.Fatalf("help = %q (stderr %q), want the usage line first, on stdout", help, stderr.String())
 	}
 	var listed []string
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  --([a-z-]+)`).FindAllStringSubmatch(help, -1) {
 		listed = append(listed, m[1])
 	}
 	want := []string{"json", "profile", "quick", "seed", "token", "url"}

@@ -42,6 +42,20 @@ func TestLoad(t *testing.T) {
 			func(c Config) bool { return time.Duration(c.RenewMargin) == 36*time.Hour }, ""},
 		{"dev reads DATABASE_URL", "dev", nil, env("DATABASE_URL", "postgres://d"),
 			func(c Config) bool { return c.DatabaseURL == "postgres://d" }, ""},
+		{"dev reads TRACEGW_DATABASE_URL first", "dev", nil, env("DATABASE_URL", "postgres://d", "TRACEGW_DATABASE_URL", "postgres://t"),
+			func(c Config) bool { return c.DatabaseURL == "postgres://t" }, ""},
+		{"dev --database-url beats both", "dev", []string{"--database-url", "postgres://f"}, env("DATABASE_URL", "postgres://d", "TRACEGW_DATABASE_URL", "postgres://t"),
+			func(c Config) bool { return c.DatabaseURL == "postgres://f" }, ""},
+		{"dev without any database URL", "dev", nil, env(), func(c Config) bool { return c.DatabaseURL == "" }, ""},
+		{"gc-interval takes days", "serve", []string{"--gc-interval", "1d", "--renew-margin", "4d", "--retention", "14d"}, env(),
+			func(c Config) bool {
+				return c.GCInterval == 24*time.Hour && time.Duration(c.RenewMargin) == 96*time.Hour
+			}, ""},
+		{"gc-interval from env takes days", "gc", nil, env("TRACEGW_GC_INTERVAL", "1d"),
+			func(c Config) bool { return c.GCInterval == 24*time.Hour }, ""},
+		{"every duration takes days", "token", []string{"--ttl", "7d"}, env(), func(c Config) bool { return c.TTL == 7*24*time.Hour }, ""},
+		{"shutdown-timeout takes Go durations", "serve", []string{"--shutdown-timeout", "1m30s"}, env(),
+			func(c Config) bool { return c.ShutdownTimeout == 90*time.Second }, ""},
 		{"oidc flags", "serve", []string{"--oidc-audience", "https://gw.a.run.app", "--oidc-subjects", "/etc/tracegw/subjects"}, env(),
 			func(c Config) bool {
 				return c.OIDCAudience == "https://gw.a.run.app" && c.OIDCSubjects == "/etc/tracegw/subjects"
@@ -104,5 +118,51 @@ func TestValidateRetentionNamesTheFlag(t *testing.T) {
 	}
 	if err := defaults().ValidateRetention(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// A bad value names the flag (or variable and flag), the value and the
+// form expected, whatever the flag's type.
+func TestLoadErrorsNameFlagValueAndForm(t *testing.T) {
+	t.Parallel()
+	env := func(k, v string) func(string) string {
+		return func(key string) string {
+			if key == k {
+				return v
+			}
+			return ""
+		}
+	}
+	none := func(string) string { return "" }
+	for _, tc := range []struct {
+		cmd   string
+		args  []string
+		env   func(string) string
+		wants []string
+	}{
+		{"gc", []string{"--gc-interval", "soon"}, none, []string{"-gc-interval", `"soon"`, "90m, 36h, 7d or 1d12h"}},
+		{"gc", nil, env("TRACEGW_GC_INTERVAL", "1x"), []string{"TRACEGW_GC_INTERVAL", "--gc-interval", `"1x"`, "90m, 36h, 7d or 1d12h"}},
+		{"serve", []string{"--retention", "-7d"}, none, []string{"-retention", `"-7d"`, "no sign"}},
+		{"serve", []string{"--keep-per-toplevel", "ten"}, none, []string{"-keep-per-toplevel", `"ten"`, "whole number"}},
+		{"serve", nil, env("TRACEGW_KEEP_PER_TOPLEVEL", "ten"), []string{"TRACEGW_KEEP_PER_TOPLEVEL", "--keep-per-toplevel", `"ten"`, "whole number"}},
+		{"serve", []string{"--max-body", "16MiB"}, none, []string{"-max-body", `"16MiB"`, "number of bytes"}},
+		{"serve", []string{"--run-gc=maybe"}, none, []string{"-run-gc", `"maybe"`, "true or false"}},
+		{"serve", nil, env("TRACEGW_RUN_GC", "yes"), []string{"TRACEGW_RUN_GC", "--run-gc", `"yes"`, "true or false"}},
+		{"bench", []string{"--seed", "-1"}, none, []string{"-seed", `"-1"`, "0 or more"}},
+		{"token", []string{"--ttl", "forever"}, none, []string{"-ttl", `"forever"`, "7d"}},
+	} {
+		_, err := Load(tc.cmd, tc.args, tc.env, nil)
+		if err == nil {
+			t.Errorf("%s %v: no error", tc.cmd, tc.args)
+			continue
+		}
+		for _, w := range tc.wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s %v: error %q lacks %q", tc.cmd, tc.args, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "parse error") {
+			t.Errorf("%s %v: error %q says only parse error", tc.cmd, tc.args, err)
+		}
 	}
 }

@@ -60,9 +60,11 @@ type devSystem struct {
 	gc       *ttl.GC
 	drained  int64 // notifications consumed as of the last drain
 	closers  []func()
-	// dbURL and gcsEndpoint let other commands (status, retention) reach
-	// this system; the banner prints them.
+	// dbURL, gcsEndpoint and the names let other commands (status, gc,
+	// reconcile, migrate, retention) reach this system; the banner prints
+	// them.
 	dbURL, gcsEndpoint, bucket string
+	project, subscription      string
 }
 
 // startDev starts the emulator (filesystem data in <data-dir>/gcs), Pub/Sub,
@@ -92,7 +94,7 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 
 	d.emu, err = emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // emulator.New adds component=emulator
+		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // the emulator adds its component
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)
@@ -126,6 +128,7 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 		return nil, err
 	}
 	d.dbURL, d.gcsEndpoint, d.bucket = c.DatabaseURL, c.GCSEndpoint, c.Bucket
+	d.project, d.subscription = c.PubSubProject, c.Subscription
 	key, err := httpapi.LoadOrCreateKey(filepath.Join(c.DataDir, "signing.key"))
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -276,14 +279,47 @@ func (d *devSystem) printBanner(w io.Writer, url string) {
 		fmt.Fprintf(w, "\n  export TOKEN=%s\n", d.token)
 	}
 	if d.dbURL != "" {
-		fmt.Fprintf(w, "\nother commands (status, retention show|set, gc) reach this system with:\n")
-		fmt.Fprintf(w, "  export TRACEGW_DATABASE_URL='%s' TRACEGW_GCS_ENDPOINT=%s TRACEGW_BUCKET=%s\n", d.dbURL, d.gcsEndpoint, d.bucket)
+		fmt.Fprintf(w, "\nits parts, for tracegw status, gc, reconcile, migrate and retention (TRACEGW_ variables) and other tools, from another shell:\n")
+		for _, line := range d.exports() {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 		fmt.Fprintf(w, "  go run ./cmd/tracegw status\n")
 	}
 	canvas := "7d3f5a1c-0000-4000-8000-000000000001"
 	fmt.Fprintf(w, "\ntry:\n  curl -s%s -H 'Content-Type: application/json' -d '{\"rootTLID\":\"1234\",\"input\":[[\"request\",{\"body\":\"hi\"}]]}' %s/v1/canvases/%s/traces\n", auth, url, canvas)
 	fmt.Fprintf(w, "  curl -s%s %s/v1/canvases/%s/toplevels/1234/traces\n", auth, url, canvas)
 	fmt.Fprintf(w, "  curl -s -X POST -H '%s: 1' '%s/_emulator/clock/advance?by=8d'\n\n", emulator.ControlHeader, url)
+}
+
+// exports are the shell lines that point other commands and tools at this
+// system: the index (TRACEGW_DATABASE_URL, and DATABASE_URL for psql and
+// friends), the GCS emulator (TRACEGW_GCS_ENDPOINT for tracegw,
+// STORAGE_EMULATOR_HOST for Google's client libraries) and, when
+// notifications go through one, the Pub/Sub emulator; else a comment says
+// they pass in memory.
+func (d *devSystem) exports() []string {
+	host := strings.TrimPrefix(strings.TrimPrefix(d.gcsEndpoint, "http://"), "https://")
+	lines := []string{
+		"export TRACEGW_DATABASE_URL=" + shellQuote(d.dbURL) + " DATABASE_URL=" + shellQuote(d.dbURL),
+		"export TRACEGW_GCS_ENDPOINT=" + shellQuote(d.gcsEndpoint) + " STORAGE_EMULATOR_HOST=" + shellQuote(host) +
+			" TRACEGW_BUCKET=" + shellQuote(d.bucket),
+	}
+	if d.queue == nil && d.pubsub != nil && d.pubsub.Addr != "" {
+		lines = append(lines, "export PUBSUB_EMULATOR_HOST="+shellQuote(d.pubsub.Addr)+
+			" TRACEGW_PUBSUB_PROJECT="+shellQuote(d.project)+" TRACEGW_SUBSCRIPTION="+shellQuote(d.subscription))
+	} else {
+		lines = append(lines, "# deletion notifications pass in memory, with no Pub/Sub for `tracegw notify` to read: "+
+			"start dev with PUBSUB_EMULATOR_HOST set to route them through a Pub/Sub emulator")
+	}
+	return lines
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Close stops everything in reverse order of start.

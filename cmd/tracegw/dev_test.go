@@ -38,7 +38,7 @@ func startDevTest(t testing.TB, databaseURL string) *devTest {
 	return startDevTestLog(t, databaseURL, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
-// startDevTestLog is startDevTest logging to log.
+// startDevTestLog is startDevTest with dev's logger.
 func startDevTestLog(t testing.TB, databaseURL string, log *slog.Logger) *devTest {
 	t.Setenv("PUBSUB_EMULATOR_HOST", "") // the in-process Pub/Sub
 	dir := t.TempDir()
@@ -173,6 +173,17 @@ func (dt *devTest) advance(by string) advanceSummary {
 
 type advanceSummary struct {
 	Renewed, Deleted, NotificationsConsumed int
+	Note                                    string
+}
+
+// advanceSummaryOf decodes an advance's answer.
+func (dt *devTest) advanceSummaryOf(body []byte) advanceSummary {
+	dt.t.Helper()
+	var sum advanceSummary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		dt.t.Fatal(err)
+	}
+	return sum
 }
 
 // objects lists the canvas's object names in the bucket.

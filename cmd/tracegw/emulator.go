@@ -23,7 +23,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer ps.Close()
 	emu, err := emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), PublicHost: c.Listen,
-		PubSubClientOptions: ps.Opts, Logger: log, // emulator.New adds component=emulator
+		PubSubClientOptions: ps.Opts, Logger: log, // the emulator adds its component
 	})
 	if err != nil {
 		return fmt.Errorf("start emulator: %w", err)
@@ -34,7 +34,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
 	fmt.Fprintf(stdout, "GCS emulator on http://%s (data in %s)\n", ln.Addr(), c.DataDir)
-	fmt.Fprintf(stdout, "  export STORAGE_EMULATOR_HOST=%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "  export STORAGE_EMULATOR_HOST=%s TRACEGW_GCS_ENDPOINT=http://%s\n", ln.Addr(), ln.Addr())
 	fmt.Fprintf(stdout, "  export PUBSUB_EMULATOR_HOST=%s   # where its notifications are published\n", ps.Addr)
 	fmt.Fprintf(stdout, "  clock: curl http://%s/_emulator/clock ; curl -X POST -H '%s: 1' 'http://%s/_emulator/clock/advance?by=8d'\n", ln.Addr(), emulator.ControlHeader, ln.Addr())
 	return serveHTTP(ctx, ln, emu.Handler(), c.ShutdownTimeout, log)

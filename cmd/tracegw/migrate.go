@@ -31,7 +31,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func migrate(ctx context.Context, url string) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
+		return fmt.Errorf("--database-url: connect to database: %w", err)
 	}
 	defer conn.Close(context.Background())
 	if err := schema.Apply(ctx, conn); err != nil {

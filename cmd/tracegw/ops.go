@@ -112,7 +112,7 @@ func runNotify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer cons.Close()
 	log.Info("consuming notifications", "subscription", c.Subscription, "bucket", c.Bucket)
-	return cons.Run(ctx)
+	return explainConsumer(cons.Run(ctx), c)
 }
 
 func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -117,7 +117,7 @@ func readStatus(ctx context.Context, c Config) (ttl.Status, string, func(), erro
 	}
 	db, err := index.Open(ctx, c.DatabaseURL, index.Options{MaxConns: 2})
 	if err != nil {
-		return ttl.Status{}, "", nil, err
+		return ttl.Status{}, "", nil, fmt.Errorf("--database-url: %w", err)
 	}
 	client, err := storageClient(ctx, c.GCSEndpoint)
 	if err != nil {

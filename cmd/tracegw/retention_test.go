@@ -8,9 +8,10 @@ import (
 	"github.com/tracegw/tracegw/testutil"
 )
 
-// TestRetentionEndToEnd is DESIGN.md's policy on the whole dev wiring: GC
-// renewing keepers on the emulator's clock, the lifecycle rule deleting the
-// rest, and their index rows leaving through the Pub/Sub consumer.
+// TestRetentionEndToEnd is the retention policy (docs/design.md) on the
+// whole dev wiring: GC renewing keepers on the emulator's clock, the
+// lifecycle rule deleting the rest, and their index rows leaving through
+// the Pub/Sub consumer.
 //
 // Toplevel A gets 15 traces over 3 days, B 3, function F is touched by A's
 // oldest 12, and toplevel D (2 traces) is reported deleted. After 30 days

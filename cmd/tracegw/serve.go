@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer cons.Close()
-		g.Go(func() error { return cons.Run(gctx) })
+		g.Go(func() error { return explainConsumer(cons.Run(gctx), c) })
 	}
 	if c.AdminListen != "" {
 		aln, err := net.Listen("tcp", c.AdminListen)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -52,20 +53,31 @@ type stack struct {
 	subscriptionReady func(ctx context.Context) error
 }
 
-// storageClient connects to GCS, or to an emulator when endpoint is set.
+// storageClient connects to GCS, or to an emulator when endpoint is set
+// (or STORAGE_EMULATOR_HOST, which the client reads itself). Against real
+// GCS the one way it fails is without credentials: the error then says how
+// to get them, or how to use an emulator instead.
 func storageClient(ctx context.Context, endpoint string) (*storage.Client, error) {
 	if endpoint == "" {
-		return storage.NewClient(ctx)
+		c, err := storage.NewClient(ctx)
+		if err != nil && os.Getenv("STORAGE_EMULATOR_HOST") == "" {
+			return nil, fmt.Errorf("%w\n%s", err, credentialsHint)
+		}
+		return c, err
 	}
 	return storage.NewClient(ctx,
 		option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"),
 		option.WithoutAuthentication(), storage.WithJSONReads())
 }
 
+// credentialsHint follows a failure to reach real GCS.
+const credentialsHint = `  real GCS needs Application Default Credentials: run "gcloud auth application-default login", or set GOOGLE_APPLICATION_CREDENTIALS to a key file
+  an emulator needs no credentials: pass --gcs-endpoint URL (TRACEGW_GCS_ENDPOINT) or set STORAGE_EMULATOR_HOST=HOST:PORT (tracegw dev and tracegw emulator print both)`
+
 func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.Time, auth httpapi.Authenticator) (*stack, error) {
 	db, err := index.Open(ctx, c.DatabaseURL, index.Options{MaxConns: int32(max(c.DBMaxConns, 2))})
 	if err != nil {
-		return nil, fmt.Errorf("open index: %w", err)
+		return nil, fmt.Errorf("--database-url: %w", err) // index.Open names its step
 	}
 	client, err := storageClient(ctx, c.GCSEndpoint)
 	if err != nil {

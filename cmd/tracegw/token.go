@@ -54,7 +54,9 @@ func mintToken(c Config, now time.Time) (string, error) {
 	}
 	var key []byte
 	if c.SigningKeyFile == "" {
-		errs = append(errs, errors.New("--signing-key-file (TRACEGW_SIGNING_KEY_FILE) is required"))
+		errs = append(errs, errors.New("--signing-key-file (TRACEGW_SIGNING_KEY_FILE) is required: the key the gateway checks tokens with "+
+			"(serve's --signing-key-file); a running `tracegw dev` keeps its key in <data-dir>/signing.key, "+
+			"by default .tracegw-dev/signing.key"))
 	} else if key, err = httpapi.LoadKey(c.SigningKeyFile); err != nil {
 		errs = append(errs, fmt.Errorf("--signing-key-file: %w", err))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,9 +11,12 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tracegw/tracegw/internal/notify"
 	"github.com/tracegw/tracegw/internal/objstore"
+	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/internal/ttl"
 )
 
@@ -92,11 +96,35 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 		return nil, err
 	}
 	sub := "projects/" + c.PubSubProject + "/subscriptions/" + c.Subscription
-	s.subscriptionReady = func(ctx context.Context) error {
+	ready := func(ctx context.Context) error {
 		_, err := client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: sub})
 		return err
 	}
+	// Say now, and what to do, rather than with the first Receive's raw
+	// gRPC NotFound.
+	if err := ready(ctx); status.Code(err) == codes.NotFound {
+		_ = client.Close()
+		return nil, errors.New(subscriptionHint(c)) // says all Pub/Sub's NotFound says, and what to do
+	}
+	s.subscriptionReady = ready
 	return &consumer{Consumer: cons, client: client}, nil
+}
+
+// subscriptionHint says how to get the subscription the consumer reads.
+func subscriptionHint(c Config) string {
+	return fmt.Sprintf("subscription projects/%s/subscriptions/%s does not exist: "+
+		"run `tracegw setup-bucket` (it creates the notification topic and this subscription), "+
+		"or name an existing one with --subscription and --pubsub-project (TRACEGW_SUBSCRIPTION, TRACEGW_PUBSUB_PROJECT)",
+		c.PubSubProject, c.Subscription)
+}
+
+// explainConsumer adds subscriptionHint to a consumer's error when its
+// subscription is gone (deleted while it ran).
+func explainConsumer(err error, c Config) error {
+	if errors.Is(err, traces.ErrNotFound) {
+		return fmt.Errorf("%w: %s", err, subscriptionHint(c))
+	}
+	return err
 }
 
 // checkBucket warns about lifecycle or notification drift at start; serve

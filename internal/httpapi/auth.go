@@ -41,9 +41,9 @@ func (s *Server) authorize(r *http.Request, role Role) (Principal, error) {
 	return p, nil
 }
 
-// allowed is API.md's role table: executor saves traces and unmatched
-// requests; editor reads and changes traces, holds and unmatched requests;
-// admin does everything.
+// allowed is the API's role table (docs/api.md): executor saves traces
+// and unmatched requests; editor reads and changes traces, holds and
+// unmatched requests; admin does everything.
 func allowed(have, need Role) bool {
 	switch need {
 	case RoleExecutor:

@@ -170,7 +170,8 @@ func TestAuthRoleTable(t *testing.T) {
 	list := "GET /v1/canvases/" + canvasA + "/toplevels/11/traces"
 	find := "GET /v1/traces/" + id
 	save := "POST /v1/canvases/" + canvasA + "/traces"
-	// API.md: executor saves; editor reads and changes; admin does everything.
+	// The role table (docs/api.md): executor saves; editor reads and changes;
+	// admin does everything.
 	for _, tc := range []struct {
 		role  httpapi.Role
 		route string

@@ -53,7 +53,7 @@ func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// jobResp is API.md's job ({"jobID","canvasID","state","deleted","error"})
+// jobResp is the API's job ({"jobID","canvasID","state","deleted","error"})
 // with the OpenAPI Job schema's id and kind.
 type jobResp struct {
 	JobID    traces.JobID    `json:"jobID" msgpack:"jobID"`

@@ -1,4 +1,5 @@
-// Package httpapi is tracegw's HTTP surface (API.md): routing, the auth
+// Package httpapi is tracegw's HTTP surface (api/openapi.yaml, explained
+// in docs/api.md): routing, the auth
 // middleware (tracegw's HS256 JWTs, optionally Google ID tokens of service
 // accounts), content negotiation between msgpack and JSON, bounded body
 // reading under a process-wide budget of body bytes in flight

@@ -14,7 +14,7 @@ var (
 	errMediaType       = errors.New("unsupported media type")
 )
 
-// apiError is the JSON error body of API.md.
+// apiError is the API's JSON error body (docs/api.md, "Errors").
 type apiError struct {
 	Error struct {
 		Code    string `json:"code"`
@@ -68,7 +68,7 @@ func classify(err error) (status int, code, message, field string) {
 	return status, code, message, ""
 }
 
-// writeError answers err as API.md's JSON error and logs server faults.
+// writeError answers err as the API's JSON error and logs server faults.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg, field := classify(err)
 	switch {

@@ -379,7 +379,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge && resp.StatusCode != http.StatusBadRequest || bytes.HasPrefix(body, []byte("{")) {
 			// Everything the gateway answers (all but net/http's own 400/431
-			// for unparseable requests) is API.md's JSON error.
+			// for unparseable requests) is the API's JSON error.
 			if code, _ := errorOf(t, body); code == "" {
 				t.Errorf("%s: no error code in %s", h.name, body)
 			}

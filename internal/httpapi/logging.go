@@ -15,7 +15,7 @@ func RequestID(ctx context.Context) string {
 
 // RequestLogHandler wraps h so that a record logged with a request's context
 // (logger.InfoContext(ctx, …) and friends, from any package) carries that
-// request's request_id, as STYLE.md wants for every line of a request. The
+// request's request_id, so every line of a request can be found by it. The
 // process's one logger is built on it; records without a request context
 // pass through unchanged.
 func RequestLogHandler(h slog.Handler) slog.Handler { return requestLogHandler{Handler: h} }

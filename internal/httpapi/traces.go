@@ -19,11 +19,11 @@ func (s *Server) routeTraces() {
 	s.handle("GET /v1/traces/{traceID}", RoleAdmin, s.findTrace)
 }
 
-// jsonStamp is API.md's timestamp: RFC 3339 UTC with milliseconds.
+// jsonStamp is the API's timestamp: RFC 3339 UTC with milliseconds.
 const jsonStamp = "2006-01-02T15:04:05.000Z07:00"
 
 // stamp is a time that JSON renders as RFC 3339 UTC with milliseconds and
-// msgpack as a timestamp extension (API.md's conventions).
+// msgpack as a timestamp extension (the API's conventions).
 type stamp time.Time
 
 func (t stamp) MarshalJSON() ([]byte, error) {
@@ -40,7 +40,7 @@ func (g generation) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + strconv.FormatInt(int64(g), 10) + `"`), nil
 }
 
-// appendSummariesJSON appends a list as API.md's JSON array of
+// appendSummariesJSON appends a list as the API's JSON array of
 // {"traceID","timestamp","rootTLID","held"}, without reflection.
 func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
 	b = append(b, '[')

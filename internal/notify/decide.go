@@ -10,7 +10,10 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// GCS notification attributes (GCS-FACTS.md §4). All values are strings.
+// GCS notification attributes: always notificationConfig, eventType,
+// payloadFormat, bucketId, objectId, objectGeneration and eventTime;
+// overwrittenByGeneration on the deletion of a generation an overwrite
+// replaced. All values are strings.
 const (
 	attrNotificationConfig = "notificationConfig"
 	attrEventType          = "eventType"

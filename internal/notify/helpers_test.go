@@ -14,7 +14,7 @@ import (
 var eventTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // gcsNotification returns the attributes and JSON_API_V1 body GCS publishes
-// for eventType on object key at generation gen in bucket (GCS-FACTS.md §4):
+// for eventType on object key at generation gen in bucket:
 // every documented attribute, the object resource as the body, and extra
 // attributes (overwrittenByGeneration, custom ones) on top.
 func gcsNotification(bucket, eventType, key string, gen int64, extra map[string]string) (map[string]string, []byte) {

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tracegw/tracegw/internal/traces"
 )
 
 // Message is one notification as the consumer sees it, whatever carried it.
@@ -20,7 +24,8 @@ type Message struct {
 }
 
 // Source delivers messages to f, possibly concurrently, until ctx ends
-// (then it returns nil, once every f has returned) or it fails for good.
+// (then it returns nil, once every f has returned) or it fails for good;
+// a subscription that does not exist fails wrapping traces.ErrNotFound.
 // Delivery is at least once: a nacked or unacknowledged message comes again.
 type Source interface {
 	Receive(ctx context.Context, f func(context.Context, Message)) error
@@ -42,6 +47,11 @@ func (s subscription) Receive(ctx context.Context, f func(context.Context, Messa
 	err := s.sub.Receive(ctx, func(ctx context.Context, m *pubsub.Message) {
 		f(ctx, Message{ID: m.ID, Attributes: m.Attributes, Data: m.Data, Ack: m.Ack, Nack: m.Nack})
 	})
+	if status.Code(err) == codes.NotFound {
+		// The subscription does not exist (or was deleted): the one
+		// Pub/Sub answer the caller can act on, so it gets our sentinel.
+		return fmt.Errorf("receive %s: %w: %w", s.sub, traces.ErrNotFound, err)
+	}
 	if err != nil {
 		return fmt.Errorf("receive %s: %w", s.sub, err)
 	}

@@ -2,11 +2,15 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -55,5 +59,24 @@ func TestQueueAtLeastOnce(t *testing.T) {
 	}
 	if n := q.Len(); n != 0 {
 		t.Errorf("%d messages left, want 0", n)
+	}
+}
+
+// A subscription that does not exist fails Receive with traces.ErrNotFound
+// (the one Pub/Sub answer a caller can act on: create it), never hangs.
+func TestSubscriptionNotFound(t *testing.T) {
+	t.Parallel()
+	client, err := pubsub.NewClient(t.Context(), "p", testutil.PubSub(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = Subscription(client.Subscriber("nowhere"), 10).Receive(ctx, func(context.Context, Message) {
+		t.Error("a message from a subscription that does not exist")
+	})
+	if !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("Receive = %v, want it to wrap traces.ErrNotFound", err)
 	}
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// Settings EnsureSubscription gives a new subscription (GCS-FACTS.md §4,
-// implication 9).
+// Settings EnsureSubscription gives a new subscription. Pub/Sub deletes a
+// subscription after 31 idle days unless its expiration policy says never,
+// and keeps unacked messages 7 days by default (10 minutes to 31 days).
 const (
 	// SubscriptionRetention keeps unacked notifications for a week: the
 	// length of index outage the consumer survives without reconcile.

@@ -145,6 +145,76 @@ func (r repoIndex) hasDoc(from, name string) bool {
 	return r.files[path.Clean(path.Join(path.Dir(from), name))] || r.files[path.Clean(name)]
 }
 
+// No tracked file outside the documents cites a document the repository
+// does not have: a comment that says "see DESIGN.md" or "GCS-FACTS §2"
+// sends its reader to something only its author had. Cite docs/… (or
+// README.md) by its path, or write the fact itself.
+func TestCitedDocsExist(t *testing.T) {
+	t.Parallel()
+	root, files := tracked(t)
+	repo := newRepoIndex(files)
+	scanned := 0
+	for _, f := range files {
+		if f == selfPath || strings.HasSuffix(f, ".md") {
+			continue // markdown is TestMentionedDocsExist's
+		}
+		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.IndexByte(b[:min(len(b), 8000)], 0) >= 0 {
+			continue // binary
+		}
+		if strings.HasSuffix(f, ".go") {
+			scanned++
+		}
+		for _, m := range citedDocs(string(b)) {
+			if !repo.hasDoc(f, m.text) {
+				t.Errorf("%s:%d: cites %s, which is not in the repository: state the fact itself, or point at docs/… or README.md", f, m.line, m.text)
+			}
+		}
+	}
+	if scanned < 50 {
+		t.Errorf("scanned only %d Go files", scanned)
+	}
+}
+
+var (
+	// sectionCiteRE matches a section citation of a document named in
+	// capitals: "GCS-FACTS §2", "STYLE.md §4".
+	sectionCiteRE = regexp.MustCompile(`(?:^|[^\w./-])([A-Z][A-Z0-9]*(?:[-_][A-Z0-9]+)*)(\.md)?\s*§`)
+	// capsDocRE matches a document name in capitals with hyphens
+	// ("EMULATOR-FINDINGS"), each part three letters or more so that a date
+	// pattern such as YYYY-MM-DD is not taken for one.
+	capsDocRE = regexp.MustCompile(`(?:^|[^\w./-])([A-Z]{3,}(?:-[A-Z]{3,})+)(?:\.md)?\b`)
+)
+
+// citedDocs returns the documents a text cites, as markdown file names:
+// every name ending in .md (outside URLs), and names in capitals cited by
+// section or written with hyphens, which get ".md" added.
+func citedDocs(text string) []hit {
+	out := mentionedDocs(text)
+	for i, line := range strings.Split(text, "\n") {
+		line = urlRE.ReplaceAllString(line, "")
+		for _, re := range []*regexp.Regexp{sectionCiteRE, capsDocRE} {
+			for _, m := range re.FindAllStringSubmatch(line, -1) {
+				if re == sectionCiteRE && m[2] != "" {
+					continue // NAME.md §: mentionedDocs has it
+				}
+				if re == capsDocRE && strings.HasPrefix(line[strings.Index(line, m[1])+len(m[1]):], ".md") {
+					continue
+				}
+				out = append(out, hit{line: i + 1, text: m[1] + ".md"})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b hit) int { return a.line - b.line })
+	return slices.CompactFunc(out, func(a, b hit) bool { return a == b })
+}
+
 // No tracked text file names a path that exists on one machine only.
 func TestNoMachinePaths(t *testing.T) {
 	t.Parallel()
@@ -509,6 +579,26 @@ func TestCheckersOnFixtures(t *testing.T) {
 	for name, want := range map[string]bool{"README.md": true, "a.md": true, "docs/a.md": true, "../README.md": false, "DESIGN.md": false, "docs/README.md": false} {
 		if got := repo.hasDoc("README.md", name); got != want {
 			t.Errorf("hasDoc(README.md, %s) = %v, want %v", name, got, want)
+		}
+	}
+
+	var cited []string
+	for _, m := range citedDocs(strings.Join([]string{
+		"// The policy of DESIGN.md: 7 days.",
+		"// customTime only moves forward (GCS-FACTS §2), see GCS-FACTS.md §4.",
+		"// as STYLE.md wants; EMULATOR-FINDINGS says so.",
+		"// fine: docs/design.md, README.md, createdBefore (YYYY-MM-DD), UTF-8, X-Request-Id, OBJECT_DELETE, RFC 9562 §5.7",
+		"// fine: https://example.com/DESIGN.md",
+	}, "\n")) {
+		cited = append(cited, strconv.Itoa(m.line)+":"+m.text)
+	}
+	wantCited := []string{"1:DESIGN.md", "2:GCS-FACTS.md", "3:STYLE.md", "3:EMULATOR-FINDINGS.md", "4:docs/design.md", "4:README.md"}
+	if !slices.Equal(cited, wantCited) {
+		t.Errorf("citedDocs = %q, want %q", cited, wantCited)
+	}
+	for name, want := range map[string]bool{"docs/design.md": false, "README.md": true, "GCS-FACTS.md": false} {
+		if got := repo.hasDoc("internal/x/x.go", name); got != want {
+			t.Errorf("hasDoc(internal/x/x.go, %s) = %v, want %v", name, got, want)
 		}
 	}
 

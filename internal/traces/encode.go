@@ -6,7 +6,7 @@ import (
 )
 
 // Encoders of the document codec: the msgpack form (stored and served)
-// and API.md's JSON form.
+// and the JSON form of the API (docs/api.md).
 
 // Pre-encoded msgpack keys of the documents.
 const (
@@ -27,7 +27,7 @@ const (
 	mpModifier        = "\xa8modifier"
 )
 
-// AppendTraceMsgpack appends t as a msgpack map with API.md's keys in a
+// AppendTraceMsgpack appends t as a msgpack map with the API's keys in a
 // fixed order: traceID (a string; omitted when zero), rootTLID, tlids,
 // timestamp (a timestamp extension; omitted when zero), input,
 // functionResults. IDs are unsigned integers and values are embedded
@@ -151,10 +151,10 @@ func appendResultsMsgpack(dst []byte, rs []FunctionResult) []byte {
 	return dst
 }
 
-// jsonTime is API.md's timestamp form: RFC 3339 UTC with milliseconds.
+// jsonTime is the API's timestamp form: RFC 3339 UTC with milliseconds.
 const jsonTime = "2006-01-02T15:04:05.000Z"
 
-// AppendTraceJSON appends t as API.md's JSON document: traceID and
+// AppendTraceJSON appends t as the API's JSON document: traceID and
 // timestamp omitted when zero, rootTLID, tlids and exprID as decimal
 // strings, timestamp as RFC 3339 UTC with milliseconds, values by the
 // mapping of value.go. The error is a *FieldError naming the value

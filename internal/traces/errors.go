@@ -19,7 +19,8 @@ var (
 	ErrUnavailable        = errors.New("backend unavailable") // 503 unavailable
 )
 
-// FieldError names the bad field (API.md's "field"); it unwraps to ErrInvalid.
+// FieldError names the bad field (the "field" of the API's JSON error); it
+// unwraps to ErrInvalid.
 // Limit is set when a size limit was exceeded.
 type FieldError struct {
 	Field, Reason string

@@ -1,6 +1,7 @@
 package traces
 
-// The JSON <-> msgpack mapping of values.
+// The JSON <-> msgpack mapping of values. docs/api.md states it for
+// integrators ("Values: JSON and msgpack"); change the two together.
 //
 // A Value is held as msgpack; JSON is converted on the way in and out.
 //

@@ -33,7 +33,7 @@
 // of a toplevel's keepers, and renew_after never rises above a fresh
 // trace's customTime minus index.RenewSlack.
 //
-// ttl imports only traces and index. It never deletes an object, and
-// removes index rows only of a keeper whose object it found gone (and rows
-// of toplevels with no traces).
+// ttl imports only traces, index and days (the duration grammar). It
+// never deletes an object, and removes index rows only of a keeper whose
+// object it found gone (and rows of toplevels with no traces).
 package ttl

@@ -389,11 +389,8 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 	if !sum.DryRun && !interrupted {
 		g.recordPass(parent, run, sum, start, end, outcome, err)
 	}
-	level := slog.LevelInfo
-	if sum.Duration > time.Duration(float64(g.cfg.Interval)*OverrunFraction) {
-		level = slog.LevelWarn // the pass used most of its deadline: GC falls behind
-	}
-	g.log.Log(parent, level, "gc pass done", "outcome", outcome, "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
+	overrun := sum.Duration > time.Duration(float64(g.cfg.Interval)*OverrunFraction)
+	g.log.Log(parent, passLogLevel(sum, outcome, overrun), "gc pass done", "outcome", outcome, "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
 		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
 		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
 		"repaired", sum.Repaired, "forgotten", sum.Forgotten,
@@ -403,6 +400,23 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 		return sum, fmt.Errorf("gc pass: %w", err)
 	}
 	return sum, nil
+}
+
+// passLogLevel is the level of a pass's summary line: Warn when the pass
+// used most of its deadline (GC falls behind), Debug when it did nothing
+// (an OK pass that renewed, removed, repaired and forgot nothing: the
+// common case, and the emulator's clock advance runs one per hour of
+// emulated time), else Info: a pass that renewed, failed, was refused or
+// cut short, or repaired anything.
+func passLogLevel(sum Summary, outcome string, overrun bool) slog.Level {
+	switch {
+	case overrun:
+		return slog.LevelWarn
+	case outcome == index.PassOK && sum.Renewed == 0 && sum.Gone == 0 && sum.Failed == 0 &&
+		sum.Repaired == 0 && sum.Forgotten == 0:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // dueCanvases lists every canvas with a due toplevel.
@@ -588,8 +602,9 @@ func (g *GC) renewTrace(ctx context.Context, c traces.CanvasID, k index.Keeper, 
 // renewObject PATCHes one object's customTime to target. patched is false
 // when the object turned out to be at target or later already (re-read
 // after a failure: customTime only moves forward, so a later value means
-// done, GCS-FACTS §2). A precondition failure is re-read and retried once;
-// traces.ErrUnavailable is retried with backoff up to Options.Attempts.
+// done; GCS does not document the error for backdating it). A precondition
+// failure is re-read and retried once; traces.ErrUnavailable is retried
+// with backoff up to Options.Attempts.
 func (g *GC) renewObject(ctx context.Context, key string, target time.Time, patches *atomic.Int64) (patched bool, err error) {
 	var ifMeta int64
 	retriedPrecondition := false

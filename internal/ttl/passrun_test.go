@@ -3,6 +3,7 @@ package ttl
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,38 @@ func TestKeeperDeadlineWithSkips(t *testing.T) {
 	last := g.LastPass()
 	if want := last.StartedAt.Add(2*Day - time.Hour); last.Outcome != index.PassOK || !last.KeeperDeadline.Equal(want) {
 		t.Errorf("pass with a skip: %s, deadline %s; want ok, %s", last.Outcome, last.KeeperDeadline, want)
+	}
+}
+
+// A pass that did nothing logs its summary at debug level (one runs every
+// hour of the emulator's clock); one that renewed, removed, repaired or
+// forgot anything, or did not end ok, logs at info; an overrun warns.
+func TestPassLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		sum     Summary
+		outcome string
+		overrun bool
+		want    slog.Level
+	}{
+		{"nothing due", Summary{}, index.PassOK, false, slog.LevelDebug},
+		{"keepers already fresh", Summary{Canvases: 2, Examined: 20, AlreadyFresh: 20, Held: 1}, index.PassOK, false, slog.LevelDebug},
+		{"canvases claimed elsewhere", Summary{Skipped: 3}, index.PassOK, false, slog.LevelDebug},
+		{"renewed", Summary{Examined: 1, Renewed: 1, Patches: 1}, index.PassOK, false, slog.LevelInfo},
+		{"would renew (dry run)", Summary{Examined: 1, Renewed: 1, DryRun: true}, index.PassOK, false, slog.LevelInfo},
+		{"keeper gone", Summary{Examined: 1, Gone: 1}, index.PassOK, false, slog.LevelInfo},
+		{"repaired", Summary{Repaired: 1}, index.PassOK, false, slog.LevelInfo},
+		{"forgot toplevels", Summary{Forgotten: 4}, index.PassOK, false, slog.LevelInfo},
+		{"failed", Summary{Examined: 1, Failed: 1}, index.PassFailed, false, slog.LevelInfo},
+		{"failed with nothing counted", Summary{}, index.PassFailed, false, slog.LevelInfo},
+		{"refused", Summary{}, index.PassRefused, false, slog.LevelInfo},
+		{"cut short", Summary{}, index.PassCutShort, false, slog.LevelInfo},
+		{"overrun doing nothing", Summary{}, index.PassOK, true, slog.LevelWarn},
+		{"overrun renewing", Summary{Renewed: 5}, index.PassOK, true, slog.LevelWarn},
+	} {
+		if got := passLogLevel(tc.sum, tc.outcome, tc.overrun); got != tc.want {
+			t.Errorf("%s: level %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

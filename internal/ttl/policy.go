@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tracegw/tracegw/internal/days"
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
 // Day is the unit of the lifecycle rule's daysSinceCustomTime.
-const Day = 24 * time.Hour
+const Day = days.Day
 
 // Policy is the retention policy and the GC schedule that enforces it, as
 // configured by flags. A managed GC (Options.Bucket) checks Retention and
@@ -50,8 +51,9 @@ type Policy struct {
 	Keep int
 }
 
-// DefaultPolicy is the policy of DESIGN.md: 7 days, renewed 2 days before
-// expiry by an hourly GC, keeping the latest 10 traces of each toplevel.
+// DefaultPolicy is the policy docs/design.md promises by default: 7 days,
+// renewed 2 days before expiry by an hourly GC, keeping the latest 10
+// traces of each toplevel.
 func DefaultPolicy() Policy {
 	return Policy{Retention: 7 * Day, Margin: 2 * Day, Interval: time.Hour, Keep: 10}
 }
@@ -110,10 +112,5 @@ func (p Policy) LifecycleRule() traces.LifecycleRule {
 }
 
 // FormatDuration prints whole days as "7d" and anything else as
-// time.Duration does, matching how the flags are written.
-func FormatDuration(d time.Duration) string {
-	if d != 0 && d%Day == 0 {
-		return fmt.Sprintf("%dd", d/Day)
-	}
-	return d.String()
-}
+// time.Duration does: days.Format, the form every duration flag parses.
+func FormatDuration(d time.Duration) string { return days.Format(d) }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tracegw/tracegw/emulator"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -204,7 +205,7 @@ func TestDevAdvanceLogsOneSummary(t *testing.T) {
 		t.Fatalf("replace: %d %s", st, b)
 	}
 	before := len(rec.records("gc pass done"))
-	st, body := dt.do("POST", "/_emulator/clock/advance?by=8d", "")
+	st, body := dt.doHeader("POST", "/_emulator/clock/advance?by=8d", "", emulator.ControlHeader, "1")
 	if st != 200 {
 		t.Fatalf("advance: %d %s", st, body)
 	}

@@ -131,7 +131,7 @@ func BenchmarkRecentMany(b *testing.B) {
 }
 
 // BenchmarkPutTraceWide indexes traces that touch many toplevels, the
-// shape API.md's limits allow (10,000 tlids): "new" touches toplevels the
+// shape the API's limits allow (10,000 tlids): "new" touches toplevels the
 // index has never seen (an insert each), "fresh" the same ones again with a
 // fresh customTime (no row lock), "old" the same ones with a customTime
 // past FreshWindow, which locks and updates every toplevels row.

@@ -5,18 +5,23 @@ package traces
 // over thousands of items cost more than the index query.
 
 const (
-	mpSumTraceID   = "\xa7traceID"
-	mpSumTimestamp = "\xa9timestamp"
-	mpSumRootTLID  = "\xa8rootTLID"
-	mpSumHeld      = "\xa4held"
+	mpSumTraceID      = "\xa7traceID"
+	mpSumTimestamp    = "\xa9timestamp"
+	mpSumRootTLID     = "\xa8rootTLID"
+	mpSumHeld         = "\xa4held"
+	mpSumKeptBecause  = "\xabkeptBecause"
+	mpSumLatestFor    = "\xa9latestFor"
+	mpSumExpiresAfter = "\xacexpiresAfter"
 )
 
 // AppendSummariesMsgpack appends list as a msgpack array of maps
-// {traceID: string, timestamp: timestamp extension, rootTLID: uint, held: bool}.
+// {traceID: string, timestamp: timestamp extension, rootTLID: uint, held:
+// bool, keptBecause: [string], latestFor: [uint], expiresAfter: timestamp
+// extension or nil}.
 func AppendSummariesMsgpack(dst []byte, list []Summary) []byte {
 	dst = appendArrayHeader(dst, len(list))
 	for _, x := range list {
-		dst = appendMapHeader(dst, 4)
+		dst = appendMapHeader(dst, 7)
 		dst = append(dst, mpSumTraceID...)
 		dst = appendStringHeader(dst, 36)
 		dst = UUID(x.ID).appendText(dst)
@@ -25,13 +30,57 @@ func AppendSummariesMsgpack(dst []byte, list []Summary) []byte {
 		dst = append(dst, mpSumRootTLID...)
 		dst = appendUint(dst, uint64(x.RootTLID))
 		dst = append(dst, mpSumHeld...)
-		if x.Held {
-			dst = append(dst, 0xc3)
+		dst = appendBool(dst, x.Held)
+		dst = append(dst, mpSumKeptBecause...)
+		because := x.Kept.KeptBecause(x.Held)
+		dst = appendArrayHeader(dst, len(because))
+		for _, b := range because {
+			dst = appendString(dst, b)
+		}
+		dst = append(dst, mpSumLatestFor...)
+		dst = appendArrayHeader(dst, len(x.Kept.LatestFor))
+		for _, t := range x.Kept.LatestFor {
+			dst = appendUint(dst, uint64(t))
+		}
+		dst = append(dst, mpSumExpiresAfter...)
+		if x.Kept.ExpiresAfter.IsZero() {
+			dst = append(dst, 0xc0)
 		} else {
-			dst = append(dst, 0xc2)
+			dst = appendTime(dst, x.Kept.ExpiresAfter)
 		}
 	}
 	return dst
+}
+
+func appendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 0xc3)
+	}
+	return append(dst, 0xc2)
+}
+
+// readKeptBecause reads a keptBecause list into k (Recent) and checks its
+// words; latest and held are carried by latestFor and held.
+func (r *Reader) readKeptBecause(field string, k *Kept) error {
+	n, err := r.ArrayHeader(field)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		f := elem(field, i)
+		w, err := r.String(f, 16)
+		if err != nil {
+			return err
+		}
+		switch w {
+		case KeptRecent:
+			k.Recent = true
+		case KeptLatest, KeptHeld:
+		default:
+			return Invalid(f, "must be one of %q, %q, %q", KeptLatest, KeptRecent, KeptHeld)
+		}
+	}
+	return nil
 }
 
 // Summaries reads a list written by AppendSummariesMsgpack (unknown keys
@@ -73,6 +122,21 @@ func (r *Reader) Summaries(field string) ([]Summary, error) {
 				}
 			case "held":
 				if out[i].Held, err = r.Bool(kf); err != nil {
+					return nil, err
+				}
+			case "keptBecause":
+				if err := r.readKeptBecause(kf, &out[i].Kept); err != nil {
+					return nil, err
+				}
+			case "latestFor":
+				if out[i].Kept.LatestFor, err = r.TLIDs(kf, 1<<20); err != nil {
+					return nil, err
+				}
+			case "expiresAfter":
+				if r.Nil() {
+					continue
+				}
+				if out[i].Kept.ExpiresAfter, err = r.Timestamp(kf); err != nil {
 					return nil, err
 				}
 			default:

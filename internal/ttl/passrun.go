@@ -47,6 +47,7 @@ func (g *GC) begin(ctx context.Context, now time.Time, dryRun bool) (passRun, er
 	}
 	run.eff = eff
 	g.p.Retention, g.p.Keep = eff.Retention, eff.Keep.Default
+	g.cur.set(eff.Retention, eff.Keep.Default, now)
 	return run, nil
 }
 

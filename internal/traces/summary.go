@@ -157,6 +157,30 @@ func AppendTraceListMsgpack(dst []byte, list []Summary) []byte {
 	return AppendSummariesMsgpack(dst, list)
 }
 
+// AppendSearchMsgpack appends a search page, {"traces": [...],
+// "nextCursor": "…"} (nextCursor only when there is a next page).
+func AppendSearchMsgpack(dst []byte, list []Summary, nextCursor string) []byte {
+	if nextCursor == "" {
+		return AppendTraceListMsgpack(dst, list)
+	}
+	dst = appendMapHeader(dst, 2)
+	dst = appendString(dst, "traces")
+	dst = AppendSummariesMsgpack(dst, list)
+	dst = appendString(dst, "nextCursor")
+	return appendString(dst, nextCursor)
+}
+
+// DecodeSearch reads AppendSearchMsgpack's output. Keys it does not know
+// are skipped.
+func DecodeSearch(body []byte, lim Limits) (list []Summary, nextCursor string, err error) {
+	lim.SkipUnknown = true
+	err = DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
+		"traces":     func(r *Reader, f string) (err error) { list, err = r.Summaries(f); return err },
+		"nextCursor": func(r *Reader, f string) (err error) { nextCursor, err = r.String(f, 64); return err },
+	})
+	return list, nextCursor, err
+}
+
 // AppendToplevelsMsgpack appends the batch response,
 // {"toplevels": {"<tlid>": [...], ...}}, tlids as decimal-string keys.
 func AppendToplevelsMsgpack(dst []byte, m map[TLID][]Summary) []byte {

@@ -59,25 +59,24 @@ func appendBool(dst []byte, v bool) []byte {
 	return append(dst, 0xc2)
 }
 
-// readKeptBecause reads a keptBecause list into k (Recent) and checks its
-// words; latest and held are carried by latestFor and held.
+// maxKeptWord bounds a keptBecause word; words this reader does not know
+// are kept out of Kept (a later server may add some).
+const maxKeptWord = 64
+
+// readKeptBecause reads a keptBecause list into k (Recent); latest and held
+// are carried by latestFor and held.
 func (r *Reader) readKeptBecause(field string, k *Kept) error {
 	n, err := r.ArrayHeader(field)
 	if err != nil {
 		return err
 	}
 	for i := range n {
-		f := elem(field, i)
-		w, err := r.String(f, 16)
+		w, err := r.String(elem(field, i), maxKeptWord)
 		if err != nil {
 			return err
 		}
-		switch w {
-		case KeptRecent:
+		if w == KeptRecent {
 			k.Recent = true
-		case KeptLatest, KeptHeld:
-		default:
-			return Invalid(f, "must be one of %q, %q, %q", KeptLatest, KeptRecent, KeptHeld)
 		}
 	}
 	return nil
@@ -129,7 +128,7 @@ func (r *Reader) Summaries(field string) ([]Summary, error) {
 					return nil, err
 				}
 			case "latestFor":
-				if out[i].Kept.LatestFor, err = r.TLIDs(kf, 1<<20); err != nil {
+				if out[i].Kept.LatestFor, err = r.TLIDs(kf, DefaultLimits.MaxTLIDs); err != nil {
 					return nil, err
 				}
 			case "expiresAfter":

@@ -170,16 +170,18 @@ func TestRecentKeptPlan(t *testing.T) {
 	plans := explain(t, db.pool, recentKeptSQL, append(args, int64(500), int64(10))...)
 	checkListPlan(t, plans, "trace_tlids_pkey", true, keptProbes...)
 	for mode, scans := range plans {
-		// One probe of each kind per row: a judgement referenced twice must
-		// not be planned (and run) twice.
-		n := map[string]int{}
+		// One probe of each kind: a judgement referenced twice must not be
+		// planned (and run) twice. The listed toplevel's liveness is read
+		// once; the other tlids' probes run per row.
+		n, once := map[string]int{}, false
 		for _, s := range scans {
 			if s.sub {
 				n[s.IndexName]++
+				once = once || s.IndexName == "toplevels_pkey" && s.ActualLoops == 1
 			}
 		}
-		if n["trace_tlids_pkey"] != 1 || n["toplevels_pkey"] != 1 {
-			t.Errorf("%s: per-row probes %v, want one scan of trace_tlids_pkey and one of toplevels_pkey", mode, n)
+		if n["trace_tlids_pkey"] != 1 || n["toplevels_pkey"] != 2 || !once {
+			t.Errorf("%s: probes %v (listed toplevel read once: %v), want one scan of trace_tlids_pkey and two of toplevels_pkey, one run once", mode, n, once)
 		}
 	}
 	got, err := db.RecentKept(t.Context(), cs[3], 500, 10, r)
@@ -235,4 +237,26 @@ func explainAnalyze(ctx context.Context, pool *pgxpool.Pool, sql string, args ..
 		fmt.Fprintln(&b, line)
 	}
 	return b.String(), rows.Err()
+}
+
+// TestEndedHoldsPlan: GC's discovery of ended holds across canvases reads
+// only the ended part of the partial index traces_hold_until.
+func TestEndedHoldsPlan(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	seedPlans(t, db)
+	// Every held trace (one in 97) gets an end, spread over 10 days.
+	if _, err := db.pool.Exec(t.Context(), `UPDATE traces SET hold_until = ts + (hashtext(trace_id::text) % 240) * interval '1 hour' + interval '11 days'
+WHERE held_at IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.pool.Exec(t.Context(), "ANALYZE traces"); err != nil {
+		t.Fatal(err)
+	}
+	plans := explain(t, db.pool, endedHoldsSQL, base.Add(12*24*time.Hour), int64(1000))
+	for mode, scans := range plans {
+		if len(scans) != 1 || scans[0].NodeType != "Index Scan" || scans[0].IndexName != "traces_hold_until" {
+			t.Errorf("%s: plan is not one Index Scan of traces_hold_until: %+v", mode, scans)
+		}
+	}
 }

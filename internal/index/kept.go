@@ -40,24 +40,33 @@ const keepCTE = `k AS MATERIALIZED (SELECT COALESCE((SELECT keep FROM canvas_pol
 // keptLateral judges each row of x (trace_id, held, custom_time, tlids), k
 // being keepCTE. latest_for are the tlids the trace touches whose toplevel
 // is live (the rows GC reads keepers of) and that have fewer than keep
-// newer traces: each costs a probe of the toplevel's row and a forward
-// index-only scan of at most keep entries of trace_tlids. custom_time is a
-// lower bound of the objects' customTime, so expires_after is the earliest
-// moment the lifecycle rule may delete the trace (NULL while it is held or
-// latest: nothing deletes it then). OFFSET 0 keeps l a subquery of its own:
-// pulled up, its ARRAY would be computed once per use.
-const keptLateral = `CROSS JOIN LATERAL (
+// newer traces. For the toplevel being listed (listed, a tlid expression;
+// NULL when none) a newest-first list already knows both: the row's rank
+// and whether that toplevel is live (computed once per list); any other
+// tlid costs a probe of the toplevel's row and a forward index-only scan
+// of at most keep entries of trace_tlids. custom_time is a lower bound of
+// the objects' customTime, so expires_after is the earliest moment the
+// lifecycle rule may delete the trace (NULL while it is held or latest:
+// nothing deletes it then). OFFSET 0 keeps l a subquery of its own: pulled
+// up, its ARRAY would be computed once per use.
+func keptLateral(listed, rank, live string) string {
+	return `CROSS JOIN LATERAL (
   SELECT l.latest_for,
     COALESCE(x.custom_time + $3::interval > $4::timestamptz, false) AS recent,
     CASE WHEN x.held OR cardinality(l.latest_for) > 0 THEN NULL ELSE x.custom_time + $3::interval END AS expires_after
   FROM (SELECT ARRAY(
     SELECT u.tlid FROM unnest(x.tlids) AS u(tlid)
-    WHERE (SELECT count(*) FROM (
-        SELECT FROM trace_tlids y WHERE y.canvas_id = $1 AND y.tlid = u.tlid AND y.trace_id > x.trace_id LIMIT k.keep
-      ) AS newer) < k.keep
-      AND EXISTS (SELECT FROM toplevels tl WHERE tl.canvas_id = $1 AND tl.tlid = u.tlid AND tl.deleted_at IS NULL)
+    WHERE CASE WHEN u.tlid = ` + listed + ` THEN ` + rank + ` <= k.keep AND ` + live + `
+      ELSE (SELECT count(*) FROM (
+          SELECT FROM trace_tlids y WHERE y.canvas_id = $1 AND y.tlid = u.tlid AND y.trace_id > x.trace_id LIMIT k.keep
+        ) AS newer) < k.keep
+        AND EXISTS (SELECT FROM toplevels tl WHERE tl.canvas_id = $1 AND tl.tlid = u.tlid AND tl.deleted_at IS NULL) END
   ) AS latest_for OFFSET 0) AS l
 ) AS kept`
+}
+
+// keptAny is keptLateral for a list that is not one toplevel's newest.
+var keptAny = keptLateral("NULL::bigint", "0", "false")
 
 // tlidSource is the newest-first scan of one toplevel's traces (the
 // trace_tlids primary key, index-only, backward) between two trace IDs,
@@ -75,16 +84,40 @@ func tlidSource(tlid, lo, hi, limit string) string {
 ) AS x`
 }
 
+// newestSource is the newest limit traces of toplevel tlid with their rank
+// (1: the newest), joined to the traces rows: tlidSource over the whole
+// range, numbered in the order the scan returns them.
+func newestSource(tlid, limit string) string {
+	return `(
+  SELECT y.trace_id, y.ts, y.root_tlid, y.held, y.rank, t.custom_time, t.tlids
+  FROM (
+    SELECT z.*, row_number() OVER (ORDER BY z.trace_id DESC) AS rank FROM (
+      SELECT trace_id, ts, root_tlid, held FROM trace_tlids
+      WHERE canvas_id = $1 AND tlid = ` + tlid + `
+      ORDER BY trace_id DESC LIMIT ` + limit + `
+    ) AS z
+  ) AS y
+  LEFT JOIN traces t ON t.canvas_id = $1 AND t.trace_id = y.trace_id
+) AS x`
+}
+
+// liveSQL is whether toplevel tlid of canvas $1 is live, read once per
+// toplevel (OFFSET 0: pulled up, the probe would run once per row).
+func liveSQL(tlid string) string {
+	return `(SELECT EXISTS (SELECT FROM toplevels WHERE canvas_id = $1 AND tlid = ` + tlid + ` AND deleted_at IS NULL) AS live OFFSET 0)`
+}
+
 // keptColumns are the columns scanKept reads after a row's own.
 const keptColumns = `kept.latest_for, kept.recent, kept.expires_after`
 
 // recentKeptSQL is recentSQL with each trace judged: the same backward
 // index-only scan, then per row the traces row by primary key and the
-// probes of keptLateral. A test EXPLAINs this text.
+// probes of keptLateral for the tlids other than $5 (whose liveness is read
+// once). A test EXPLAINs this text.
 var recentKeptSQL = `WITH ` + keepCTE + `
 SELECT x.trace_id, x.ts, x.root_tlid, x.held, ` + keptColumns + `
-FROM ` + tlidSource("$5", "'00000000-0000-0000-0000-000000000000'", "'ffffffff-ffff-ffff-ffff-ffffffffffff'", "$6") + `
-CROSS JOIN k ` + keptLateral + `
+FROM ` + newestSource("$5", "$6") + `
+CROSS JOIN k CROSS JOIN ` + liveSQL("$5") + ` AS lv ` + keptLateral("$5", "x.rank", "lv.live") + `
 ORDER BY x.trace_id DESC`
 
 // summaryScan reads one row of a kept list into a Summary; dest is built
@@ -162,12 +195,15 @@ func (db *DB) kept(ctx context.Context, sql string, args []any, capacity int) ([
 	return out, nil
 }
 
-// recentManyKeptSQL is recentManySQL with each trace judged.
+// recentManyKeptSQL is recentManySQL with each trace judged (see
+// recentKeptSQL): per toplevel one probe of its liveness, one short
+// backward scan; per row the traces row and the probes of the other tlids.
 var recentManyKeptSQL = `WITH ` + keepCTE + `
 SELECT r.tlid, x.trace_id, x.ts, x.root_tlid, x.held, ` + keptColumns + `
 FROM unnest($5::bigint[]) AS r(tlid)
-CROSS JOIN LATERAL ` + tlidSource("r.tlid", "'00000000-0000-0000-0000-000000000000'", "'ffffffff-ffff-ffff-ffff-ffffffffffff'", "$6") + `
-CROSS JOIN k ` + keptLateral
+CROSS JOIN LATERAL ` + liveSQL("r.tlid") + ` AS lv
+CROSS JOIN LATERAL ` + newestSource("r.tlid", "$6") + `
+CROSS JOIN k ` + keptLateral("r.tlid", "x.rank", "lv.live")
 
 // RecentManyKept is RecentMany with each trace judged under r, in the same
 // round trip. Errors as for RecentMany. Safe for concurrent use.
@@ -243,7 +279,7 @@ func groupByTLID(rows pgx.Rows, out map[traces.TLID][]traces.Summary, capacity i
 var getKeptSQL = `WITH ` + keepCTE + `
 SELECT x.canvas_id, x.trace_id, x.root_tlid, x.tlids, x.ts, x.generation, x.custom_time, x.layers, x.held, ` + keptColumns + `
 FROM (SELECT *, held_at IS NOT NULL AS held FROM traces WHERE canvas_id = $1 AND trace_id = $5) AS x
-CROSS JOIN k ` + keptLateral
+CROSS JOIN k ` + keptAny
 
 // GetKept is Get with the trace judged under r (see RecentKept), in the
 // same round trip. Errors as for Get. Safe for concurrent use.

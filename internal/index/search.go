@@ -26,7 +26,7 @@ FROM (
   WHERE canvas_id = $1 AND trace_id BETWEEN $5 AND $6
   ORDER BY trace_id DESC LIMIT $7
 ) AS x
-CROSS JOIN k ` + keptLateral + `
+CROSS JOIN k ` + keptAny + `
 ORDER BY x.trace_id DESC`
 
 // searchTLIDSQL is one backward range scan of trace_tlids' primary key
@@ -35,7 +35,7 @@ ORDER BY x.trace_id DESC`
 var searchTLIDSQL = `WITH ` + keepCTE + `
 SELECT x.trace_id, x.ts, x.root_tlid, x.held, ` + keptColumns + `
 FROM ` + tlidSource("$8", "$5", "$6", "$7") + `
-CROSS JOIN k ` + keptLateral + `
+CROSS JOIN k ` + keptAny + `
 ORDER BY x.trace_id DESC`
 
 // Search lists the traces of canvas in q's range, newest first, each

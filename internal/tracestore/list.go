@@ -215,7 +215,7 @@ func lower(a, b traces.TraceID) traces.TraceID {
 // prefixRange is the range of IDs starting with the hex digits of p.
 func prefixRange(p string) (lo, hi traces.TraceID, err error) {
 	digits := strings.ReplaceAll(p, "-", "")
-	if digits == "" || len(digits) > 32 {
+	if digits == "" || len(digits) > 32 || len(p) > 36 {
 		return lo, hi, traces.Invalid("prefix", "must be 1 to 32 hex digits of a trace ID (dashes allowed)")
 	}
 	for i := range 32 {

@@ -76,6 +76,7 @@ func TestSearchRefusesBadParameters(t *testing.T) {
 		{SearchQuery{Prefix: "01x"}, "prefix"},
 		{SearchQuery{Prefix: "-"}, "prefix"},
 		{SearchQuery{Prefix: strings.Repeat("0", 33)}, "prefix"},
+		{SearchQuery{Prefix: strings.Repeat("-", 36) + "0"}, "prefix"},
 		{SearchQuery{Prefix: "é"}, "prefix"},
 		{SearchQuery{Cursor: "!!!"}, "cursor"},
 		{SearchQuery{Cursor: "AQ"}, "cursor"},

@@ -119,9 +119,10 @@ func BenchmarkRecent(b *testing.B) {
 	}
 }
 
-// BenchmarkRecentKept is the latest-N list the API serves: each trace
-// judged (keptBecause, expiresAfter) in the same round trip. It logs both
-// queries' EXPLAIN (ANALYZE, BUFFERS) once.
+// BenchmarkRecentKept is the latest-N list the API serves, each trace
+// judged (keptBecause, expiresAfter) in the same round trip, next to the
+// plain list (plain: Recent; kept: RecentKept), alternating so that both
+// see the same load. It logs both queries' EXPLAIN (ANALYZE, BUFFERS) once.
 func BenchmarkRecentKept(b *testing.B) {
 	db, c := benchDB(b)
 	for _, q := range []struct {
@@ -138,7 +139,16 @@ func BenchmarkRecentKept(b *testing.B) {
 		b.Logf("%s, latest 10 of the hot toplevel:\n%s", q.name, plan)
 	}
 	for _, limit := range []int{10, 100} {
-		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+		b.Run(fmt.Sprintf("limit=%d/plain", limit), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := db.Recent(b.Context(), c, benchHotTLID, limit)
+				if err != nil || len(got) != limit {
+					b.Fatalf("Recent = %d items, %v", len(got), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("limit=%d/kept", limit), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				got, err := db.RecentKept(b.Context(), c, benchHotTLID, limit, benchRetention)
@@ -172,10 +182,21 @@ func BenchmarkRecentMany(b *testing.B) {
 	})
 }
 
+// BenchmarkRecentManyKept is the batch the API serves, each trace judged,
+// next to the plain batch, alternating (see BenchmarkRecentKept).
 func BenchmarkRecentManyKept(b *testing.B) {
 	db, c := benchDB(b)
 	tlids := batchTLIDs()
-	b.Run(fmt.Sprintf("toplevels=%d", benchTLIDs), func(b *testing.B) {
+	b.Run(fmt.Sprintf("toplevels=%d/plain", benchTLIDs), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := db.RecentMany(b.Context(), c, tlids, 10)
+			if err != nil || len(got) != benchTLIDs || len(got[tlids[0]]) != 10 {
+				b.Fatalf("RecentMany = %d toplevels, %v", len(got), err)
+			}
+		}
+	})
+	b.Run(fmt.Sprintf("toplevels=%d/kept", benchTLIDs), func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			got, err := db.RecentManyKept(b.Context(), c, tlids, 10, benchRetention)

@@ -107,7 +107,8 @@ func liveSQL(tlid string) string {
 	return `(SELECT EXISTS (SELECT FROM toplevels WHERE canvas_id = $1 AND tlid = ` + tlid + ` AND deleted_at IS NULL) AS live OFFSET 0)`
 }
 
-// keptColumns are the columns scanKept reads after a row's own.
+// keptColumns are the judgement's columns, read by summaryScan after a
+// row's own.
 const keptColumns = `kept.latest_for, kept.recent, kept.expires_after`
 
 // recentKeptSQL is recentSQL with each trace judged: the same backward

@@ -63,8 +63,9 @@ type Options struct {
 	// Limits bound decoding of stored objects and list sizes.
 	Limits traces.Limits
 	// Retention is how long unmatched requests are listed after they
-	// arrive (default 7 days). It should equal the bucket lifecycle rule's,
-	// which deletes their objects.
+	// arrive (default 7 days), and the retention listings assume without
+	// Policy. It should equal the bucket lifecycle rule's, which deletes
+	// their objects.
 	Retention time.Duration
 	// Renewer, if set, renews keepers that an operation promoted (see
 	// Renewer); without it they wait for the GC's next pass.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -101,17 +102,21 @@ func TestDecodeLists(t *testing.T) {
 	ts := time.Date(2026, 11, 22, 3, 48, 1, 0, time.UTC)
 	id := NewTraceID(ts)
 	item := func(b []byte, held bool) []byte {
-		b = wire.AppendMapHeader(b, 5)
+		b = wire.AppendMapHeader(b, 8)
 		b = wire.AppendString(wire.AppendString(b, "traceID"), string(id))
 		b = wire.AppendTime(wire.AppendString(b, "timestamp"), ts)
 		b = wire.AppendUint(wire.AppendString(b, "rootTLID"), 12)
 		b = append(wire.AppendString(b, "held"), map[bool]byte{false: 0xc2, true: 0xc3}[held])
-		return append(wire.AppendString(b, "keptBecause"), 0x91, 0xa6, 'l', 'a', 't', 'e', 's', 't') // unknown: skipped
+		b = append(wire.AppendString(b, "keptBecause"), 0x91, 0xa6, 'l', 'a', 't', 'e', 's', 't')
+		b = wire.AppendUint(append(wire.AppendString(b, "latestFor"), 0x91), 12)
+		b = append(wire.AppendString(b, "expiresAfter"), 0xc0)
+		return append(wire.AppendString(b, "colour"), 0xa3, 'r', 'e', 'd') // unknown: skipped
 	}
 	list := wire.AppendString(wire.AppendMapHeader(nil, 1), "traces")
 	list = item(item(wire.AppendArrayHeader(list, 2), true), false)
 	got, err := decodeTraceList(list)
-	want := []Summary{{ID: id, Timestamp: ts, RootTLID: 12, Held: true}, {ID: id, Timestamp: ts, RootTLID: 12}}
+	kept := Kept{Because: []string{"latest"}, LatestFor: []TLID{12}}
+	want := []Summary{{ID: id, Timestamp: ts, RootTLID: 12, Held: true, Kept: kept}, {ID: id, Timestamp: ts, RootTLID: 12, Kept: kept}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("decodeTraceList = %+v, %v; want %+v", got, err, want)
 	}
@@ -166,6 +171,28 @@ func BenchmarkDecodeToplevels(b *testing.B) {
 	for range b.N {
 		if err := decodeToplevels(body, make(map[TLID][]Summary, 200)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestKeptHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Set("X-Kept-Because", "latest, recent")
+	h.Set("X-Latest-For", "3, 18446744073709551615")
+	k, err := keptOf(h)
+	if err != nil || !reflect.DeepEqual(k, Kept{Because: []string{"latest", "recent"}, LatestFor: []TLID{3, 1<<64 - 1}}) {
+		t.Errorf("keptOf(latest) = %+v, %v", k, err)
+	}
+	h = http.Header{}
+	h.Set("X-Kept-Because", "")
+	h.Set("X-Expires-After", "2026-11-29T03:48:01.000Z")
+	k, err = keptOf(h)
+	if err != nil || len(k.Because) != 0 || k.Because == nil || !k.ExpiresAfter.Equal(time.Date(2026, 11, 29, 3, 48, 1, 0, time.UTC)) {
+		t.Errorf("keptOf(expiring) = %+v, %v", k, err)
+	}
+	for _, bad := range []http.Header{{"X-Latest-For": {"x"}}, {"X-Expires-After": {"tomorrow"}}} {
+		if _, err := keptOf(bad); err == nil {
+			t.Errorf("keptOf(%v) accepted", bad)
 		}
 	}
 }

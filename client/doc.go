@@ -1,7 +1,8 @@
 // Package client is the Go client of the tracegw HTTP API (described in
 // the repository's api/openapi.yaml) for executors and tools: saving traces
-// as msgpack, reading, listing, replacing and layering them, holds and
-// unmatched requests ("404s").
+// as msgpack, reading, listing, searching, replacing and layering them
+// (with why each trace is kept and until when), holds (with an end),
+// a canvas's keep-N and unmatched requests ("404s").
 //
 // A Client shares one http.Client whose Transport keeps connections alive
 // (sized for 64 concurrent callers by default), so create one per gateway

@@ -60,7 +60,8 @@ func decodeFields(body []byte, fields map[string]func(r *wire.Reader, field stri
 }
 
 // readSummaries reads a list of trace summaries, maps {traceID, timestamp,
-// rootTLID, held}; unknown keys are skipped. The slice is never nil. field
+// rootTLID, held, keptBecause, latestFor, expiresAfter}; unknown keys are
+// skipped. The slice is never nil. field
 // names the list in errors; element and key names are only built for an
 // error, since the editor's batches hold thousands of items.
 func readSummaries(r *wire.Reader, field func() string) ([]Summary, error) {
@@ -104,6 +105,14 @@ func readSummary(r *wire.Reader, s *Summary) error {
 			s.RootTLID, err = readTLID(r, ".rootTLID")
 		case "held":
 			s.Held, err = r.Bool(".held")
+		case "keptBecause":
+			s.Kept.Because, err = readKeptBecause(r)
+		case "latestFor":
+			s.Kept.LatestFor, err = readTLIDs(r, ".latestFor")
+		case "expiresAfter":
+			if !r.Nil() {
+				s.Kept.ExpiresAfter, err = readTimestamp(r, ".expiresAfter")
+			}
 		default:
 			err = r.Skip("." + string(key))
 		}
@@ -147,4 +156,36 @@ func decodeToplevels(body []byte, into map[TLID][]Summary) error {
 			return nil
 		},
 	})
+}
+
+// readKeptBecause reads a keptBecause list; words it does not know are kept
+// as they are (a later gateway may add some).
+func readKeptBecause(r *wire.Reader) ([]string, error) {
+	n, err := r.ArrayHeader(".keptBecause")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	for i := range out {
+		if out[i], err = r.String(elem(".keptBecause", i), 64); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeSearch reads a search page, {"traces": [...], "nextCursor": "…"}.
+func decodeSearch(body []byte) (SearchPage, error) {
+	p := SearchPage{Traces: []Summary{}}
+	err := decodeFields(body, map[string]func(*wire.Reader, string) error{
+		"traces": func(r *wire.Reader, f string) (err error) {
+			p.Traces, err = readSummaries(r, func() string { return f })
+			return err
+		},
+		"nextCursor": func(r *wire.Reader, f string) (err error) {
+			p.NextCursor, err = r.String(f, 256)
+			return err
+		},
+	})
+	return p, err
 }

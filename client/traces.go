@@ -94,6 +94,89 @@ func (c *Client) Get(ctx context.Context, canvas CanvasID, id TraceID) (*Trace, 
 	return t, gen, nil
 }
 
+// GetKept is Get that also says why the trace is still stored and until
+// when (the gateway's X-Kept-Because, X-Latest-For and X-Expires-After
+// headers). Errors as Get.
+func (c *Client) GetKept(ctx context.Context, canvas CanvasID, id TraceID) (*Trace, int64, Kept, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: tracePath(canvas, id), accept: ctMsgpack, retry: true})
+	if err != nil {
+		return nil, 0, Kept{}, fmt.Errorf("get trace %s: %w", id, err)
+	}
+	t, err := decodeTrace(resp.body)
+	if err != nil {
+		return nil, 0, Kept{}, fmt.Errorf("get trace %s: decode: %w", id, err)
+	}
+	gen, _ := strconv.ParseInt(strings.Trim(resp.header.Get("ETag"), `"`), 10, 64)
+	k, err := keptOf(resp.header)
+	if err != nil {
+		return nil, 0, Kept{}, fmt.Errorf("get trace %s: %w", id, err)
+	}
+	return t, gen, k, nil
+}
+
+// keptOf reads the kept headers of a read.
+func keptOf(h http.Header) (Kept, error) {
+	k := Kept{Because: []string{}}
+	for _, w := range strings.Split(h.Get("X-Kept-Because"), ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			k.Because = append(k.Because, w)
+		}
+	}
+	for _, v := range strings.Split(h.Get("X-Latest-For"), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		u, ok := parseDecimal([]byte(v))
+		if !ok {
+			return Kept{}, invalid("X-Latest-For", "not a list of tlids")
+		}
+		k.LatestFor = append(k.LatestFor, TLID(u))
+	}
+	if v := h.Get("X-Expires-After"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return Kept{}, invalid("X-Expires-After", "not an RFC 3339 time")
+		}
+		k.ExpiresAfter = t
+	}
+	return k, nil
+}
+
+// Search lists canvas's traces newest first, a page at a time, filtered by
+// q: pass the page's NextCursor as q.Cursor for the next one, until it is
+// "". Errors: ErrInvalid (a bad filter or cursor), ErrUnauthenticated,
+// ErrPermission, ErrUnavailable. Retried like Save.
+func (c *Client) Search(ctx context.Context, canvas CanvasID, q SearchQuery) (SearchPage, error) {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if q.TLID != 0 {
+		v.Set("tlid", strconv.FormatUint(uint64(q.TLID), 10))
+	}
+	if q.Prefix != "" {
+		v.Set("prefix", q.Prefix)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: canvasPath(canvas) + "/traces", query: v, retry: true, accept: ctMsgpack})
+	if err != nil {
+		return SearchPage{}, fmt.Errorf("search traces of %s: %w", canvas, err)
+	}
+	p, err := decodeSearch(resp.body)
+	if err != nil {
+		return SearchPage{}, fmt.Errorf("search traces of %s: decode: %w", canvas, err)
+	}
+	return p, nil
+}
+
 // Replace replaces the whole trace id (the editor's "execute handler"),
 // dropping its layers. ifGeneration, when non-zero, must be the object's
 // live generation (as Get returns it), else ErrPrecondition; a held trace

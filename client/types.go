@@ -104,12 +104,36 @@ type Saved struct {
 	Created bool
 }
 
-// Summary is one item of a toplevel's trace list, newest first.
+// Summary is one item of a trace list (a toplevel's, a batch's, a
+// search's), newest first.
 type Summary struct {
 	ID        TraceID
 	Timestamp time.Time
 	RootTLID  TLID
 	Held      bool
+	// Kept says why the trace is still stored and until when.
+	Kept Kept
+}
+
+// Why a trace is kept (Kept.Because).
+const (
+	KeptLatest = "latest" // among the newest keep-N traces of a live toplevel it touched
+	KeptRecent = "recent" // its customTime plus the retention has not passed
+	KeptHeld   = "held"   // it is held
+)
+
+// Kept is why a trace is still stored and until when, as the gateway
+// judges it from its index and retention policy.
+type Kept struct {
+	// Because is a subset of KeptLatest, KeptRecent and KeptHeld, in that
+	// order; empty when nothing keeps the trace any more.
+	Because []string
+	// LatestFor are the live toplevels the trace is among the newest
+	// keep-N traces of.
+	LatestFor []TLID
+	// ExpiresAfter is the earliest moment the bucket may delete the trace
+	// if nothing changes; zero while it is held or latest.
+	ExpiresAfter time.Time
 }
 
 // Hold is a held trace.
@@ -117,6 +141,62 @@ type Hold struct {
 	ID     TraceID
 	Reason string
 	HeldAt time.Time
+	// Until is when the hold ends by itself (zero: never).
+	Until time.Time
+	// HeldBy is who placed it (the subject of the token used); "" when
+	// unknown.
+	HeldBy string
+}
+
+// HoldOptions are what HoldWith asks for besides the trace.
+type HoldOptions struct {
+	// Reason replaces the recorded reason unless it is empty.
+	Reason string
+	// Until ends the hold by itself at that time; For ends it that long
+	// after the gateway's now (whole seconds are sent). At most one of
+	// Until, For and NoEnd; none: a new hold has no end and a repeated one
+	// keeps its end. The gateway takes ends up to 400 days ahead.
+	Until time.Time
+	For   time.Duration
+	// NoEnd removes a repeated hold's end.
+	NoEnd bool
+}
+
+// CanvasPolicy is a canvas's retention settings.
+type CanvasPolicy struct {
+	// KeepPerToplevel is how many of the newest traces of each live
+	// toplevel of the canvas are kept however old.
+	KeepPerToplevel int
+	// IsDefault is true when the canvas has no keep of its own (the
+	// server's default applies).
+	IsDefault bool
+	// RenewalPending (SetPolicy only) is true when a raise's renewal of the
+	// traces it newly keeps did not finish before the answer; the
+	// gateway's next GC pass completes it.
+	RenewalPending bool
+}
+
+// SearchQuery filters Search. The time range is on the time embedded in
+// each trace ID (UUIDv7), at millisecond precision: Since <= t < Until.
+type SearchQuery struct {
+	Since, Until time.Time // zero: unbounded
+	// TLID, if not zero, keeps the traces that touched that toplevel.
+	TLID TLID
+	// Prefix keeps the trace IDs starting with these hex digits.
+	Prefix string
+	// Limit is the page size: 0 is the gateway's default (50), at most
+	// 1000.
+	Limit int
+	// Cursor continues after the page that returned it as NextCursor.
+	Cursor string
+}
+
+// SearchPage is one page of Search, newest first.
+type SearchPage struct {
+	Traces []Summary
+	// NextCursor continues the search (SearchQuery.Cursor); "" on the last
+	// page.
+	NextCursor string
 }
 
 // Unmatched is a request that hit no handler (a "404").

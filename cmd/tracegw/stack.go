@@ -100,20 +100,24 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 		Repair: repairFunc(func(ctx context.Context, cv traces.CanvasID, id traces.TraceID, cutoff time.Time) error {
 			return s.svc.Repair(ctx, cv, id, cutoff)
 		}),
+		Holds: s.holds, // passes release holds whose end has come
 	})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
+	// Listings describe the policy GC resolves (retention, the global
+	// keep-N); a canvas's own keep is read by the index.
 	s.svc = tracestore.New(s.objects, db, tracestore.Options{
-		Now: now, Logger: log, Limits: s.limits, Retention: time.Duration(c.Retention),
-		Renewer: s.gc, Holds: s.holds,
+		Now: now, Logger: log, Limits: s.limits, Retention: time.Duration(c.Retention), Keep: c.KeepPerToplevel,
+		Renewer: s.gc, Holds: s.holds, Policy: s.gc,
 	})
 	var metrics prometheus.Gatherer = s.reg
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only
 	}
-	s.jobs = canvases.New(s.objects, db, canvases.Options{Now: now, Logger: log, Holds: s.holds})
+	s.jobs = canvases.New(s.objects, db, canvases.Options{Now: now, Logger: log, Holds: s.holds,
+		Policy: s.gc, DefaultKeep: c.KeepPerToplevel, Renewer: s.gc})
 	s.api = httpapi.New(httpapi.Options{
 		Service: s.svc, Holds: s.holds, Canvases: s.jobs,
 		Auth: auth, Limits: s.limits, Logger: log.With("component", "http"),

@@ -46,6 +46,7 @@ type jobIndex interface {
 	// RemoveCanvasRows deletes up to batch index rows of each table of the
 	// canvas and returns how many it deleted (0: none left).
 	RemoveCanvasRows(ctx context.Context, c traces.CanvasID, batch int) (int64, error)
+	policyIndex // policy.go
 }
 
 // HoldReleaser releases the holds the index records for a canvas
@@ -85,6 +86,17 @@ type Options struct {
 	// takes it over (default 1 minute). Progress is written every few
 	// hundred deletions and every row batch.
 	Lease time.Duration
+	// Policy, if set, tells the server's keep-N, the default of a canvas
+	// without its own (ttl.GC); without it DefaultKeep.
+	Policy PolicySource
+	// DefaultKeep is the server's keep-N without Policy (default 10).
+	DefaultKeep int
+	// Renewer, if set, renews at once the traces a raised keep-N newly
+	// keeps (ttl.GC); without it the next GC pass does.
+	Renewer Renewer
+	// RenewTimeout bounds that renewal within a request (default 30 s);
+	// what it leaves the next GC pass completes.
+	RenewTimeout time.Duration
 }
 
 // Service deletes canvases and forgets toplevels. Canvas deletion is a
@@ -123,6 +135,12 @@ func New(objs canvasObjects, ix jobIndex, o Options) *Service {
 	}
 	if o.Lease <= 0 {
 		o.Lease = DefaultJobLease
+	}
+	if o.DefaultKeep <= 0 {
+		o.DefaultKeep = 10
+	}
+	if o.RenewTimeout <= 0 {
+		o.RenewTimeout = DefaultRenewTimeout
 	}
 	return &Service{
 		objects: objs, index: ix, now: o.Now, log: o.Logger.With("component", "canvases"), o: o,

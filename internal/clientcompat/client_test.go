@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,9 +87,10 @@ func TestRecent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Recent: %v", err)
 	}
+	kept := client.Kept{Because: []string{"latest", "recent"}, LatestFor: []client.TLID{1, 2}}
 	want := []client.Summary{
-		{ID: ids[2], Timestamp: base.Add(2 * time.Second), RootTLID: 1},
-		{ID: ids[1], Timestamp: base.Add(time.Second), RootTLID: 1},
+		{ID: ids[2], Timestamp: base.Add(2 * time.Second), RootTLID: 1, Kept: kept},
+		{ID: ids[1], Timestamp: base.Add(time.Second), RootTLID: 1, Kept: kept},
 	}
 	if diff := cmp.Diff(want, list); diff != "" {
 		t.Errorf("Recent (-want +got):\n%s", diff)
@@ -194,6 +196,87 @@ func TestHolds(t *testing.T) {
 	}
 	if _, err := c.Hold(ctx, canvas, client.NewTraceID(time.Now()), ""); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("Hold of a missing trace = %v, want ErrNotFound", err)
+	}
+}
+
+// TestKeptSearchHoldEndsPolicy: the client reads why traces are kept (in
+// lists and the single read), pages a search, holds with an end and reads
+// the holder, and reads and sets a canvas's keep-N, against the gateway.
+func TestKeptSearchHoldEndsPolicy(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, nil)
+	c := g.newClient(t)
+	ctx := t.Context()
+	canvas := newCanvas()
+	var ids []client.TraceID
+	for i := range 3 {
+		s, err := c.Save(ctx, canvas, sampleTrace(3, client.TLID(40+i)))
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		ids = append(ids, s.ID)
+	}
+	list, err := c.Recent(ctx, canvas, 3, 0)
+	if err != nil || len(list) != 3 || !slices.Equal(list[0].Kept.Because, []string{"latest", "recent"}) ||
+		!slices.Equal(list[0].Kept.LatestFor, []client.TLID{3, 42}) || !list[0].Kept.ExpiresAfter.IsZero() {
+		t.Fatalf("Recent = %+v, %v; want the newest latest for 3 and 42", list, err)
+	}
+
+	var got []client.TraceID
+	q := client.SearchQuery{Limit: 2}
+	for pages := 1; ; pages++ {
+		p, err := c.Search(ctx, canvas, q)
+		if err != nil || pages > 2 {
+			t.Fatalf("Search page %d = %+v, %v", pages, p, err)
+		}
+		for _, s := range p.Traces {
+			got = append(got, s.ID)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		q.Cursor = p.NextCursor
+	}
+	if want := []client.TraceID{ids[2], ids[1], ids[0]}; !slices.Equal(got, want) {
+		t.Errorf("Search pages = %v, want %v", got, want)
+	}
+	if p, err := c.Search(ctx, canvas, client.SearchQuery{TLID: 41, Prefix: string(ids[1])[:8]}); err != nil || len(p.Traces) != 1 || p.Traces[0].ID != ids[1] {
+		t.Errorf("Search tlid 41 = %+v, %v; want %s", p, err, ids[1])
+	}
+	if _, err := c.Search(ctx, canvas, client.SearchQuery{Cursor: "not-a-cursor"}); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("Search with a bad cursor = %v, want ErrInvalid", err)
+	}
+
+	before := time.Now()
+	h, err := c.HoldWith(ctx, canvas, ids[0], client.HoldOptions{Reason: "bug 7", For: 72 * time.Hour})
+	if err != nil || h.HeldBy != "client-test" || h.Until.Before(before.Add(72*time.Hour-time.Second)) || h.Until.After(time.Now().Add(72*time.Hour+time.Second)) {
+		t.Fatalf("HoldWith 72h = %+v, %v", h, err)
+	}
+	if hs, err := c.Holds(ctx, canvas); err != nil || len(hs) != 1 || !hs[0].Until.Equal(h.Until) || hs[0].HeldBy != "client-test" {
+		t.Errorf("Holds = %+v, %v; want the hold with its end and holder", hs, err)
+	}
+	_, _, k, err := c.GetKept(ctx, canvas, ids[0])
+	if err != nil || !slices.Equal(k.Because, []string{"latest", "recent", "held"}) || !slices.Equal(k.LatestFor, []client.TLID{3, 40}) || !k.ExpiresAfter.IsZero() {
+		t.Errorf("GetKept of the held trace = %+v, %v", k, err)
+	}
+	if h, err := c.HoldWith(ctx, canvas, ids[0], client.HoldOptions{NoEnd: true}); err != nil || !h.Until.IsZero() || h.Reason != "bug 7" {
+		t.Errorf("HoldWith NoEnd = %+v, %v; want no end, the reason kept", h, err)
+	}
+	if _, err := c.HoldWith(ctx, canvas, ids[0], client.HoldOptions{Until: time.Now().Add(-time.Hour)}); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("HoldWith an end in the past = %v, want ErrInvalid", err)
+	}
+
+	if p, err := c.Policy(ctx, canvas); err != nil || p != (client.CanvasPolicy{KeepPerToplevel: 10, IsDefault: true}) {
+		t.Errorf("Policy = %+v, %v; want the default 10", p, err)
+	}
+	if p, err := c.SetPolicy(ctx, canvas, 25); err != nil || p != (client.CanvasPolicy{KeepPerToplevel: 25}) {
+		t.Errorf("SetPolicy(25) = %+v, %v", p, err)
+	}
+	if p, err := c.SetPolicy(ctx, canvas, 0); err != nil || p != (client.CanvasPolicy{KeepPerToplevel: 10, IsDefault: true}) {
+		t.Errorf("SetPolicy(default) = %+v, %v", p, err)
+	}
+	if _, err := c.SetPolicy(ctx, canvas, 1001); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("SetPolicy(1001) = %v, want ErrInvalid", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/internal/tracestore"
+	"github.com/tracegw/tracegw/internal/ttl"
 	"github.com/tracegw/tracegw/testutil"
 )
 
@@ -61,10 +62,15 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	hs := holds.New(gcs, db, holds.Options{Now: now})
+	gc, err := ttl.New(gcs, db, ttl.DefaultPolicy(), now, nil, nil, ttl.Options{Holds: hs})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := httpapi.New(httpapi.Options{
-		Service:  tracestore.New(gcs, db, tracestore.Options{Now: now}),
-		Holds:    holds.New(gcs, db, holds.Options{Now: now}),
-		Canvases: canvases.New(gcs, db, canvases.Options{Now: now}),
+		Service:  tracestore.New(gcs, db, tracestore.Options{Now: now, Renewer: gc, Holds: hs, Policy: gc}),
+		Holds:    hs,
+		Canvases: canvases.New(gcs, db, canvases.Options{Now: now, Policy: gc, Renewer: gc}),
 		Auth:     &httpapi.BearerAuth{Key: testKey},
 		Limits:   traces.Limits{MaxBody: 1 << 20},
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),

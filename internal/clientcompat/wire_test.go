@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -222,12 +223,55 @@ func fromServer(t *traces.Trace) *client.Trace {
 	return out
 }
 
+// summariesFromServer is how the client presents what the server's decoder
+// read, Kept.Because reduced to what the server's decoder keeps of it
+// ("recent"; latest and held come from latestFor and held): see
+// sameWords.
 func summariesFromServer(in []traces.Summary) []client.Summary {
 	out := make([]client.Summary, len(in))
 	for i, s := range in {
 		out[i] = client.Summary{ID: client.TraceID(s.ID.String()), Timestamp: s.Timestamp, RootTLID: client.TLID(s.RootTLID), Held: s.Held}
+		out[i].Kept.Because = []string{}
+		if s.Kept.Recent {
+			out[i].Kept.Because = []string{client.KeptRecent}
+		}
+		for _, t := range s.Kept.LatestFor {
+			out[i].Kept.LatestFor = append(out[i].Kept.LatestFor, client.TLID(t))
+		}
+		out[i].Kept.ExpiresAfter = s.Kept.ExpiresAfter
 	}
 	return out
+}
+
+// sameWords reduces the client's Kept.Because to the words the server's
+// decoder keeps (it re-derives latest and held), so answers mutated inside
+// a word compare alike; an absent keptBecause is an empty one.
+func sameWords(list []client.Summary) []client.Summary {
+	out := slices.Clone(list)
+	for i := range out {
+		w := []string{}
+		if slices.Contains(out[i].Kept.Because, client.KeptRecent) {
+			w = []string{client.KeptRecent}
+		}
+		out[i].Kept.Because = w
+	}
+	return out
+}
+
+// genKept is a random judgement, as the server writes it.
+func genKept(rng *rand.Rand, held bool) traces.Kept {
+	var k traces.Kept
+	if rng.IntN(2) == 0 {
+		for range 1 + rng.IntN(3) {
+			k.LatestFor = append(k.LatestFor, traces.TLID(rng.Uint64()))
+		}
+		slices.Sort(k.LatestFor)
+	}
+	k.Recent = rng.IntN(3) > 0
+	if !held && len(k.LatestFor) == 0 {
+		k.ExpiresAfter = time.UnixMilli(1_800_000_000_000 + rng.Int64N(1e9)).UTC()
+	}
+	return k
 }
 
 const canvas = client.CanvasID("7d3f5a1c-0000-4000-8000-00000000000a")
@@ -374,7 +418,8 @@ func TestAnswersDecodeLikeTheServerCodec(t *testing.T) {
 		var l []traces.Summary
 		for j := range []int{0, 1, 10, 16}[i%4] {
 			l = append(l, traces.Summary{ID: traces.NewTraceID(time.UnixMilli(int64(1_800_000_000_000 + j))),
-				Timestamp: time.UnixMilli(int64(1_800_000_000_000 + j)).UTC(), RootTLID: traces.TLID(rng.Uint64()), Held: j%3 == 0})
+				Timestamp: time.UnixMilli(int64(1_800_000_000_000 + j)).UTC(), RootTLID: traces.TLID(rng.Uint64()), Held: j%3 == 0,
+				Kept: genKept(rng, j%3 == 0)})
 		}
 		lists = append(lists, l)
 	}
@@ -405,8 +450,55 @@ func TestAnswersDecodeLikeTheServerCodec(t *testing.T) {
 			if errText(err) != wantErr {
 				t.Fatalf("list %d body %x: Recent error = %v, want %s", li, body, err, wantErr)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, sameWords(got)); diff != "" {
 				t.Fatalf("list %d body %x: Recent (-server +client):\n%s", li, body, diff)
+			}
+			if bytes.Equal(body, doc) {
+				// Unmutated, the words are the server's exactly.
+				for i, s := range l {
+					if w := s.Kept.KeptBecause(s.Held); !slices.Equal(got[i].Kept.Because, w) {
+						t.Fatalf("list %d item %d: keptBecause %v, want %v", li, i, got[i].Kept.Because, w)
+					}
+				}
+			}
+			checked++
+		}
+	}
+
+	// Search pages, with and without a next cursor.
+	for li, l := range lists {
+		cursor := ""
+		if li%2 == 1 {
+			cursor = "AQGiAV41aHTInhKwPgjKsgI"
+		}
+		doc := traces.AppendSearchMsgpack(nil, l, cursor)
+		bodies := [][]byte{doc}
+		if li == 3 {
+			bodies = append(mutations(doc), nil)
+		}
+		for _, body := range bodies {
+			sl, scur, serr := traces.DecodeSearch(body, traces.Limits{MaxBody: int64(len(body)) + 1}.OrDefault())
+			want := client.SearchPage{Traces: summariesFromServer(sl), NextCursor: scur}
+			wantErr := "<nil>"
+			if serr != nil {
+				want, wantErr = client.SearchPage{}, fmt.Sprintf("search traces of %s: decode: %v", canvas, serr)
+			}
+			rec.answer(http.StatusOK, body)
+			got, err := c.Search(ctx, canvas, client.SearchQuery{TLID: 9, Prefix: "01a2", Limit: 3, Cursor: "AQ",
+				Since: time.Date(2026, 11, 22, 3, 48, 1, 5e8, time.UTC), Until: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)})
+			if r := rec.last(t); r.RawQuery != "cursor=AQ&limit=3&prefix=01a2&since=2026-11-22T03%3A48%3A01.5Z&tlid=9&until=2026-11-23T00%3A00%3A00Z" ||
+				r.Accept != "application/msgpack" || r.Path != "/v1/canvases/"+string(canvas)+"/traces" {
+				t.Fatalf("Search request = %+v", r)
+			}
+			if errText(err) != wantErr {
+				t.Fatalf("page %d body %x: Search error = %v, want %s", li, body, err, wantErr)
+			}
+			got.Traces = sameWords(got.Traces)
+			if err == nil && len(want.Traces) == 0 {
+				want.Traces = []client.Summary{}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("page %d body %x: Search (-server +client):\n%s", li, body, diff)
 			}
 			checked++
 		}
@@ -437,6 +529,9 @@ func TestAnswersDecodeLikeTheServerCodec(t *testing.T) {
 		}
 		if errText(err) != wantErr {
 			t.Fatalf("batch body %x: RecentMany error = %v, want %s", body, err, wantErr)
+		}
+		for k, l := range got {
+			got[k] = sameWords(l)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("batch body %x: RecentMany (-server +client):\n%s", body, diff)

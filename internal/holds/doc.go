@@ -14,6 +14,11 @@
 // (Conform). The index's held flag is never what keeps a keeper alive: GC
 // renews keepers whether held or not.
 //
+// A hold may end by itself (Spec.Until or Spec.For, at most MaxHoldFor
+// ahead): GC finds the ended holds across canvases (index.DB.EndedHolds)
+// and calls ReleaseEnded, which releases a hold as Release does, only if
+// its end has still come (a repeated hold may have moved it).
+//
 // "Execute handler" (replacing a held trace) is refused, not worked around:
 // GCS answers 403 to an overwrite of a held object, and the replace refuses
 // a trace the index says is held with traces.ErrHeld, which httpapi answers

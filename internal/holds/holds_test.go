@@ -35,11 +35,11 @@ type flakyIndex struct {
 
 var errInjected = fmt.Errorf("injected failure: %w", traces.ErrUnavailable)
 
-func (f *flakyIndex) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, at time.Time, quota int) (index.Holding, error) {
+func (f *flakyIndex) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, h index.HoldSpec, at time.Time, quota int) (index.Holding, error) {
 	if f.failBeginHold.Add(-1) >= 0 {
 		return index.Holding{}, errInjected
 	}
-	return f.DB.BeginHold(ctx, c, id, reason, at, quota)
+	return f.DB.BeginHold(ctx, c, id, h, at, quota)
 }
 
 func (f *flakyIndex) EndOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, held bool) (bool, error) {
@@ -128,7 +128,7 @@ func (e *env) put(t *testing.T, i int, root traces.TLID, layers int) traces.Reco
 // been reached (or a tool had changed them since).
 func (e *env) markHeld(t *testing.T, id traces.TraceID) {
 	t.Helper()
-	h, err := e.db.BeginHold(t.Context(), e.canvas, id, "", e.base, 1000)
+	h, err := e.db.BeginHold(t.Context(), e.canvas, id, index.HoldSpec{}, e.base, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestConformAfterRacingHoldAndRelease(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	r := e.put(t, 0, 5, 1)
-	h, err := e.db.BeginHold(ctx, e.canvas, r.ID, "", e.base, 100) // the hold's first step
+	h, err := e.db.BeginHold(ctx, e.canvas, r.ID, index.HoldSpec{}, e.base, 100) // the hold's first step
 	if err != nil {
 		t.Fatal(err)
 	}

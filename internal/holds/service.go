@@ -26,7 +26,8 @@ const MaxReason = 1024
 // (ttl.Options.RepairGrace, 2 minutes).
 const OpTimeout = time.Minute
 
-// Hold is a held trace: its ID, the reason given and when it was held.
+// Hold is a held trace: its ID, the reason given, when and by whom it was
+// held, and when the hold ends by itself (zero: never).
 type Hold = index.Hold
 
 // objects is what holds needs from Cloud Storage.
@@ -42,8 +43,9 @@ type objects interface {
 
 // store is what holds needs from the index.
 type store interface {
-	BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, heldAt time.Time, quota int) (index.Holding, error)
+	BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, h index.HoldSpec, heldAt time.Time, quota int) (index.Holding, error)
 	BeginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID) (index.Releasing, error)
+	BeginExpire(ctx context.Context, c traces.CanvasID, id traces.TraceID, now time.Time) (index.Releasing, error)
 	EndRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, customTime time.Time) (bool, error)
 	BeginOp(ctx context.Context, c traces.CanvasID, id traces.TraceID) (traces.Record, index.Token, error)
 	EndOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, tok index.Token, held bool) (bool, error)
@@ -84,23 +86,60 @@ func New(o objects, ix store, opts Options) *Service {
 	return &Service{objects: o, index: ix, now: opts.Now, log: opts.Logger.With("component", "holds"), quota: opts.Quota}
 }
 
-// Hold holds a trace: the index records it (reason, now) with an operation
-// token, then GCS's temporaryHold goes on the trace object and each of its
-// layers, then the token goes. Holding a held trace again is harmless; it
-// keeps the original time, and a non-empty reason replaces the recorded
-// one. A trace unknown to the index wraps traces.ErrNotFound; so does one
-// whose object is gone, after its index rows are removed. A canvas at its
-// quota wraps traces.ErrExhausted. A reason over MaxReason bytes is a
+// MaxHoldFor bounds how far ahead a hold's end may be.
+const MaxHoldFor = 400 * 24 * time.Hour
+
+// maxBy bounds the recorded holder, in bytes.
+const maxBy = 256
+
+// Spec is what a hold asks for besides the trace.
+type Spec struct {
+	// Reason replaces the recorded reason unless it is empty.
+	Reason string
+	// Until ends the hold by itself at that time (GC releases it then, as
+	// a release does); For ends it that long after now. At most one of
+	// Until, For and NoEnd may be set; none: a new hold has no end and a
+	// repeated one keeps its end. The end must be in the future and at
+	// most MaxHoldFor ahead.
+	Until time.Time
+	For   time.Duration
+	// NoEnd removes a repeated hold's end.
+	NoEnd bool
+	// By is who holds it (a token's subject), recorded with the first
+	// hold; longer than 256 bytes it is cut.
+	By string
+}
+
+// Hold holds a trace with a reason and no end: HoldWith with Spec{Reason:
+// reason}.
+func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string) (Hold, error) {
+	return s.HoldWith(ctx, c, id, Spec{Reason: reason})
+}
+
+// HoldWith holds a trace: the index records it (now, sp.By, sp.Reason, its
+// end) with an operation token, then GCS's temporaryHold goes on the trace
+// object and each of its layers, then the token goes. Holding a held trace
+// again is harmless; it keeps the original time and holder, a non-empty
+// reason replaces the recorded one, and an end given (or NoEnd) replaces
+// the recorded end. A trace unknown to the index wraps traces.ErrNotFound;
+// so does one whose object is gone, after its index rows are removed. A
+// canvas at its quota wraps traces.ErrExhausted. A reason over MaxReason
+// bytes, or an end that is past, too far ahead or given twice, is a
 // *traces.FieldError. Backend faults wrap traces.ErrUnavailable; what a
 // failed call left undone, GC's repair step completes (the hold stands),
 // and retrying is always safe.
-func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string) (Hold, error) {
-	if err := checkReason(reason); err != nil {
+func (s *Service) HoldWith(ctx context.Context, c traces.CanvasID, id traces.TraceID, sp Spec) (Hold, error) {
+	if err := checkReason(sp.Reason); err != nil {
 		return Hold{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	h, err := s.index.BeginHold(ctx, c, id, reason, s.now().UTC(), s.quota)
+	now := s.now().UTC()
+	spec, err := sp.index(now)
+	if err != nil {
+		return Hold{}, err
+	}
+	h, err := s.index.BeginHold(ctx, c, id, spec, now, s.quota)
 	if err != nil {
 		return Hold{}, notFound(fmt.Errorf("hold %s: %w", id, err), id)
 	}
@@ -115,6 +154,44 @@ func (s *Service) Hold(ctx context.Context, c traces.CanvasID, id traces.TraceID
 	s.log.Debug("trace held", "canvas_id", c, "trace_id", id)
 	return h.Hold, nil
 }
+
+// index checks sp's end at now and returns what the index records.
+func (sp Spec) index(now time.Time) (index.HoldSpec, error) {
+	h := index.HoldSpec{Reason: sp.Reason, By: sp.By}
+	if len(h.By) > maxBy {
+		h.By = strings.ToValidUTF8(h.By[:maxBy], "")
+	}
+	n := 0
+	for _, set := range []bool{!sp.Until.IsZero(), sp.For != 0, sp.NoEnd} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return h, traces.Invalid("until", "give one end: a time, a duration or none")
+	case sp.NoEnd:
+		h.SetUntil = true
+		return h, nil
+	case sp.For != 0:
+		if sp.For < 0 || sp.For > MaxHoldFor {
+			return h, traces.Invalid("until", "a duration must be positive and at most %s", formatDays(MaxHoldFor))
+		}
+		sp.Until = now.Add(sp.For)
+	case sp.Until.IsZero():
+		return h, nil
+	}
+	switch {
+	case !sp.Until.After(now):
+		return h, traces.Invalid("until", "%s is not in the future", sp.Until.UTC().Format(time.RFC3339))
+	case sp.Until.Sub(now) > MaxHoldFor:
+		return h, traces.Invalid("until", "%s is more than %s ahead", sp.Until.UTC().Format(time.RFC3339), formatDays(MaxHoldFor))
+	}
+	h.SetUntil, h.Until = true, sp.Until.UTC()
+	return h, nil
+}
+
+func formatDays(d time.Duration) string { return fmt.Sprintf("%d days", d/(24*time.Hour)) }
 
 // notFound gives a not-found error its public message.
 func notFound(err error, id traces.TraceID) error {
@@ -184,6 +261,27 @@ func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.Trac
 	if err != nil {
 		return notFound(fmt.Errorf("release %s: %w", id, err), id)
 	}
+	return s.release(ctx, c, id, r)
+}
+
+// ReleaseEnded releases a trace's hold if its end has come (at or before
+// now), as Release does: the trace gets a full retention period from now.
+// A hold extended or made endless meanwhile, or gone, stays as it is
+// (released false). GC calls it for the holds index.DB.EndedHolds finds.
+// Errors as for Release.
+func (s *Service) ReleaseEnded(ctx context.Context, c traces.CanvasID, id traces.TraceID) (released bool, err error) {
+	r, err := s.index.BeginExpire(ctx, c, id, s.now().UTC())
+	if err != nil {
+		return false, notFound(fmt.Errorf("release ended hold of %s: %w", id, err), id)
+	}
+	if err := s.release(ctx, c, id, r); err != nil {
+		return false, err
+	}
+	return r.Held, nil
+}
+
+// release carries out a release BeginRelease or BeginExpire recorded.
+func (s *Service) release(ctx context.Context, c traces.CanvasID, id traces.TraceID, r index.Releasing) error {
 	if !r.Held {
 		return nil
 	}

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/tracegw/tracegw/internal/canvases"
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
-// Canvas lifecycle: forgetting a toplevel, deleting a canvas, its job.
+// Canvas lifecycle: forgetting a toplevel, deleting a canvas, its job, its
+// retention settings.
 func (s *Server) routeCanvases() {
 	s.handle("DELETE /v1/canvases/{canvasID}/toplevels/{tlid}", RoleEditor, s.forgetToplevel)
+	s.handle("GET /v1/canvases/{canvasID}/policy", RoleEditor, s.getPolicy)
+	s.handle("PUT /v1/canvases/{canvasID}/policy", RoleAdmin, s.putPolicy)
 	s.handle("DELETE /v1/canvases/{canvasID}", RoleAdmin, s.deleteCanvas)
 	s.handle("GET /v1/jobs/{jobID}", RoleAdmin, s.getJob)
 }
@@ -88,5 +92,75 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	respond(w, r, http.StatusOK, jobOf(job))
+	return nil
+}
+
+// policyResp is a canvas's retention settings: the keep-N in effect,
+// whether it is the server's default, and (PUT only) whether a raise left
+// renewals to the next GC pass.
+type policyResp struct {
+	KeepPerToplevel int   `json:"keepPerToplevel" msgpack:"keepPerToplevel"`
+	IsDefault       bool  `json:"isDefault" msgpack:"isDefault"`
+	RenewalPending  *bool `json:"renewalPending,omitempty" msgpack:"renewalPending,omitempty"`
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	if s.jobs == nil {
+		return errNoJobs
+	}
+	p, err := s.jobs.Policy(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	respond(w, r, http.StatusOK, policyResp{KeepPerToplevel: p.Keep, IsDefault: !p.Own})
+	return nil
+}
+
+// putPolicy sets a canvas's keep-N: {"keepPerToplevel": n}; null, absent
+// or an empty body resets it to the server's default.
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	if s.jobs == nil {
+		return errNoJobs
+	}
+	keep := 0
+	if hasBody(r) {
+		body, isJSON, err := s.readBody(r)
+		if err != nil {
+			return err
+		}
+		err = traces.DecodeFields(body, isJSON, s.limits, map[string]func(*traces.Reader, string) error{
+			"keepPerToplevel": func(rd *traces.Reader, f string) error {
+				if rd.Nil() {
+					return nil
+				}
+				n, err := rd.Int(f)
+				if err != nil {
+					return traces.Invalid(f, "must be an integer between %d and %d, or null for the server's default", canvases.MinKeep, canvases.MaxKeep)
+				}
+				if n < canvases.MinKeep || n > canvases.MaxKeep {
+					return traces.Invalid(f, "must be between %d and %d (or null for the server's default)", canvases.MinKeep, canvases.MaxKeep)
+				}
+				keep = int(n)
+				return nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	p, err := s.jobs.SetPolicy(r.Context(), c, keep)
+	if err != nil {
+		return err
+	}
+	pending := p.RenewalPending
+	respond(w, r, http.StatusOK, policyResp{KeepPerToplevel: p.Keep, IsDefault: !p.Own, RenewalPending: &pending})
 	return nil
 }

@@ -467,7 +467,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 		status       int
 		code, allow  string
 	}{
-		{"PATCH", c + "/traces", 405, "method_not_allowed", "POST"},
+		{"PATCH", c + "/traces", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"POST", c + "/traces/" + id, 405, "method_not_allowed", "GET, HEAD, PUT"},
 		{"PATCH", c + "/unmatched-requests", 405, "method_not_allowed", "DELETE, GET, HEAD, POST"},
 		{"GET", c + "/traces/" + id + "/hold", 405, "method_not_allowed", "DELETE, PUT"},

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/traces"
@@ -21,6 +24,17 @@ type hold struct {
 	TraceID traces.TraceID `json:"traceID" msgpack:"traceID"`
 	Reason  string         `json:"reason" msgpack:"reason"`
 	HeldAt  stamp          `json:"heldAt" msgpack:"heldAt"`
+	Until   *stamp         `json:"until,omitempty" msgpack:"until,omitempty"`
+	HeldBy  string         `json:"heldBy,omitempty" msgpack:"heldBy,omitempty"`
+}
+
+func holdOf(h holds.Hold) hold {
+	out := hold{TraceID: h.ID, Reason: h.Reason, HeldAt: stamp(h.HeldAt), HeldBy: h.By}
+	if !h.Until.IsZero() {
+		u := stamp(h.Until)
+		out.Until = &u
+	}
+	return out
 }
 
 // holdService returns the hold service, or an error answering 503 when the
@@ -33,7 +47,11 @@ func (s *Server) holdService() (*holds.Service, error) {
 }
 
 // putHold holds a trace. The body is optional: none (Content-Length 0), an
-// empty JSON body, or {"reason": "…"} (null or absent: no reason).
+// empty JSON body, or {"reason": "…", "until": "…"}: reason null or absent
+// is no reason (a repeat keeps the recorded one); until is an RFC 3339 time
+// or a duration from now ("72h", "3d", "1d12h"; in msgpack also a
+// timestamp), null for no end, absent to keep a repeated hold's end. The
+// holder is the token's subject.
 func (s *Server) putHold(w http.ResponseWriter, r *http.Request) error {
 	c, id, err := traceParams(r)
 	if err != nil {
@@ -43,7 +61,10 @@ func (s *Server) putHold(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var reason string
+	var sp holds.Spec
+	if p, ok := r.Context().Value(principalKey{}).(Principal); ok {
+		sp.By = p.Subject
+	}
 	if hasBody(r) {
 		body, isJSON, err := s.readBody(r)
 		if err != nil {
@@ -54,20 +75,73 @@ func (s *Server) putHold(w http.ResponseWriter, r *http.Request) error {
 				if rd.Nil() {
 					return nil
 				}
-				reason, err = rd.String(f, holds.MaxReason)
+				sp.Reason, err = rd.String(f, holds.MaxReason)
 				return err
 			},
+			"until": func(rd *traces.Reader, f string) error { return readHoldEnd(rd, f, &sp) },
 		})
 		if err != nil {
 			return err
 		}
 	}
-	h, err := svc.Hold(r.Context(), c, id, reason)
+	h, err := svc.HoldWith(r.Context(), c, id, sp)
 	if err != nil {
 		return err
 	}
-	respond(w, r, http.StatusOK, hold{TraceID: h.ID, Reason: h.Reason, HeldAt: stamp(h.HeldAt)})
+	respond(w, r, http.StatusOK, holdOf(h))
 	return nil
+}
+
+// maxHoldEnd bounds until's text: an RFC 3339 time with nanoseconds and an
+// offset is 35 bytes.
+const maxHoldEnd = 64
+
+// readHoldEnd reads until into sp: null (no end), a timestamp, an RFC 3339
+// time or a duration ("72h", "3d", "1d12h").
+func readHoldEnd(rd *traces.Reader, f string, sp *holds.Spec) error {
+	if rd.Nil() {
+		sp.NoEnd = true
+		return nil
+	}
+	if rd.Peek() == traces.TypeExt {
+		t, err := rd.Timestamp(f)
+		sp.Until = t
+		return err
+	}
+	v, err := rd.String(f, maxHoldEnd)
+	if err != nil {
+		return err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		sp.Until = t
+		return nil
+	}
+	if sp.For, err = parseDays(v); err != nil || sp.For <= 0 {
+		return traces.Invalid(f, "must be an RFC 3339 time (2026-12-01T00:00:00Z) or a positive duration (72h, 3d, 1d12h)")
+	}
+	return nil
+}
+
+// parseDays parses a Go duration with an optional leading number of days:
+// "72h", "3d", "1d12h".
+func parseDays(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, err
+		}
+		d += r
+	}
+	return d, nil
 }
 
 func (s *Server) deleteHold(w http.ResponseWriter, r *http.Request) error {
@@ -101,7 +175,7 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]hold, len(hs))
 	for i, h := range hs {
-		out[i] = hold{TraceID: h.ID, Reason: h.Reason, HeldAt: stamp(h.HeldAt)}
+		out[i] = holdOf(h)
 	}
 	respond(w, r, http.StatusOK, struct {
 		Holds []hold `json:"holds" msgpack:"holds"`

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -13,6 +14,7 @@ import (
 
 func (s *Server) routeTraces() {
 	s.handle("POST /v1/canvases/{canvasID}/traces", RoleExecutor, s.saveTrace)
+	s.handle("GET /v1/canvases/{canvasID}/traces", RoleEditor, s.searchTraces)
 	s.handle("GET /v1/canvases/{canvasID}/traces/{traceID}", RoleEditor, s.getTrace)
 	s.handle("GET /v1/canvases/{canvasID}/toplevels/{tlid}/traces", RoleEditor, s.listToplevel)
 	s.handle("POST /v1/canvases/{canvasID}/recent-traces", RoleEditor, s.recentTraces)
@@ -41,7 +43,8 @@ func (g generation) MarshalJSON() ([]byte, error) {
 }
 
 // appendSummariesJSON appends a list as the API's JSON array of
-// {"traceID","timestamp","rootTLID","held"}, without reflection.
+// {"traceID","timestamp","rootTLID","held","keptBecause","latestFor",
+// "expiresAfter"}, without reflection.
 func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
 	b = append(b, '[')
 	for i, x := range list {
@@ -56,6 +59,26 @@ func appendSummariesJSON(b []byte, list []traces.Summary) []byte {
 		b = strconv.AppendUint(b, uint64(x.RootTLID), 10)
 		b = append(b, `","held":`...)
 		b = strconv.AppendBool(b, x.Held)
+		b = append(b, `,"keptBecause":[`...)
+		for j, k := range x.Kept.KeptBecause(x.Held) {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), k...), '"')
+		}
+		b = append(b, `],"latestFor":[`...)
+		for j, t := range x.Kept.LatestFor {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(strconv.AppendUint(append(b, '"'), uint64(t), 10), '"')
+		}
+		b = append(b, `],"expiresAfter":`...)
+		if x.Kept.ExpiresAfter.IsZero() {
+			b = append(b, "null"...)
+		} else {
+			b = append(x.Kept.ExpiresAfter.UTC().AppendFormat(append(b, '"'), jsonStamp), '"')
+		}
 		b = append(b, '}')
 	}
 	return append(b, ']')
@@ -113,6 +136,7 @@ func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("ETag", `"`+strconv.FormatInt(read.Generation, 10)+`"`)
+	setKeptHeaders(w.Header(), read.Record.Held, read.Kept)
 	if wantsMsgpack(r) {
 		rawResponse(w, http.StatusOK, ctMsgpack, traces.AppendTraceMsgpack(nil, read.Trace))
 		return nil
@@ -123,6 +147,29 @@ func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) error {
 	}
 	rawResponse(w, http.StatusOK, ctJSON, b)
 	return nil
+}
+
+// Why a read trace is still stored travels in headers, as its generation
+// does (ETag): the body is the trace document, which callers send back
+// when they replace it.
+const (
+	headerKeptBecause  = "X-Kept-Because"  // "latest, recent, held", a subset; empty when none
+	headerLatestFor    = "X-Latest-For"    // the tlids it is among the latest of, when any
+	headerExpiresAfter = "X-Expires-After" // RFC 3339; absent while held or latest
+)
+
+func setKeptHeaders(h http.Header, held bool, k traces.Kept) {
+	h.Set(headerKeptBecause, strings.Join(k.KeptBecause(held), ", "))
+	if len(k.LatestFor) > 0 {
+		tl := make([]string, len(k.LatestFor))
+		for i, t := range k.LatestFor {
+			tl[i] = t.String()
+		}
+		h.Set(headerLatestFor, strings.Join(tl, ", "))
+	}
+	if !k.ExpiresAfter.IsZero() {
+		h.Set(headerExpiresAfter, k.ExpiresAfter.UTC().Format(jsonStamp))
+	}
 }
 
 func (s *Server) listToplevel(w http.ResponseWriter, r *http.Request) error {
@@ -250,5 +297,56 @@ func (s *Server) findTrace(w http.ResponseWriter, r *http.Request) error {
 		Matches     []foundTrace `json:"matches" msgpack:"matches"`
 		MoreMatches bool         `json:"moreMatches,omitempty" msgpack:"moreMatches,omitempty"`
 	}{matches[0], matches, more})
+	return nil
+}
+
+// searchTraces answers GET /v1/canvases/{canvasID}/traces?since=&until=
+// &tlid=&prefix=&limit=&cursor=: a page of the canvas's traces, newest
+// first, {"traces":[…],"nextCursor":"…"} (nextCursor absent on the last
+// page).
+func (s *Server) searchTraces(w http.ResponseWriter, r *http.Request) error {
+	c, err := canvasParam(r)
+	if err != nil {
+		return err
+	}
+	qs := r.URL.Query()
+	var q tracestore.SearchQuery
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if v := qs.Get(t.name); v != "" {
+			if *t.dst, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return traces.Invalid(t.name, "must be an RFC 3339 time such as 2026-11-22T03:48:01Z")
+			}
+		}
+	}
+	if v := qs.Get("tlid"); v != "" {
+		tlid, err := traces.ParseTLID("tlid", v)
+		if err != nil {
+			return err
+		}
+		q.TLID = &tlid
+	}
+	if v := qs.Get("limit"); v != "" {
+		if q.Limit, err = strconv.Atoi(v); err != nil || q.Limit < 1 {
+			return traces.Invalid("limit", "must be an integer between 1 and %d", tracestore.MaxSearchLimit)
+		}
+	}
+	q.Prefix, q.Cursor = qs.Get("prefix"), qs.Get("cursor")
+	page, err := s.svc.Search(r.Context(), c, q)
+	if err != nil {
+		return err
+	}
+	if !wantsMsgpack(r) {
+		b := append(make([]byte, 0, 64+len(page.Traces)*256), `{"traces":`...)
+		b = appendSummariesJSON(b, page.Traces)
+		if page.NextCursor != "" {
+			b = append(append(append(b, `,"nextCursor":"`...), page.NextCursor...), '"')
+		}
+		rawResponse(w, http.StatusOK, ctJSON, append(b, "}\n"...))
+		return nil
+	}
+	rawResponse(w, http.StatusOK, ctMsgpack, traces.AppendSearchMsgpack(make([]byte, 0, 32+len(page.Traces)*160), page.Traces, page.NextCursor))
 	return nil
 }

@@ -32,7 +32,7 @@ func TestUnknownBodyFieldsRefused(t *testing.T) {
 		{"replace", "PUT", c + "/traces/" + id, map[string]any{"rootTLID": "9", "imput": []any{}}, "imput"},
 		{"layer", "POST", c + "/traces/" + id + "/function-results", map[string]any{"functionResults": results, "tlid": "9"}, "tlid"},
 		{"unmatched", "POST", c + "/unmatched-requests", map[string]any{"module": "HTTP", "path": "/a", "modifer": "GET"}, "modifer"},
-		{"hold", "PUT", c + "/traces/" + id + "/hold", map[string]any{"reason": "r", "until": "72h"}, "until"},
+		{"hold", "PUT", c + "/traces/" + id + "/hold", map[string]any{"reason": "r", "untill": "72h"}, "untill"},
 		{"recent", "POST", c + "/recent-traces", map[string]any{"tlids": []any{"9"}, "limt": 3}, "limt"},
 		{"promote", "POST", c + "/unmatched-requests/" + other + "/promote", map[string]any{"rootTLID": "9", "root": "9"}, "root"},
 	} {

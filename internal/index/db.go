@@ -53,7 +53,7 @@ type Options struct {
 
 // Open connects a pool to the database at url (a postgres:// URL or a
 // key=value DSN) and pings it once, so a bad URL or an unreachable server is
-// reported here. It does not apply the schema (schema.Apply does). A failed
+// reported here. Its sessions run with jit off unless the URL sets jit. It does not apply the schema (schema.Apply does). A failed
 // ping returns an error wrapping traces.ErrUnavailable. The caller closes the
 // DB with Close.
 func Open(ctx context.Context, url string, o Options) (*DB, error) {
@@ -68,6 +68,13 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	// FreshWindow and DB.SetRenewAfter): no index write may run for minutes.
 	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(StatementTimeout.Milliseconds())
+	}
+	// Every index query is a handful of index probes: JIT compilation,
+	// which PostgreSQL starts from an estimated cost (a batch list of
+	// thousands of rows reaches it), costs hundreds of milliseconds that
+	// such a query never wins back.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second

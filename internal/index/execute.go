@@ -36,6 +36,8 @@ WITH old AS (
     generation = EXCLUDED.generation, custom_time = EXCLUDED.custom_time,
     held_at = CASE WHEN $8 THEN NULL ELSE traces.held_at END,
     hold_reason = CASE WHEN $8 THEN NULL ELSE traces.hold_reason END,
+    hold_until = CASE WHEN $8 THEN NULL ELSE traces.hold_until END,
+    held_by = CASE WHEN $8 THEN NULL ELSE traces.held_by END,
     layers = CASE WHEN traces.generation = EXCLUDED.generation THEN traces.layers ELSE 0 END
   WHERE traces.generation < EXCLUDED.generation OR ($10 AND traces.generation = EXCLUDED.generation)
   RETURNING 1

@@ -143,16 +143,21 @@ type Keepers struct {
 
 // keepersSQL reads, in one round trip, the live toplevels of a canvas whose
 // renew_after is before $2 (index toplevels_canvas_due) and, for each, its
-// latest $3 traces by an index-only backward scan of trace_tlids' primary
-// key, joined to traces for what renewal needs.
+// latest keep traces by an index-only backward scan of trace_tlids' primary
+// key, joined to traces for what renewal needs. keep is the canvas's own
+// (canvas_policy) or the default $3, read in the same statement (one
+// snapshot) as the toplevels' rev: SetCanvasKeep changes a canvas's keep
+// and bumps every live toplevel's rev in one transaction, so a pass that
+// read a toplevel with the old keep cannot record its verdict.
 const keepersSQL = `
+WITH k AS (SELECT COALESCE((SELECT keep FROM canvas_policy WHERE canvas_id = $1), $3::int) AS keep)
 SELECT d.tlid, d.rev, k.trace_id, t.generation, t.custom_time, t.layers, t.held_at IS NOT NULL
 FROM toplevels d
 LEFT JOIN LATERAL (
   SELECT x.trace_id FROM trace_tlids x
   WHERE x.canvas_id = $1 AND x.tlid = d.tlid
   ORDER BY x.trace_id DESC
-  LIMIT $3
+  LIMIT (SELECT keep FROM k)
 ) k ON true
 LEFT JOIN traces t ON t.canvas_id = $1 AND t.trace_id = k.trace_id
 WHERE d.canvas_id = $1 AND d.deleted_at IS NULL AND (d.renew_after < $2 OR d.tlid = ANY ($4::bigint[]))
@@ -161,16 +166,17 @@ ORDER BY d.tlid, k.trace_id DESC`
 // Keepers returns the live toplevels of canvas whose renew_after is before
 // before, and those of also whatever their renew_after, each with its rev
 // and its latest keep traces, and those traces deduplicated (a trace can be
-// a keeper of several toplevels). It is one query; its cost follows the
-// number of due toplevels of the canvas times keep. Errors wrap
-// traces.ErrUnavailable when the server cannot be reached. Safe for
-// concurrent use.
+// a keeper of several toplevels). keep is the default: a canvas with a
+// keep-N of its own (SetCanvasKeep) is read with that. It is one query; its
+// cost follows the number of due toplevels of the canvas times keep.
+// Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
+// for concurrent use.
 func (db *DB) Keepers(ctx context.Context, canvas traces.CanvasID, before time.Time, keep int, also []traces.TLID) (Keepers, error) {
 	extra := make([]int64, len(also))
 	for i, t := range also {
 		extra[i] = int64(t)
 	}
-	rows, err := db.pool.Query(ctx, keepersSQL, [16]byte(canvas), before, int64(keep), extra)
+	rows, err := db.pool.Query(ctx, keepersSQL, [16]byte(canvas), before, int32(keep), extra)
 	if err != nil {
 		return Keepers{}, fmt.Errorf("keepers of %s: %w", canvas, translate(err))
 	}

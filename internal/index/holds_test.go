@@ -37,7 +37,7 @@ func heldInListings(t *testing.T, db *DB, c traces.CanvasID, id traces.TraceID, 
 // once the objects are held).
 func hold(t *testing.T, db *DB, c traces.CanvasID, id traces.TraceID, reason string, at time.Time) Hold {
 	t.Helper()
-	h, err := db.BeginHold(t.Context(), c, id, reason, at, 100)
+	h, err := db.BeginHold(t.Context(), c, id, HoldSpec{Reason: reason}, at, 100)
 	if err != nil {
 		t.Fatalf("BeginHold: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestEndOpKeepsTokenWhenHoldChanged(t *testing.T) {
 	c := canvasID(1)
 	r := record(c, 0, 10)
 	put(t, db, r)
-	h, err := db.BeginHold(ctx, c, r.ID, "", base, 10)
+	h, err := db.BeginHold(ctx, c, r.ID, HoldSpec{}, base, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +148,10 @@ func TestHoldQuota(t *testing.T) {
 	a, b := record(c, 0, 1), record(c, 1, 1)
 	put(t, db, a, b)
 	hold(t, db, c, a.ID, "", base)
-	if _, err := db.BeginHold(t.Context(), c, b.ID, "", base, 1); !errors.Is(err, traces.ErrExhausted) {
+	if _, err := db.BeginHold(t.Context(), c, b.ID, HoldSpec{}, base, 1); !errors.Is(err, traces.ErrExhausted) {
 		t.Errorf("BeginHold past the quota: %v, want ErrExhausted", err)
 	}
-	if _, err := db.BeginHold(t.Context(), c, a.ID, "again", base, 1); err != nil {
+	if _, err := db.BeginHold(t.Context(), c, a.ID, HoldSpec{Reason: "again"}, base, 1); err != nil {
 		t.Errorf("BeginHold of a held trace at the quota: %v", err)
 	}
 	if n := pending(t, db, c, b.ID); n != 0 {
@@ -164,7 +164,7 @@ func TestHoldUnknownTrace(t *testing.T) {
 	db := newDB(t)
 	c := canvasID(2)
 	id := traces.NewTraceID(base)
-	if _, err := db.BeginHold(t.Context(), c, id, "", base, 10); !errors.Is(err, traces.ErrNotFound) {
+	if _, err := db.BeginHold(t.Context(), c, id, HoldSpec{}, base, 10); !errors.Is(err, traces.ErrNotFound) {
 		t.Errorf("BeginHold: err %v, want ErrNotFound", err)
 	}
 	if _, err := db.BeginRelease(t.Context(), c, id); !errors.Is(err, traces.ErrNotFound) {

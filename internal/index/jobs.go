@@ -136,11 +136,14 @@ WITH tt AS (
   ) AS k WHERE x.canvas_id = $1 AND x.module = k.module AND x.path = k.path
     AND x.modifier = k.modifier AND x.trace_id = k.trace_id
   RETURNING 1
+), p AS (
+  DELETE FROM canvas_policy WHERE canvas_id = $1
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM tt) + (SELECT count(*) FROM t) + (SELECT count(*) FROM tl) + (SELECT count(*) FROM u)`
+SELECT (SELECT count(*) FROM tt) + (SELECT count(*) FROM t) + (SELECT count(*) FROM tl) + (SELECT count(*) FROM u) + (SELECT count(*) FROM p)`
 
 // RemoveCanvasRows deletes up to batch rows of each index table (traces,
-// trace_tlids, toplevels, unmatched) of canvas c in one statement and
+// trace_tlids, toplevels, unmatched, canvas_policy) of canvas c in one statement and
 // returns how many it deleted; call it until it returns 0. Errors wrap
 // traces.ErrUnavailable when the server cannot be reached. Safe for
 // concurrent use.

@@ -81,6 +81,8 @@ func (db *DB) DropOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, 
 // beginHoldSQL records a hold and a token in one statement, unless the
 // canvas holds $5 other traces already (the quota); trace_tlids get held
 // from the row's own tlids so listings show it from the index-only scan.
+// heldAt ($3) and heldBy ($8) are the first hold's; a repeat replaces the
+// reason if $4 is not empty and the end if $6 (with $7, NULL: none).
 const beginHoldSQL = `
 WITH q AS (
   SELECT count(*) AS n FROM (
@@ -88,15 +90,17 @@ WITH q AS (
   ) h
 ), t AS (
   UPDATE traces SET held_at = COALESCE(held_at, $3), hold_reason = COALESCE(NULLIF($4, ''), hold_reason),
+    hold_until = CASE WHEN $6 THEN $7::timestamptz ELSE hold_until END,
+    held_by = CASE WHEN held_at IS NULL THEN NULLIF($8, '') ELSE held_by END,
     pending = pending || clock_timestamp()
   WHERE canvas_id = $1 AND trace_id = $2 AND (held_at IS NOT NULL OR (SELECT n FROM q) < $5)
-  RETURNING tlids, held_at, hold_reason, generation, layers, pending[cardinality(pending)] AS token
+  RETURNING tlids, held_at, hold_reason, hold_until, held_by, generation, layers, pending[cardinality(pending)] AS token
 ), tt AS (
   UPDATE trace_tlids x SET held = true
   FROM t, unnest(t.tlids) AS u(tlid)
   WHERE x.canvas_id = $1 AND x.tlid = u.tlid AND x.trace_id = $2 AND NOT x.held
 )
-SELECT t.held_at, COALESCE(t.hold_reason, ''), t.generation, t.layers, t.token, q.n,
+SELECT t.held_at, COALESCE(t.hold_reason, ''), t.hold_until, COALESCE(t.held_by, ''), t.generation, t.layers, t.token, q.n,
   EXISTS (SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2)
 FROM q LEFT JOIN t ON true`
 
@@ -105,6 +109,20 @@ type Hold struct {
 	ID     traces.TraceID
 	Reason string    // "" when none was given
 	HeldAt time.Time // when the trace was first held (since its last release)
+	Until  time.Time // when the hold ends by itself (GC releases it); zero: never
+	By     string    // who placed it (a token's subject); "" when unknown
+}
+
+// HoldSpec is what a hold records besides its time.
+type HoldSpec struct {
+	// Reason replaces the recorded reason unless it is empty.
+	Reason string
+	// SetUntil makes Until the hold's end (zero: none); without it a new
+	// hold has no end and a repeated one keeps its end.
+	SetUntil bool
+	Until    time.Time
+	// By is who holds it; recorded with the first hold (a repeat keeps it).
+	By string
 }
 
 // Holding is what BeginHold recorded.
@@ -116,30 +134,38 @@ type Holding struct {
 }
 
 // BeginHold records, before any object is touched, that trace id is held:
-// heldAt if it was not held yet (a repeat keeps the first time), reason if
-// not empty, and an operation token; the caller then holds the objects and
-// calls EndOp. A canvas holding quota other traces already wraps
-// traces.ErrExhausted (concurrent holds may overshoot the quota by their
-// number); an unknown trace wraps traces.ErrNotFound. Errors wrap
-// traces.ErrUnavailable when the server cannot be reached.
-func (db *DB) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, reason string, heldAt time.Time, quota int) (Holding, error) {
+// heldAt and h.By if it was not held yet (a repeat keeps the first ones),
+// h.Reason if not empty, the end if h.SetUntil, and an operation token;
+// the caller then holds the objects and calls EndOp. A canvas holding quota
+// other traces already wraps traces.ErrExhausted (concurrent holds may
+// overshoot the quota by their number); an unknown trace wraps
+// traces.ErrNotFound. Errors wrap traces.ErrUnavailable when the server
+// cannot be reached.
+func (db *DB) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, h HoldSpec, heldAt time.Time, quota int) (Holding, error) {
 	var (
-		at     *time.Time
-		h      Holding
-		gen    *int64
-		layers *int32
-		tok    *time.Time
-		n      int64
-		exists bool
+		at, until *time.Time
+		out       Holding
+		gen       *int64
+		layers    *int32
+		tok       *time.Time
+		n         int64
+		exists    bool
 	)
-	err := db.pool.QueryRow(ctx, beginHoldSQL, [16]byte(c), [16]byte(id), heldAt, reason, int64(quota)).
-		Scan(&at, &h.Reason, &gen, &layers, &tok, &n, &exists)
+	var untilArg any
+	if h.SetUntil && !h.Until.IsZero() {
+		untilArg = h.Until
+	}
+	err := db.pool.QueryRow(ctx, beginHoldSQL, [16]byte(c), [16]byte(id), heldAt, h.Reason, int64(quota), h.SetUntil, untilArg, h.By).
+		Scan(&at, &out.Reason, &until, &out.By, &gen, &layers, &tok, &n, &exists)
 	switch {
 	case err != nil:
 		return Holding{}, fmt.Errorf("hold %s/%s: %w", c, id, translate(err))
 	case at != nil:
-		h.ID, h.HeldAt, h.Generation, h.Layers, h.Token = id, at.UTC(), *gen, int(*layers), Token{*tok}
-		return h, nil
+		out.ID, out.HeldAt, out.Generation, out.Layers, out.Token = id, at.UTC(), *gen, int(*layers), Token{*tok}
+		if until != nil {
+			out.Until = until.UTC()
+		}
+		return out, nil
 	case !exists:
 		return Holding{}, fmt.Errorf("hold %s/%s: %w", c, id, traces.ErrNotFound)
 	}
@@ -147,13 +173,16 @@ func (db *DB) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceI
 		"canvas %s already holds %d traces, its quota: release one first", c, n)
 }
 
-// beginReleaseSQL clears a hold and records a token in one statement. The
-// row's custom_time stays: the objects get their new customTime only when
-// the release reaches them (EndRelease).
+// beginReleaseSQL clears a hold (its reason, end and holder too) and
+// records a token in one statement; with $3 set, only a hold whose end is
+// at or before $3. The row's custom_time stays: the objects get their new
+// customTime only when the release reaches them (EndRelease).
 const beginReleaseSQL = `
 WITH t AS (
-  UPDATE traces SET held_at = NULL, hold_reason = NULL, pending = pending || clock_timestamp()
+  UPDATE traces SET held_at = NULL, hold_reason = NULL, hold_until = NULL, held_by = NULL,
+    pending = pending || clock_timestamp()
   WHERE canvas_id = $1 AND trace_id = $2 AND held_at IS NOT NULL
+    AND ($3::timestamptz IS NULL OR hold_until <= $3::timestamptz)
   RETURNING tlids, generation, layers, pending[cardinality(pending)] AS token
 ), tt AS (
   UPDATE trace_tlids x SET held = false
@@ -177,13 +206,25 @@ type Releasing struct {
 // (Held false, no token). An unknown trace wraps traces.ErrNotFound. Errors
 // wrap traces.ErrUnavailable when the server cannot be reached.
 func (db *DB) BeginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID) (Releasing, error) {
+	return db.beginRelease(ctx, c, id, nil)
+}
+
+// BeginExpire is BeginRelease for a hold whose end has come: it records the
+// release only if the trace's hold ends at or before now, so a hold that
+// was extended (or made endless) meanwhile stays (Held false). Errors as
+// for BeginRelease.
+func (db *DB) BeginExpire(ctx context.Context, c traces.CanvasID, id traces.TraceID, now time.Time) (Releasing, error) {
+	return db.beginRelease(ctx, c, id, now)
+}
+
+func (db *DB) beginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID, endedBy any) (Releasing, error) {
 	var (
 		gen    *int64
 		layers *int32
 		tok    *time.Time
 		exists bool
 	)
-	if err := db.pool.QueryRow(ctx, beginReleaseSQL, [16]byte(c), [16]byte(id)).Scan(&gen, &layers, &tok, &exists); err != nil {
+	if err := db.pool.QueryRow(ctx, beginReleaseSQL, [16]byte(c), [16]byte(id), endedBy).Scan(&gen, &layers, &tok, &exists); err != nil {
 		return Releasing{}, fmt.Errorf("release %s/%s: %w", c, id, translate(err))
 	}
 	if !exists {

@@ -16,7 +16,8 @@ const recentSQL = `SELECT trace_id, ts, root_tlid, held FROM trace_tlids WHERE c
 
 // Recent returns the newest limit traces that touched toplevel tlid (as root
 // or, for a function, anywhere in the callgraph), newest first; an empty
-// slice if there are none. limit must be at least 1 (else the error wraps
+// slice if there are none. It does not judge them (Summary.Kept is zero):
+// the API lists with RecentKept. limit must be at least 1 (else the error wraps
 // traces.ErrInvalid). Errors wrap traces.ErrUnavailable when the server
 // cannot be reached. Safe for concurrent use.
 func (db *DB) Recent(ctx context.Context, canvas traces.CanvasID, tlid traces.TLID, limit int) ([]traces.Summary, error) {

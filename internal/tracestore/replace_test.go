@@ -71,7 +71,7 @@ func newRigOn(t *testing.T, gcs *objstore.GCS, now func() time.Time) *execRig {
 // patches the objects.
 func (r *execRig) markHeld(t *testing.T, id traces.TraceID) {
 	t.Helper()
-	h, err := r.db.BeginHold(t.Context(), r.c, id, "", r.now(), 100)
+	h, err := r.db.BeginHold(t.Context(), r.c, id, index.HoldSpec{}, r.now(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,14 +68,21 @@ type Options struct {
 	// Limits bound decoding of stored objects and list sizes.
 	Limits traces.Limits
 	// Retention is how long unmatched requests are listed after they
-	// arrive (default 7 days). It should equal the bucket lifecycle rule's,
-	// which deletes their objects.
+	// arrive (default 7 days), and the retention listings assume without
+	// Policy. It should equal the bucket lifecycle rule's, which deletes
+	// their objects.
 	Retention time.Duration
 	// Renewer, if set, renews keepers that an operation promoted (see
 	// Renewer); without it they wait for the GC's next pass.
 	Renewer Renewer
 	// Holds, if set, conforms objects' holds during Repair.
 	Holds HoldConformer
+	// Policy, if set, is the policy listings describe (retention and the
+	// global keep-N, as GC resolves them); without it Retention and Keep.
+	Policy Policy
+	// Keep is the global keep-N listings assume without Policy (default
+	// DefaultKeep).
+	Keep int
 }
 
 // Service saves, reads, replaces and lists traces, adds layers, repairs
@@ -93,6 +100,9 @@ type Service struct {
 // DefaultRetention is the default retention period.
 const DefaultRetention = 7 * 24 * time.Hour
 
+// DefaultKeep is the default keep-N.
+const DefaultKeep = 10
+
 // New returns a Service over objs (an *objstore.GCS) and ix (an *index.DB).
 func New(objs objects, ix store, o Options) *Service {
 	if o.Now == nil {
@@ -106,6 +116,9 @@ func New(objs objects, ix store, o Options) *Service {
 	}
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
+	}
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
 	}
 	return &Service{objects: objs, index: ix, o: o, now: o.Now, log: o.Logger.With("component", "tracestore")}
 }
@@ -242,11 +255,14 @@ func (s *Service) renewDue(ctx context.Context, c traces.CanvasID, due []traces.
 	}
 }
 
-// Read is a trace with all its layers merged, and the generation of its object.
+// Read is a trace with all its layers merged, the generation of its
+// object, and why it is still stored (judged from the index as listings
+// judge it, before the object was read).
 type Read struct {
 	Trace      *traces.Trace
 	Generation int64
 	Record     traces.Record
+	Kept       traces.Kept
 }
 
 // Get reads a trace and merges its layers 1..Record.Layers in order (the
@@ -258,7 +274,7 @@ type Read struct {
 // the index describes (a replace whose index write failed) has its rows
 // rewritten from it.
 func (s *Service) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID) (Read, error) {
-	rec, err := s.index.Get(ctx, c, id)
+	rec, kept, err := s.index.GetKept(ctx, c, id, s.judging(ctx))
 	if err != nil {
 		return Read{}, traces.PublicIf(fmt.Errorf("get %s: %w", id, err), traces.ErrNotFound, "trace %s not found", id)
 	}
@@ -288,7 +304,7 @@ func (s *Service) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID)
 		}
 		t = traces.MergeLayers(t, layers)
 	}
-	return Read{Trace: t, Generation: info.Generation, Record: rec}, nil
+	return Read{Trace: t, Generation: info.Generation, Record: rec, Kept: kept}, nil
 }
 
 // heal rewrites the rows of a trace whose object is newer than they say.

@@ -27,6 +27,8 @@
 //	drift, err := ttl.CheckBucket(ctx, gcs, p, topic) // serve: log each line as a warning
 //	rep, err := ttl.Change(ctx, gcs, db, p, now, log, ttl.ChangeRequest{Retention: 14 * ttl.Day}, ttl.ChangeOptions{})
 //	s, err := ttl.ReadStatus(ctx, db, gcs, now); n := s.Write(w, ttl.StatusOptions{…})
+//	ret, keep := g.CurrentPolicy(ctx)        // listings: why a trace is kept, until when (cached)
+//	ttl.Options{Holds: holdsService}         // passes release holds whose end has come
 //
 // Every write of renew_after is conditional on the toplevel's rev (see
 // index.DB.SetRenewAfter), so a pass never overwrites a concurrent change

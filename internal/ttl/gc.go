@@ -23,6 +23,13 @@ type Repairer interface {
 	Repair(ctx context.Context, c traces.CanvasID, id traces.TraceID, cutoff time.Time) error
 }
 
+// HoldEnder releases a hold whose end has come, as a release does (the
+// trace gets a full retention period from then); holds.Service implements
+// it. released is false when the hold's end moved meanwhile or it is gone.
+type HoldEnder interface {
+	ReleaseEnded(ctx context.Context, c traces.CanvasID, id traces.TraceID) (released bool, err error)
+}
+
 // renewer is all a GC pass needs from Cloud Storage.
 type renewer interface {
 	// SetCustomTime moves customTime forward to t (whole seconds).
@@ -58,6 +65,10 @@ type Options struct {
 	// Repair, if set, converges traces whose operations did not finish
 	// (tracestore.Service); without it the repair step does nothing.
 	Repair Repairer
+	// Holds, if set, releases the holds whose end has come (holds.Service):
+	// each pass finds them (index.DB.EndedHolds) before renewing keepers.
+	// Without it holds with an end stay held.
+	Holds HoldEnder
 	// RepairGrace is how old an operation token must be (on the database's
 	// clock) before the repair step takes it: longer than any operation may
 	// run (tracestore and holds bound theirs to one minute, OpTimeout).
@@ -132,6 +143,7 @@ type Summary struct {
 	Failed       int
 	Patches      int // customTime PATCHes issued, layers included
 	Repaired     int // traces whose unfinished operations the repair step converged
+	HoldsEnded   int // holds released because their end had come
 	Forgotten    int // rows of forgotten toplevels without traces deleted
 	Duration     time.Duration
 	DryRun       bool
@@ -148,6 +160,7 @@ func (s *Summary) add(o Summary) {
 	s.Failed += o.Failed
 	s.Patches += o.Patches
 	s.Repaired += o.Repaired
+	s.HoldsEnded += o.HoldsEnded
 	s.Forgotten += o.Forgotten
 }
 
@@ -163,7 +176,9 @@ type GC struct {
 	// cfg is the configured policy. eff is the policy of the last pass:
 	// Pass sets it from the effective policy before any canvas is processed
 	// (passMu serialises passes); canvas and RenewToplevels (called by
-	// requests, concurrently with passes) read it through policy().
+	// requests, concurrently with passes) read it through policy(). Its Keep
+	// is the keep of a canvas without its own, which index.DB.Keepers
+	// applies in the same statement as it reads the toplevels' rev.
 	cfg     Policy
 	eff     atomic.Pointer[Policy]
 	passMu  sync.Mutex
@@ -174,6 +189,7 @@ type GC struct {
 	limiter *rate.Limiter
 	sem     chan struct{} // bounds PATCHes in flight across canvases
 	m       *metrics
+	cur     current // CurrentPolicy's cache
 }
 
 // New returns a GC over objs (an *objstore.GCS) and db. It refuses an unsafe
@@ -294,6 +310,13 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		// Then the holds whose end has come: released, each trace gets a
+		// fresh retention period, and stays a keeper if it is one.
+		n, err = g.endHolds(ctx, now)
+		sum.HoldsEnded = n
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	canvases, err := g.dueCanvases(ctx, before)
 	if err != nil {
@@ -374,6 +397,56 @@ func (g *GC) repair(ctx context.Context) (int, error) {
 	return int(n.Load()), nil
 }
 
+// endHolds releases the holds whose end is at or before now (Options.Holds),
+// a batch at a time, earliest end first, a few at once. It returns how many
+// it released; a hold whose release fails keeps its end and is tried again
+// next pass.
+func (g *GC) endHolds(ctx context.Context, now time.Time) (int, error) {
+	if g.o.Holds == nil {
+		return 0, nil
+	}
+	var (
+		n    atomic.Int64
+		errs []error
+		mu   sync.Mutex
+	)
+	for range 100 { // bounded: what is left waits for the next pass
+		ended, err := g.db.EndedHolds(ctx, now, g.o.BatchSize)
+		if err != nil || len(ended) == 0 {
+			return int(n.Load()), err
+		}
+		before := n.Load()
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(g.o.Concurrency)
+		for _, h := range ended {
+			eg.Go(func() error {
+				ok, err := g.o.Holds.ReleaseEnded(ectx, h.Canvas, h.ID)
+				switch {
+				case errors.Is(err, traces.ErrNotFound):
+					// Gone meanwhile (its rows went with it): nothing to end.
+				case err != nil:
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("end hold of %s/%s: %w", h.Canvas, h.ID, err))
+					mu.Unlock()
+				case ok:
+					n.Add(1)
+					g.log.Debug("hold ended", "canvas_id", h.Canvas, "trace_id", h.ID)
+				}
+				return nil
+			})
+		}
+		_ = eg.Wait()
+		// A batch that released nothing would be read again as it is.
+		if len(errs) > 0 || len(ended) < g.o.BatchSize || n.Load() == before {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return int(n.Load()), fmt.Errorf("end holds: %d failed, the first: %w", len(errs), errs[0])
+	}
+	return int(n.Load()), nil
+}
+
 // finish ends a pass: it decides the outcome (see passOutcome), counts it,
 // records it in the pass history and logs the summary. parent is Pass's
 // context, ctx the one with the pass deadline.
@@ -393,7 +466,7 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 	g.log.Log(parent, passLogLevel(sum, outcome, overrun), "gc pass done", "outcome", outcome, "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
 		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
 		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
-		"repaired", sum.Repaired, "forgotten", sum.Forgotten,
+		"repaired", sum.Repaired, "holds_ended", sum.HoldsEnded, "forgotten", sum.Forgotten,
 		"retention", FormatDuration(run.eff.Retention), "keep", run.eff.Keep.Default,
 		"duration", sum.Duration, "interval", g.cfg.Interval)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // deploy/prometheus watch. Dry runs and interrupted passes record nothing.
 type metrics struct {
 	examined, renewed, fresh, held, gone, failed prometheus.Counter
-	patches, canvases, skipped                   prometheus.Counter
+	patches, canvases, skipped, holdsEnded       prometheus.Counter
 	passes                                       *prometheus.CounterVec
 	passSeconds                                  prometheus.Histogram
 	lastSuccess, keeperDeadline, lastPass        prometheus.Gauge
@@ -31,15 +31,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "tracegw_gc_" + name, Help: help}))
 	}
 	return &metrics{
-		examined: counter("examined_total", "Keepers of due toplevels that GC examined."),
-		renewed:  counter("renewed_total", "Keepers whose customTime GC renewed."),
-		fresh:    counter("already_fresh_total", "Keepers GC found young enough (or already renewed)."),
-		held:     counter("held_total", "Held keepers GC skipped."),
-		gone:     counter("gone_total", "Keepers whose object was gone; their index rows were removed."),
-		failed:   counter("failed_total", "Keepers GC failed to renew (retried next pass)."),
-		patches:  counter("patches_total", "customTime PATCH requests GC issued (traces and layers)."),
-		canvases: counter("canvases_total", "Due canvases GC processed."),
-		skipped:  counter("canvases_skipped_total", "Due canvases GC skipped because another replica held them."),
+		examined:   counter("examined_total", "Keepers of due toplevels that GC examined."),
+		renewed:    counter("renewed_total", "Keepers whose customTime GC renewed."),
+		fresh:      counter("already_fresh_total", "Keepers GC found young enough (or already renewed)."),
+		held:       counter("held_total", "Held keepers GC skipped."),
+		gone:       counter("gone_total", "Keepers whose object was gone; their index rows were removed."),
+		failed:     counter("failed_total", "Keepers GC failed to renew (retried next pass)."),
+		patches:    counter("patches_total", "customTime PATCH requests GC issued (traces and layers)."),
+		canvases:   counter("canvases_total", "Due canvases GC processed."),
+		skipped:    counter("canvases_skipped_total", "Due canvases GC skipped because another replica held them."),
+		holdsEnded: counter("holds_ended_total", "Holds GC released because their end (until) had come."),
 		passes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracegw_gc_passes_total",
 			Help: "GC passes by result: ok, failed (some keeper or canvas failed), cut_short (hit its deadline of one interval), refused (policy disagreement).",
@@ -99,6 +100,7 @@ func (m *metrics) record(s Summary, r index.PassRecord, p Policy) {
 	m.patches.Add(float64(s.Patches))
 	m.canvases.Add(float64(s.Canvases))
 	m.skipped.Add(float64(s.Skipped))
+	m.holdsEnded.Add(float64(s.HoldsEnded))
 	m.passSeconds.Observe(s.Duration.Seconds())
 	m.lastPassSeconds.Set(s.Duration.Seconds())
 	m.lastPass.Set(unixSeconds(r.EndedAt))

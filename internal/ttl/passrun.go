@@ -49,6 +49,7 @@ func (g *GC) begin(ctx context.Context, now time.Time, dryRun bool) (passRun, er
 	run.eff = eff
 	p.Retention, p.Keep = eff.Retention, eff.Keep.Default
 	g.eff.Store(&p)
+	g.cur.set(eff.Retention, eff.Keep.Default, now)
 	return run, nil
 }
 

@@ -26,15 +26,16 @@ var ErrDisagree = fmt.Errorf("retention policy disagrees: %w", traces.ErrPrecond
 const SettleWindow = 48 * time.Hour
 
 // Keeps is the effective keep-N: how many of the latest traces of each live
-// toplevel GC keeps. It is one global value today; a per-canvas value will
-// be looked up here, so every reader asks For(canvas).
+// toplevel GC keeps. A canvas may have a keep of its own (PUT
+// /v1/canvases/{id}/policy, index.DB.SetCanvasKeep); it is not looked up
+// here but read by index.DB.Keepers (and the listings) in the same
+// statement as the rows it judges, so a pass can never pair a toplevel's
+// current rev with a canvas keep that a concurrent raise has replaced.
 type Keeps struct {
-	// Default is the global keep (the policy record's).
+	// Default is the global keep (the policy record's): the keep of every
+	// canvas without its own.
 	Default int
 }
-
-// For returns the keep-N of canvas c.
-func (k Keeps) For(c traces.CanvasID) int { return k.Default }
 
 // Effective is the policy a GC pass applies, resolved from the configured
 // Policy, the bucket's lifecycle rule and the policy record.

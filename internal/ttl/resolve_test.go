@@ -41,27 +41,28 @@ func TestResolve(t *testing.T) {
 		wantKeep      int
 		wantFresh     bool
 		wantErr       []string // substrings; the error wraps ErrDisagree
+		list          [2]int   // with wantErr: listingPolicy's retention (days) and keep
 	}{
-		{name: "no rule", cfg: cfg(7, 10), rule: Rule{}, wantErr: []string{"no tracegw lifecycle rule", "tracegw setup-bucket"}},
+		{name: "no rule", cfg: cfg(7, 10), rule: Rule{}, wantErr: []string{"no tracegw lifecycle rule", "tracegw setup-bucket"}, list: [2]int{7, 10}},
 		{name: "fresh install, flags match the rule", cfg: cfg(7, 10), rule: rule(7), wantRetention: 7, wantKeep: 10, wantFresh: true},
 		{name: "fresh install, rule 7d, flag 14d", cfg: cfg(14, 10), rule: rule(7),
-			wantErr: []string{"--retention 14d disagrees with the bucket's lifecycle rule (7d)", "tracegw retention set --retention 14d"}},
+			wantErr: []string{"--retention 14d disagrees with the bucket's lifecycle rule (7d)", "tracegw retention set --retention 14d"}, list: [2]int{7, 10}},
 		{name: "settled, all agree", cfg: cfg(7, 10), rule: rule(7), rec: settled, have: true, wantRetention: 7, wantKeep: 10},
 		{name: "settled, flag 14d", cfg: cfg(14, 10), rule: rule(7), rec: settled, have: true,
-			wantErr: []string{"--retention 14d disagrees with the retention recorded", "(7d)", "tracegw retention set --retention 14d"}},
+			wantErr: []string{"--retention 14d disagrees with the retention recorded", "(7d)", "tracegw retention set --retention 14d"}, list: [2]int{7, 10}},
 		{name: "settled, rule changed outside tracegw", cfg: cfg(7, 10), rule: rule(3), rec: settled, have: true,
-			wantErr: []string{"the bucket's lifecycle rule (3d) disagrees", "changed outside tracegw", "tracegw retention set --retention N"}},
+			wantErr: []string{"the bucket's lifecycle rule (3d) disagrees", "changed outside tracegw", "tracegw retention set --retention N"}, list: [2]int{3, 10}},
 		{name: "settled, keep flag differs", cfg: cfg(7, 20), rule: rule(7), rec: settled, have: true,
-			wantErr: []string{"--keep-per-toplevel 20 disagrees with the keep recorded", "(10)", "tracegw retention set --keep-per-toplevel 20"}},
+			wantErr: []string{"--keep-per-toplevel 20 disagrees with the keep recorded", "(10)", "tracegw retention set --keep-per-toplevel 20"}, list: [2]int{7, 10}},
 		{name: "everything wrong at once", cfg: cfg(14, 20), rule: rule(3), rec: settled, have: true,
-			wantErr: []string{"--retention 14d", "lifecycle rule (3d)", "--keep-per-toplevel 20"}},
+			wantErr: []string{"--retention 14d", "lifecycle rule (3d)", "--keep-per-toplevel 20"}, list: [2]int{3, 10}},
 		{name: "raising: new flag and rule, old threshold", cfg: cfg(14, 10), rule: rule(14), rec: raising, have: true, wantRetention: 7, wantKeep: 10},
 		{name: "raising: old flag still accepted", cfg: cfg(7, 10), rule: rule(14), rec: raising, have: true, wantRetention: 7, wantKeep: 10},
 		{name: "raising: a third value is not", cfg: cfg(10, 10), rule: rule(14), rec: raising, have: true,
-			wantErr: []string{"--retention 10d disagrees", "(14d, or 7d while the change from 7d settles, until"}},
+			wantErr: []string{"--retention 10d disagrees", "(14d, or 7d while the change from 7d settles, until"}, list: [2]int{7, 10}},
 		{name: "raised 49h ago: new threshold", cfg: cfg(14, 10), rule: rule(14), rec: raisedLongAgo, have: true, wantRetention: 14, wantKeep: 10},
 		{name: "raised 49h ago: old flag refused", cfg: cfg(7, 10), rule: rule(14), rec: raisedLongAgo, have: true,
-			wantErr: []string{"--retention 7d disagrees", "(14d)"}},
+			wantErr: []string{"--retention 7d disagrees", "(14d)"}, list: [2]int{7, 10}},
 		{name: "lowering, rule not yet changed: new threshold", cfg: cfg(14, 10), rule: rule(14), rec: lowering, have: true, wantRetention: 7, wantKeep: 10},
 		{name: "lowering, rule changed", cfg: cfg(7, 10), rule: rule(7), rec: lowering, have: true, wantRetention: 7, wantKeep: 10},
 		{name: "lowering, rule not yet changed, any rule is taken into account", cfg: cfg(7, 10), rule: rule(5), rec: lowering, have: true,
@@ -70,9 +71,9 @@ func TestResolve(t *testing.T) {
 			wantRetention: 7, wantKeep: 20},
 		{name: "keep raised: new flag", cfg: cfg(7, 20), rule: rule(7), rec: keepRaised, have: true, wantRetention: 7, wantKeep: 20},
 		{name: "keep raised 48h ago: old flag refused", cfg: cfg(7, 10), rule: rule(7), rec: keepRaisedLongAgo, have: true,
-			wantErr: []string{"--keep-per-toplevel 10 disagrees", "(20)"}},
+			wantErr: []string{"--keep-per-toplevel 10 disagrees", "(20)"}, list: [2]int{7, 20}},
 		{name: "recorded retention unsafe with this margin", cfg: cfg(2, 10), rule: rule(2),
-			rec: index.PolicyRecord{RetentionDays: 2, Keep: 10}, have: true, wantErr: []string{"--renew-margin 2d must be less than --retention 2d"}},
+			rec: index.PolicyRecord{RetentionDays: 2, Keep: 10}, have: true, wantErr: []string{"--renew-margin 2d must be less than --retention 2d"}, list: [2]int{2, 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eff, err := Resolve(tc.cfg, tc.rule, tc.rec, tc.have, now)
@@ -88,6 +89,10 @@ func TestResolve(t *testing.T) {
 						t.Errorf("error %q lacks %q", err, w)
 					}
 				}
+				// Listings still describe the strictest retention named.
+				if ret, keep := listingPolicy(tc.cfg, tc.rule, tc.rec, tc.have, now); ret != time.Duration(tc.list[0])*Day || keep != tc.list[1] {
+					t.Errorf("listingPolicy = %s, %d; want %dd, %d", ret, keep, tc.list[0], tc.list[1])
+				}
 				return
 			}
 			if err != nil {
@@ -97,8 +102,8 @@ func TestResolve(t *testing.T) {
 				t.Errorf("Resolve = retention %dd keep %d fresh %v, want %dd %d %v", got, eff.Keep.Default, eff.Fresh,
 					tc.wantRetention, tc.wantKeep, tc.wantFresh)
 			}
-			if eff.Keep.For(canvas(3)) != eff.Keep.Default {
-				t.Errorf("Keeps.For differs from the default")
+			if ret, keep := listingPolicy(tc.cfg, tc.rule, tc.rec, tc.have, now); ret != eff.Retention || keep != eff.Keep.Default {
+				t.Errorf("listingPolicy = %s, %d; want Resolve's %s, %d", ret, keep, eff.Retention, eff.Keep.Default)
 			}
 		})
 	}

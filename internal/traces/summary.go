@@ -172,7 +172,7 @@ func AppendSearchMsgpack(dst []byte, list []Summary, nextCursor string) []byte {
 // DecodeSearch reads AppendSearchMsgpack's output. Keys it does not know
 // are skipped.
 func DecodeSearch(body []byte, lim Limits) (list []Summary, nextCursor string, err error) {
-	lim.SkipUnknown = true
+	lim.SkipUnknown, lim.stored = true, true // an answer: a later server may add keys; text is not ours to check
 	err = DecodeFields(body, false, lim, map[string]func(*Reader, string) error{
 		"traces":     func(r *Reader, f string) (err error) { list, err = r.Summaries(f); return err },
 		"nextCursor": func(r *Reader, f string) (err error) { nextCursor, err = r.String(f, 64); return err },

@@ -144,7 +144,7 @@ func (b *run) embedded(ctx context.Context) (err error) {
 
 	b.log("seeding the index with COPY")
 	t0 := time.Now()
-	rows, dels, err := seedIndex(ctx, dbURL, b.plan.notifyMsgs+b.plan.applyN)
+	rows, dels, err := seedIndex(ctx, dbURL, b.plan.notifyMsgs+b.plan.emuMsgs+b.plan.applyN)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -165,8 +165,9 @@ func (b *run) embedded(ctx context.Context) (err error) {
 		return fmt.Errorf("stage tmpfs: %w", err)
 	}
 	b.log("notify")
-	n := min(b.plan.notifyMsgs, len(dels))
-	nr := measureNotify(ctx, dbURL, "traces", dels[:n], dels[n:], b.plan.notifyWindow)
+	q := min(b.plan.notifyMsgs, len(dels))
+	e := min(q+b.plan.emuMsgs, len(dels))
+	nr := measureNotify(ctx, dbURL, "traces", b.tmp, dels[:q], dels[q:e], dels[e:], b.plan.notifyWindow)
 	b.r.Notify = &nr
 	return ctx.Err()
 }
@@ -280,8 +281,9 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 			}
 			b.log("%s: saves %d KiB concurrency %d", name, size, conc)
 			var prof func()
-			if b.o.ProfileDir != "" && size == 16 && conc == 64 {
-				prof = profileGateway(ctx, "http://"+adminAddr, filepath.Join(b.o.ProfileDir, "gateway-"+name+".pprof"), b.plan.saves.maxDur, b.log)
+			if b.o.ProfileDir != "" && size == 16 && (conc == 64 || conc == 1) {
+				path := filepath.Join(b.o.ProfileDir, fmt.Sprintf("gateway-%s-c%d.pprof", name, conc))
+				prof = profileGateway(ctx, "http://"+adminAddr, path, b.plan.saves.maxDur, b.log)
 			}
 			st.Cells = append(st.Cells, measureSaveCell(ctx, t, p, conc, b.plan.saves, gw.cmd.Process.Pid, emu.cmd.Process.Pid, prof))
 		}
@@ -309,14 +311,22 @@ func measureSaveCell(ctx context.Context, t *saveTargets, p payload, conc int, b
 		c.EmuCPU1k = (emu1.CPU - emu0.CPU).Seconds() * 1000 / float64(n)
 	}
 	c.GwPeakMiB = float64(gw1.HWMKB) / 1024
+	// The raw path is the storage client in this process: its CPU per
+	// upload is what the gateway's CPU per save is held against.
+	self0, _ := readProc(os.Getpid())
 	raw := runLoad(ctx, conc, b, t.raw(p))
+	self1, _ := readProc(os.Getpid())
+	if n := raw.Ops + conc; raw.Ops > 0 {
+		c.RawCPU1k = (self1.CPU - self0.CPU).Seconds() * 1000 / float64(n)
+	}
 	naive := runLoad(ctx, conc, b, t.naiveSave(p))
 	c.Raw, c.Naive = &raw, &naive
 	return c
 }
 
 // profileGateway starts a CPU profile of the gateway (its pprof on the
-// admin listener) for about d and returns a func that waits for it and
+// admin listener) for about d (the profile ends with the cell or after d,
+// whichever is later) and returns a func that waits for it and
 // writes it to path.
 func profileGateway(ctx context.Context, adminURL, path string, d time.Duration, log func(string, ...any)) func() {
 	done := make(chan struct{})

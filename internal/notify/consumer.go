@@ -21,6 +21,11 @@ const (
 	DefaultMaxWait         = 50 * time.Millisecond
 	DefaultApplyTimeout    = 30 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxOutstanding is the Pub/Sub flow control serve passes to
+	// Subscription: messages in hand at once, leased and extended by the
+	// client until acked. Four batches: one committing, one filling, and
+	// room for the stream to keep delivering meanwhile.
+	DefaultMaxOutstanding = 4 * DefaultMaxBatch
 	defaultLayerWorkers    = 8
 )
 

@@ -26,7 +26,7 @@ const (
 	// client until acked. Four batches: one committing, one filling, and
 	// room for the stream to keep delivering meanwhile.
 	DefaultMaxOutstanding = 4 * DefaultMaxBatch
-	defaultLayerWorkers    = 8
+	defaultLayerWorkers   = 8
 )
 
 // After a failed commit the batcher waits before the next one, doubling from

@@ -90,18 +90,20 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 		d.pubsub = &localPubSub{}
 	}
 
-	d.emu, err = emulator.New(ctx, emulator.Options{
-		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // emulator.New adds component=emulator
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start emulator: %w", err)
-	}
-	d.closers = append(d.closers, func() { _ = d.emu.Close() })
 	emuLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	// PublicHost routes the gateway's XML-API uploads.
+	d.emu, err = emulator.New(ctx, emulator.Options{
+		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval, PublicHost: emuLn.Addr().String(),
+		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // emulator.New adds component=emulator
+	})
+	if err != nil {
+		emuLn.Close()
+		return nil, fmt.Errorf("start emulator: %w", err)
+	}
+	d.closers = append(d.closers, func() { _ = d.emu.Close() })
 	d.emuSrv = &http.Server{Handler: d.emu.Handler()}
 	go func() { _ = d.emuSrv.Serve(emuLn) }()
 	d.closers = append(d.closers, func() { _ = d.emuSrv.Close() })

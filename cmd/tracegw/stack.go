@@ -73,6 +73,18 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 		return nil, fmt.Errorf("storage client: %w", err)
 	}
 	s := &stack{log: log, now: now, db: db, client: client, gcs: objstore.New(client, c.Bucket)}
+	// Saves create objects with one XML-API PUT each (objstore/xml.go).
+	hc, err := objstore.XMLClient(ctx, c.GCSEndpoint)
+	if err != nil {
+		db.Close()
+		client.Close()
+		return nil, err
+	}
+	xmlEndpoint := c.GCSEndpoint
+	if xmlEndpoint == "" {
+		xmlEndpoint = objstore.DefaultXMLEndpoint
+	}
+	s.gcs.UseXMLUploads(hc, xmlEndpoint)
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.objects = newMeteredGCS(s.gcs, s.reg)

@@ -79,15 +79,19 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := s.readBody(r)
+	in, err := s.readReceived(r)
 	if err != nil {
 		return err
 	}
-	t, err := traces.DecodeTrace(body, isJSON, s.limits)
+	t, err := traces.DecodeTrace(in.body, in.json, s.limits)
 	if err != nil {
 		return err
 	}
-	saved, err := s.svc.Save(r.Context(), c, t)
+	var rec tracestore.Received
+	if !in.json {
+		rec = tracestore.Received{Doc: in.body, Gzip: in.gzip}
+	}
+	saved, err := s.svc.SaveReceived(r.Context(), c, t, rec)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,7 +16,9 @@ import (
 	"time"
 )
 
-// Save stores a new trace in canvas (POST …/traces, msgpack body). When
+// Save stores a new trace in canvas (POST …/traces, msgpack body, gzip
+// above WithGzipAbove; a direct upload to storage above
+// WithDirectUploadAbove, see direct.go). When
 // t.ID is empty Save first sets it to a fresh UUIDv7 (and leaves Timestamp
 // to be derived from it), so every try sends the identical document: the
 // gateway answers a repeat 200 instead of storing a second trace, and
@@ -40,8 +43,14 @@ func (c *Client) Save(ctx context.Context, canvas CanvasID, t *Trace) (Saved, er
 	}
 	req := request{method: http.MethodPost, path: canvasPath(canvas) + "/traces",
 		body: body, contentType: ctMsgpack, retry: true}
-	if c.gzipMin >= 0 && len(body) >= c.gzipMin {
+	if c.gzipMin >= 0 && len(body) >= c.gzipMin || c.directMin > 0 && int64(len(body)) >= c.directMin {
 		req.body, req.encoding = gzipBytes(body), "gzip"
+	}
+	if c.directMin > 0 && req.encoding != "" && int64(len(req.body)) >= c.directMin {
+		s, err := c.saveDirect(ctx, canvas, t.ID, body, req.body)
+		if !errors.Is(err, errDirectOff) {
+			return s, err
+		}
 	}
 	resp, err := c.do(ctx, req)
 	if err != nil {

@@ -42,6 +42,13 @@ type Config struct {
 	// MaxInflightBytes caps the request body bytes held in memory at once.
 	MaxInflightBytes int64
 
+	// UploadSigningKey is the RSA key (PEM, or a service account's JSON key
+	// file) that signs direct-upload URLs; the emulator checks signatures
+	// with it. UploadSigningID is the service account e-mail it belongs to
+	// (taken from a JSON key file when empty). No key: direct uploads off.
+	UploadSigningKey string
+	UploadSigningID  string
+
 	// token
 	Role    string
 	Canvas  string
@@ -159,43 +166,45 @@ func days(f func(c *Config) *Days) func(*flag.FlagSet, *Config, string, string) 
 
 // flags is the table of every flag; subcommands pick theirs by name.
 var flags = map[string]flagDef{
-	"listen":            {"listen", "address to serve the API on", str(func(c *Config) *string { return &c.Listen })},
-	"admin-listen":      {"admin-listen", "address for /metrics and pprof (empty: metrics on the main listener, no pprof)", str(func(c *Config) *string { return &c.AdminListen })},
-	"database-url":      {"database-url", "PostgreSQL URL of the index", str(func(c *Config) *string { return &c.DatabaseURL })},
-	"db-max-conns":      {"db-max-conns", "connections in the index's pool", integer(func(c *Config) *int { return &c.DBMaxConns })},
-	"bucket":            {"bucket", "GCS bucket dedicated to traces", str(func(c *Config) *string { return &c.Bucket })},
-	"gcs-endpoint":      {"gcs-endpoint", "GCS endpoint URL (an emulator); empty: real GCS with default credentials", str(func(c *Config) *string { return &c.GCSEndpoint })},
-	"pubsub-project":    {"pubsub-project", "Pub/Sub project of the notification topic and subscription", str(func(c *Config) *string { return &c.PubSubProject })},
-	"topic":             {"topic", "Pub/Sub topic the bucket notifies", str(func(c *Config) *string { return &c.Topic })},
-	"subscription":      {"subscription", "Pub/Sub subscription of the notification consumer", str(func(c *Config) *string { return &c.Subscription })},
-	"retention":         {"retention", "minimum time every trace is kept (lifecycle daysSinceCustomTime), e.g. 7d", days(func(c *Config) *Days { return &c.Retention })},
-	"renew-margin":      {"renew-margin", "GC renews a keeper once its customTime is older than retention minus this; must be >= 3*gc-interval + 1d", days(func(c *Config) *Days { return &c.RenewMargin })},
-	"keep-per-toplevel": {"keep-per-toplevel", "newest traces of every live toplevel kept however old", integer(func(c *Config) *int { return &c.KeepPerToplevel })},
-	"gc-interval":       {"gc-interval", "time between GC passes, and each pass's deadline", dur(func(c *Config) *time.Duration { return &c.GCInterval })},
-	"run-gc":            {"run-gc", "run the GC loop in this process", boolean(func(c *Config) *bool { return &c.RunGC })},
-	"run-notify":        {"run-notify", "run the deletion-notification consumer in this process", boolean(func(c *Config) *bool { return &c.RunNotify })},
-	"signing-key-file":  {"signing-key-file", "file holding the key that signs bearer tokens (HS256 JWTs)", str(func(c *Config) *string { return &c.SigningKeyFile })},
-	"oidc-audience":     {"oidc-audience", "also accept Google-signed ID tokens of service accounts for this audience (e.g. the service's URL); empty: off", str(func(c *Config) *string { return &c.OIDCAudience })},
-	"oidc-subjects":     {"oidc-subjects", "file of the service accounts whose ID tokens are accepted: one 'EMAIL ROLE [CANVAS]' per line", str(func(c *Config) *string { return &c.OIDCSubjects })},
-	"insecure-no-auth":  {"insecure-no-auth", "serve without authentication (every caller is admin)", boolean(func(c *Config) *bool { return &c.InsecureNoAuth })},
-	"hold-quota":        {"hold-quota", "maximum held traces per canvas", integer(func(c *Config) *int { return &c.HoldQuota })},
-	"max-body":          {"max-body", "maximum request body in bytes", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Int64Var(&c.MaxBody, n, c.MaxBody, u) }},
-	"data-dir":          {"data-dir", "directory for dev's data (objects, PostgreSQL, signing key)", str(func(c *Config) *string { return &c.DataDir })},
-	"pprof":             {"pprof", "serve /debug/pprof on the admin listener", boolean(func(c *Config) *bool { return &c.Pprof })},
-	"shutdown-timeout":  {"shutdown-timeout", "how long SIGTERM waits for in-flight requests", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-	"role":              {"role", "token role: executor, editor or admin", str(func(c *Config) *string { return &c.Role })},
-	"canvas":            {"canvas", "canvas ID (token scope; reconcile: one canvas)", str(func(c *Config) *string { return &c.Canvas })},
-	"ttl":               {"ttl", "token lifetime", dur(func(c *Config) *time.Duration { return &c.TTL })},
-	"subject":           {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
-	"once":              {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
-	"dry-run":           {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
-	"quick":             {"quick", "short run (under 2 minutes)", boolean(func(c *Config) *bool { return &c.Quick })},
-	"url":               {"url", "measure a running gateway on loopback (saves and reads only) instead of an embedded stack", str(func(c *Config) *string { return &c.BenchURL })},
-	"token":             {"token", "bearer token for --url (executor+editor rights: admin)", str(func(c *Config) *string { return &c.Token })},
-	"json":              {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
-	"seed":              {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
-	"profile":           {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
-	"max-notify-lag":    {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
+	"listen":             {"listen", "address to serve the API on", str(func(c *Config) *string { return &c.Listen })},
+	"admin-listen":       {"admin-listen", "address for /metrics and pprof (empty: metrics on the main listener, no pprof)", str(func(c *Config) *string { return &c.AdminListen })},
+	"database-url":       {"database-url", "PostgreSQL URL of the index", str(func(c *Config) *string { return &c.DatabaseURL })},
+	"db-max-conns":       {"db-max-conns", "connections in the index's pool", integer(func(c *Config) *int { return &c.DBMaxConns })},
+	"bucket":             {"bucket", "GCS bucket dedicated to traces", str(func(c *Config) *string { return &c.Bucket })},
+	"gcs-endpoint":       {"gcs-endpoint", "GCS endpoint URL (an emulator); empty: real GCS with default credentials", str(func(c *Config) *string { return &c.GCSEndpoint })},
+	"pubsub-project":     {"pubsub-project", "Pub/Sub project of the notification topic and subscription", str(func(c *Config) *string { return &c.PubSubProject })},
+	"topic":              {"topic", "Pub/Sub topic the bucket notifies", str(func(c *Config) *string { return &c.Topic })},
+	"subscription":       {"subscription", "Pub/Sub subscription of the notification consumer", str(func(c *Config) *string { return &c.Subscription })},
+	"retention":          {"retention", "minimum time every trace is kept (lifecycle daysSinceCustomTime), e.g. 7d", days(func(c *Config) *Days { return &c.Retention })},
+	"renew-margin":       {"renew-margin", "GC renews a keeper once its customTime is older than retention minus this; must be >= 3*gc-interval + 1d", days(func(c *Config) *Days { return &c.RenewMargin })},
+	"keep-per-toplevel":  {"keep-per-toplevel", "newest traces of every live toplevel kept however old", integer(func(c *Config) *int { return &c.KeepPerToplevel })},
+	"gc-interval":        {"gc-interval", "time between GC passes, and each pass's deadline", dur(func(c *Config) *time.Duration { return &c.GCInterval })},
+	"run-gc":             {"run-gc", "run the GC loop in this process", boolean(func(c *Config) *bool { return &c.RunGC })},
+	"run-notify":         {"run-notify", "run the deletion-notification consumer in this process", boolean(func(c *Config) *bool { return &c.RunNotify })},
+	"signing-key-file":   {"signing-key-file", "file holding the key that signs bearer tokens (HS256 JWTs)", str(func(c *Config) *string { return &c.SigningKeyFile })},
+	"oidc-audience":      {"oidc-audience", "also accept Google-signed ID tokens of service accounts for this audience (e.g. the service's URL); empty: off", str(func(c *Config) *string { return &c.OIDCAudience })},
+	"oidc-subjects":      {"oidc-subjects", "file of the service accounts whose ID tokens are accepted: one 'EMAIL ROLE [CANVAS]' per line", str(func(c *Config) *string { return &c.OIDCSubjects })},
+	"insecure-no-auth":   {"insecure-no-auth", "serve without authentication (every caller is admin)", boolean(func(c *Config) *bool { return &c.InsecureNoAuth })},
+	"hold-quota":         {"hold-quota", "maximum held traces per canvas", integer(func(c *Config) *int { return &c.HoldQuota })},
+	"max-body":           {"max-body", "maximum request body in bytes", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Int64Var(&c.MaxBody, n, c.MaxBody, u) }},
+	"data-dir":           {"data-dir", "directory for dev's data (objects, PostgreSQL, signing key)", str(func(c *Config) *string { return &c.DataDir })},
+	"pprof":              {"pprof", "serve /debug/pprof on the admin listener", boolean(func(c *Config) *bool { return &c.Pprof })},
+	"shutdown-timeout":   {"shutdown-timeout", "how long SIGTERM waits for in-flight requests", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	"role":               {"role", "token role: executor, editor or admin", str(func(c *Config) *string { return &c.Role })},
+	"canvas":             {"canvas", "canvas ID (token scope; reconcile: one canvas)", str(func(c *Config) *string { return &c.Canvas })},
+	"ttl":                {"ttl", "token lifetime", dur(func(c *Config) *time.Duration { return &c.TTL })},
+	"subject":            {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
+	"once":               {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
+	"dry-run":            {"dry-run", "report what would change, change nothing", boolean(func(c *Config) *bool { return &c.DryRun })},
+	"quick":              {"quick", "short run (under 2 minutes)", boolean(func(c *Config) *bool { return &c.Quick })},
+	"url":                {"url", "measure a running gateway on loopback (saves and reads only) instead of an embedded stack", str(func(c *Config) *string { return &c.BenchURL })},
+	"token":              {"token", "bearer token for --url (executor+editor rights: admin)", str(func(c *Config) *string { return &c.Token })},
+	"json":               {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
+	"seed":               {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
+	"profile":            {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
+	"max-notify-lag":     {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
+	"upload-signing-key": {"upload-signing-key", "RSA key (PEM, or a service account JSON key file) that signs direct-upload URLs of large traces; the emulator verifies signatures with it; empty: direct uploads off", str(func(c *Config) *string { return &c.UploadSigningKey })},
+	"upload-signing-id":  {"upload-signing-id", "service account e-mail of --upload-signing-key (read from a JSON key file when empty)", str(func(c *Config) *string { return &c.UploadSigningID })},
 	"max-inflight-bytes": {"max-inflight-bytes", "request body bytes held in memory at once across the process; past it a request waits up to 2s, then gets 503 with Retry-After (raised to just above --max-body if smaller)", func(fs *flag.FlagSet, c *Config, n, u string) {
 		fs.Int64Var(&c.MaxInflightBytes, n, c.MaxInflightBytes, u)
 	}},
@@ -203,7 +212,7 @@ var flags = map[string]flagDef{
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "upload-signing-key", "upload-signing-id", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
@@ -211,7 +220,7 @@ var commandFlags = map[string][]string{
 	"gc":           {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
-	"emulator":     {"listen", "data-dir"},
+	"emulator":     {"listen", "data-dir", "upload-signing-key", "upload-signing-id"},
 	"dev":          {"listen", "data-dir", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota", "max-inflight-bytes"},
 	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
 	"status":       {"database-url", "bucket", "gcs-endpoint", "renew-margin", "gc-interval", "max-notify-lag"},

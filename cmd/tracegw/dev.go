@@ -19,8 +19,12 @@ import (
 	"github.com/tracegw/tracegw/emulator"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/notify"
+	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/ttl"
 )
+
+// devSigningID is the access ID dev's upload URLs name.
+const devSigningID = "tracegw-dev@localhost"
 
 // runDev runs the whole system on one machine with no cloud account.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -94,10 +98,19 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 	if err != nil {
 		return nil, err
 	}
+	// Direct uploads: the gateway signs with this key, the emulator checks
+	// with it.
+	c.UploadSigningKey, c.UploadSigningID = filepath.Join(c.DataDir, "upload-signing.pem"), devSigningID
+	upKey, err := objstore.LoadOrCreateSigningKey(c.UploadSigningKey)
+	if err != nil {
+		emuLn.Close()
+		return nil, err
+	}
 	// PublicHost routes the gateway's XML-API uploads.
 	d.emu, err = emulator.New(ctx, emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval, PublicHost: emuLn.Addr().String(),
 		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // emulator.New adds component=emulator
+		SigningKey: &upKey.PublicKey, SigningAccessID: devSigningID,
 	})
 	if err != nil {
 		emuLn.Close()

@@ -105,10 +105,19 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 		s.Close()
 		return nil, err
 	}
-	s.svc = tracestore.New(s.objects, db, tracestore.Options{
+	so := tracestore.Options{
 		Now: now, Logger: log, Limits: s.limits, Retention: time.Duration(c.Retention),
 		Renewer: s.gc, Holds: s.holds,
-	})
+	}
+	if c.UploadSigningKey != "" {
+		signer, err := objstore.NewSigner(c.UploadSigningKey, c.UploadSigningID, c.GCSEndpoint, c.Bucket)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("--upload-signing-key: %w", err)
+		}
+		so.Uploads = signer
+	}
+	s.svc = tracestore.New(s.objects, db, so)
 	var metrics prometheus.Gatherer = s.reg
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -281,8 +282,8 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 			}
 			b.log("%s: saves %d KiB concurrency %d", name, size, conc)
 			var prof func()
-			if b.o.ProfileDir != "" && size == 16 && (conc == 64 || conc == 1) {
-				path := filepath.Join(b.o.ProfileDir, fmt.Sprintf("gateway-%s-c%d.pprof", name, conc))
+			if b.o.ProfileDir != "" && slices.Contains(profileSizes, size) && (conc == 64 || conc == 1) {
+				path := filepath.Join(b.o.ProfileDir, fmt.Sprintf("gateway-%s-%dk-c%d.pprof", name, size, conc))
 				prof = profileGateway(ctx, "http://"+adminAddr, path, b.plan.saves.maxDur, b.log)
 			}
 			st.Cells = append(st.Cells, measureSaveCell(ctx, t, p, conc, b.plan.saves, gw.cmd.Process.Pid, emu.cmd.Process.Pid, prof))
@@ -292,6 +293,10 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	extra(ctx, cl, emuURL)
 	return ctx.Err()
 }
+
+// profileSizes are the trace sizes (KiB) whose c=1 and c=64 cells
+// --profile profiles.
+var profileSizes = []int{16}
 
 // measureSaveCell runs the gateway, raw and naive paths one after another.
 func measureSaveCell(ctx context.Context, t *saveTargets, p payload, conc int, b bounds, gwPid, emuPid int, prof func()) Cell {

@@ -56,13 +56,21 @@ func newMemGateway(t *testing.T) *gateway {
 
 func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap func(http.Handler) http.Handler) *gateway {
 	t.Helper()
+	return serveGatewayWith(t, gcs, tracestore.Options{Now: now}, wrap)
+}
+
+// serveGatewayWith is serveGateway with the trace service's options.
+func serveGatewayWith(t *testing.T, gcs *objstore.GCS, so tracestore.Options, wrap func(http.Handler) http.Handler) *gateway {
+	t.Helper()
+	now := so.Now
+	so.Limits = traces.Limits{MaxBody: 1 << 20}
 	db, err := index.Open(t.Context(), testutil.PG(t), index.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
 	api := httpapi.New(httpapi.Options{
-		Service:  tracestore.New(gcs, db, tracestore.Options{Now: now}),
+		Service:  tracestore.New(gcs, db, so),
 		Holds:    holds.New(gcs, db, holds.Options{Now: now}),
 		Canvases: canvases.New(gcs, db, canvases.Options{Now: now}),
 		Auth:     &httpapi.BearerAuth{Key: testKey},

@@ -64,6 +64,32 @@ func (s Stored) Object(customTime time.Time) NewObject {
 // Holds reports whether the object info describes is s: same document hash.
 func (s Stored) Holds(info ObjectInfo) bool { return info.Metadata[metaSHA256] == s.Hash }
 
+// IsStoredFormat reports whether info describes an object written in this
+// storage format: its content type and encoding and format version.
+func IsStoredFormat(info ObjectInfo) bool {
+	return info.ContentType == storedType && info.ContentEncoding == gzipEncoding && info.Metadata[metaFormat] == FormatVersion
+}
+
+// DocumentHash is the hex SHA-256 of doc, as Stored.Hash holds it.
+func DocumentHash(doc []byte) string {
+	sum := sha256.Sum256(doc)
+	return hex.EncodeToString(sum[:])
+}
+
+// UnstoreLimit is Unstore for an object that may come from a client: a
+// gzip object must be one member inflating to at most limit bytes
+// (Inflate's errors, naming field), an uncompressed one (transcoded on the
+// way) at most limit bytes.
+func UnstoreLimit(raw []byte, limit int64, field string) ([]byte, error) {
+	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		if int64(len(raw)) > limit {
+			return nil, TooLarge(field, limit)
+		}
+		return raw, nil
+	}
+	return Inflate(raw, limit, field, func(int64) error { return nil })
+}
+
 // Unstore undoes the storage format's compression. GCS transcodes gzip
 // objects unless the reader accepts gzip, so it looks at the bytes: a
 // msgpack document never starts with gzip's magic.

@@ -78,6 +78,9 @@ type Options struct {
 	Renewer Renewer
 	// Holds, if set, conforms objects' holds during Repair.
 	Holds HoldConformer
+	// Uploads, if set, signs direct uploads (UploadSlot, Finalize; see
+	// direct.go); nil turns them off.
+	Uploads UploadSigner
 }
 
 // Service saves, reads, replaces and lists traces, adds layers, repairs

@@ -251,4 +251,3 @@ func TestDirectUploadOff(t *testing.T) {
 		t.Errorf("slot without a signer: %d %s, want 404", status, b)
 	}
 }
-

@@ -19,6 +19,7 @@ import (
 	"github.com/tracegw/tracegw/client"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/schema"
 )
@@ -28,6 +29,9 @@ const method = "gateway = `tracegw serve` and emulator = `tracegw emulator` (fil
 	"load generator (client package), raw and naive paths, GC and notify run in the bench process. " +
 	"CPU = utime+stime from /proc/PID/stat over each gateway cell, per 1000 saves; peak RSS = VmHWM from /proc/PID/status, reset before each cell with clear_refs. " +
 	"PostgreSQL is a private server on disk (fsync on)."
+
+// benchSigningID is the access ID of the bench's upload signing key.
+const benchSigningID = "tracegw-bench@localhost"
 
 // remoteMethod is method for a gateway at Options.URL.
 const remoteMethod = "gateway at --url; only its saves and reads are measured (no raw/naive baseline, CPU, RSS, GC or notify)"
@@ -73,7 +77,10 @@ type run struct {
 
 	// The embedded stack's shared parts.
 	tmp, dbURL, keyFile, token string
+	uploadKey                  string // signs direct uploads; the emulators check with it
 	naive                      *pgxpool.Pool
+	gwURL                      string // the current stage's gateway
+	gwPid                      int
 }
 
 func (b *run) log(format string, a ...any) { fmt.Fprintf(b.out, "bench: "+format+"\n", a...) }
@@ -127,6 +134,10 @@ func (b *run) embedded(ctx context.Context) (err error) {
 	if err := migrate(ctx, dbURL); err != nil {
 		return err
 	}
+	b.uploadKey = filepath.Join(b.tmp, "upload-signing.pem")
+	if _, err := objstore.LoadOrCreateSigningKey(b.uploadKey); err != nil {
+		return err
+	}
 	b.keyFile = filepath.Join(b.tmp, "signing.key")
 	key, err := httpapi.LoadOrCreateKey(b.keyFile)
 	if err != nil {
@@ -162,7 +173,10 @@ func (b *run) embedded(ctx context.Context) (err error) {
 	if err := b.stage(ctx, "disk", filepath.Join(b.tmp, "gcs-disk"), b.measureGC); err != nil {
 		return fmt.Errorf("stage disk: %w", err)
 	}
-	if err := b.stage(ctx, "tmpfs", shm, func(ctx context.Context, cl *client.Client, _ string) { b.measureReads(ctx, cl, seed) }); err != nil {
+	if err := b.stage(ctx, "tmpfs", shm, func(ctx context.Context, cl *client.Client, _ string) {
+		b.measureReads(ctx, cl, seed)
+		b.r.Large = b.measureLarge(ctx, b.gwURL, b.gwPid)
+	}); err != nil {
 		return fmt.Errorf("stage tmpfs: %w", err)
 	}
 	b.log("notify")
@@ -230,7 +244,7 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 		return err
 	}
 	emu, err := startChild(ctx, b.o.Executable, "emulator", filepath.Join(b.tmp, "emulator-"+name+".log"),
-		"emulator", "--listen", emuAddr, "--data-dir", dir)
+		"emulator", "--listen", emuAddr, "--data-dir", dir, "--upload-signing-key", b.uploadKey, "--upload-signing-id", benchSigningID)
 	if err != nil {
 		return err
 	}
@@ -257,7 +271,8 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	}
 	gw, err := startChild(ctx, b.o.Executable, "gateway", filepath.Join(b.tmp, "gateway-"+name+".log"),
 		"serve", "--listen", gwAddr, "--database-url", b.dbURL, "--bucket", "traces",
-		"--gcs-endpoint", emuURL, "--signing-key-file", b.keyFile, "--admin-listen", adminAddr, "--pprof")
+		"--gcs-endpoint", emuURL, "--signing-key-file", b.keyFile, "--admin-listen", adminAddr, "--pprof",
+		"--upload-signing-key", b.uploadKey, "--upload-signing-id", benchSigningID)
 	if err != nil {
 		return err
 	}
@@ -266,6 +281,7 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	if err := gw.waitHTTP(ctx, gwURL+"/readyz", time.Minute); err != nil {
 		return fmt.Errorf("%w\n%s", err, copyTail(gw.log.Name(), 10))
 	}
+	b.gwURL, b.gwPid = gwURL, gw.cmd.Process.Pid
 	cl := client.New(gwURL, b.token)
 	defer cl.Close()
 	t := &saveTargets{cl: cl, bucket: sc.Bucket("traces"), naive: b.naive, canvases: newCanvases()}

@@ -22,6 +22,7 @@ type Report struct {
 	Reads   *Reads         `json:"reads,omitempty"`
 	GC      *GCResults     `json:"gc,omitempty"`
 	Notify  *NotifyResults `json:"notify,omitempty"`
+	Large   *LargeResults  `json:"large,omitempty"`
 	Targets []TargetRow    `json:"targets"`
 }
 
@@ -116,6 +117,19 @@ func (r *Report) writeText(w io.Writer) {
 			}
 		}
 		tw.Flush()
+	}
+	if l := r.Large; l != nil {
+		fmt.Fprintf(w, "\nLarge traces (%d KiB document, %d KiB compressed, c=%d, emulator on tmpfs): gateway CPU per MiB saved\n", l.SizeKiB, l.StoredKiB, l.Conc)
+		fmt.Fprintf(w, "  POST through the gateway: %.1f ms/MiB (%s/s, p50 %s)\n", l.PostCPUMiB, rate(&l.Post), ms(l.Post.P50))
+		fmt.Fprintf(w, "  direct upload (signed URL, then finalize): %.1f ms/MiB (%s/s, p50 %s)\n", l.DirectCPUMiB, rate(&l.Direct), ms(l.Direct.P50))
+		for _, x := range []*Result{&l.Post, &l.Direct} {
+			if x.FirstErr != "" {
+				fmt.Fprintf(w, "  first error: %s\n", x.FirstErr)
+			}
+		}
+		if l.Err != "" {
+			fmt.Fprintf(w, "  error: %s\n", l.Err)
+		}
 	}
 	fmt.Fprintln(w, "\nBackground work")
 	if g := r.GC; g != nil {

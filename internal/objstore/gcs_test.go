@@ -134,6 +134,13 @@ func TestCreateXML(t *testing.T) {
 	if _, err := g.Create(ctx, "c/traces/xy", []byte("two"), o); !errors.Is(err, traces.ErrPreconditionFailed) {
 		t.Errorf("second create: %v, want ErrPreconditionFailed", err)
 	}
+	stored, sinfo, err := g.OpenStored(ctx, "c/traces/xy")
+	if err != nil || !bytes.Equal(stored, st0.Body) || sinfo.Generation != info.Generation || sinfo.ContentEncoding != "gzip" {
+		t.Errorf("OpenStored = %d bytes, %+v, %v; want the gzip as stored and its generation", len(stored), sinfo, err)
+	}
+	if _, _, err := g.OpenStored(ctx, "c/traces/missing"); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("OpenStored of a missing object: %v, want ErrNotFound", err)
+	}
 	raw, _, err := g.Open(ctx, "c/traces/xy")
 	body, _ := traces.Unstore(raw)
 	if err != nil || string(body) != "one" {

@@ -41,6 +41,12 @@ type UploadSigner interface {
 	SignCreate(key string, o traces.NewObject, maxSize int64, now time.Time, ttl time.Duration) (string, map[string]string, error)
 }
 
+// storedOpener reads an object as stored, compressed, more cheaply than
+// Open (*objstore.GCS with XML uploads); finalize uses it when it can.
+type storedOpener interface {
+	OpenStored(ctx context.Context, key string) ([]byte, traces.ObjectInfo, error)
+}
+
 // UploadSlot is where and how to upload one trace object.
 type UploadSlot struct {
 	TraceID traces.TraceID
@@ -137,7 +143,11 @@ func (s *Service) Finalize(ctx context.Context, c traces.CanvasID, id traces.Tra
 // the document of trace id hashing to sha. An object that fails is
 // deleted.
 func (s *Service) readUpload(ctx context.Context, key string, id traces.TraceID, sha string, info traces.ObjectInfo, now time.Time) (*traces.Trace, error) {
-	raw, got, err := s.objects.Open(ctx, key)
+	open := s.objects.Open
+	if o, ok := s.objects.(storedOpener); ok {
+		open = o.OpenStored
+	}
+	raw, got, err := open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("finalize %s: %w", key, err)
 	}
@@ -173,7 +183,13 @@ func validUpload(raw []byte, id traces.TraceID, sha string, lim traces.Limits, n
 	if err := Prepare(t, now); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(traces.AppendTraceMsgpack(make([]byte, 0, len(doc)), t), doc) {
+	bp := docBuffers.Get().(*[]byte)
+	defer docBuffers.Put(bp)
+	canon := traces.AppendTraceMsgpack((*bp)[:0], t)
+	if cap(canon) <= 4<<20 {
+		*bp = canon
+	}
+	if !bytes.Equal(canon, doc) {
 		return nil, traces.Invalid("body", "the uploaded document is not in canonical form (traceID and timestamp set, "+
 			"the timestamp in whole milliseconds UTC, tlids without repeats and with the root, keys in the documented order)")
 	}

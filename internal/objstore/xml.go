@@ -35,11 +35,16 @@ const DefaultXMLEndpoint = "https://storage.googleapis.com"
 // XMLClient returns the HTTP client of XML-API uploads: for endpoint ""
 // (real GCS) one that authenticates with the default credentials, else a
 // plain one for an emulator. Either keeps enough idle connections for
-// many concurrent saves, so no save pays a new connection.
+// many concurrent saves, so no save pays a new connection (the
+// authenticated one uses the transport's defaults otherwise).
 func XMLClient(ctx context.Context, endpoint string) (*http.Client, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConns = 1024
 	base.MaxIdleConnsPerHost = 1024
+	// Headers and a body of up to 64 KiB leave in one write, and an answer
+	// arrives in one read: fewer system calls per save.
+	base.WriteBufferSize = 64 << 10
+	base.ReadBufferSize = 64 << 10
 	if endpoint != "" {
 		return &http.Client{Transport: base}, nil
 	}

@@ -201,7 +201,7 @@ var flags = map[string]flagDef{
 	"token":              {"token", "bearer token for --url (executor+editor rights: admin)", str(func(c *Config) *string { return &c.Token })},
 	"json":               {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
 	"seed":               {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Uint64Var(&c.Seed, n, c.Seed, u) }},
-	"profile":            {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
+	"profile":            {"profile", "write CPU profiles of the gateway during the 16 KiB c=1 and c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
 	"max-notify-lag":     {"max-notify-lag", "status warns when deletion notifications lag more than this", days(func(c *Config) *Days { return &c.MaxNotifyLag })},
 	"upload-signing-key": {"upload-signing-key", "RSA key (PEM, or a service account JSON key file) that signs direct-upload URLs of large traces; the emulator verifies signatures with it; empty: direct uploads off", str(func(c *Config) *string { return &c.UploadSigningKey })},
 	"upload-signing-id":  {"upload-signing-id", "service account e-mail of --upload-signing-key (read from a JSON key file when empty)", str(func(c *Config) *string { return &c.UploadSigningID })},

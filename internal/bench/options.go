@@ -22,7 +22,8 @@ type Options struct {
 	// Seed seeds the generated payloads.
 	Seed uint64
 	// ProfileDir, when set, receives CPU profiles of the embedded gateway
-	// taken during the 16 KiB c=64 saves.
+	// taken during the 16 KiB c=1 and c=64 saves of each storage
+	// (gateway-{storage}-16k-c{N}.pprof).
 	ProfileDir string
 
 	// Executable is the tracegw binary that the embedded stack runs as

@@ -195,22 +195,24 @@ func (a *BearerAuth) Authenticate(r *http.Request) (Principal, error) {
 	if strings.HasPrefix(tok, legacyPrefix) {
 		return Principal{}, unauthenticated("has the retired tgw1 format: mint a JWT with `tracegw token`")
 	}
-	if isGoogle(tok) {
-		if a.Google == nil {
-			return Principal{}, unauthenticated("is a Google ID token, which this gateway does not accept")
-		}
-		return a.Google.principal(r.Context(), tok)
-	}
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
 	}
 	t := now()
+	// A remembered token is one of ours (HS256 with our key), so this
+	// comes before telling Google's tokens apart.
 	a.mu.Lock()
 	v, ok := a.verified[tok]
 	a.mu.Unlock()
 	if ok && !t.Before(v.from) && t.Before(v.until) {
 		return Principal{Role: v.c.Role, Canvas: v.c.Canvas, Subject: v.c.Subject}, nil
+	}
+	if isGoogle(tok) {
+		if a.Google == nil {
+			return Principal{}, unauthenticated("is a Google ID token, which this gateway does not accept")
+		}
+		return a.Google.principal(r.Context(), tok)
 	}
 	c, err := VerifyToken(a.Key, tok, t)
 	if err != nil {

@@ -90,10 +90,6 @@ func (s *Server) finalizeUpload(w http.ResponseWriter, r *http.Request) error {
 	if saved.Created {
 		status = http.StatusCreated
 	}
-	w.Header().Set("Location", "/v1/canvases/"+c.String()+"/traces/"+saved.ID.String())
-	respond(w, r, status, struct {
-		TraceID    traces.TraceID `json:"traceID" msgpack:"traceID"`
-		Generation generation     `json:"generation" msgpack:"generation"`
-	}{saved.ID, generation(saved.Generation)})
+	respondSaved(w, r, status, c, saved)
 	return nil
 }

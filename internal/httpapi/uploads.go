@@ -82,6 +82,12 @@ func (s *Server) finalizeUpload(w http.ResponseWriter, r *http.Request) error {
 	if err := s.uploadFields(r, nil, &sha); err != nil {
 		return err
 	}
+	// Finalize holds the object and its inflated document in memory, each
+	// at most --max-body: they count against the body budget as a save's
+	// body does.
+	if err := s.reservation(r).grow(r.Context(), min(2*s.limits.MaxBody, s.budget.size)); err != nil {
+		return err
+	}
 	saved, err := s.svc.Finalize(r.Context(), c, id, sha)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package traces
 
 import (
 	"bytes"
+	"encoding/binary"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -246,8 +247,11 @@ func Inflate(gz []byte, limit int64, field string, reserve func(n int64) error) 
 	}
 	defer gzipReaders.Put(zr)
 	zr.Multistream(false)
-	// Text compresses about four to eight times; start at four, grow by
-	// doubling, never past limit+1 (one byte more tells it is over).
+	// The gzip trailer's ISIZE is the document's length (mod 2^32): the
+	// buffer is sized for it plus one byte, so it is allocated once. It is
+	// the sender's word, so it is believed only up to 64 times the
+	// compressed size (past that the buffer grows by doubling), and never
+	// past limit+1 (one byte more tells it is over).
 	var out []byte
 	grow := func(to int64) error {
 		to = min(to, limit+1)
@@ -257,7 +261,11 @@ func Inflate(gz []byte, limit int64, field string, reserve func(n int64) error) 
 		out = append(make([]byte, 0, to), out...)
 		return nil
 	}
-	if err := grow(max(4*int64(len(gz)), 4<<10)); err != nil {
+	hint := 4 * int64(len(gz))
+	if n := len(gz); n >= 18 {
+		hint = int64(binary.LittleEndian.Uint32(gz[n-4:])) + 1
+	}
+	if err := grow(max(min(hint, 64*int64(len(gz))), 4<<10)); err != nil {
 		return nil, err
 	}
 	for {

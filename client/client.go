@@ -18,14 +18,16 @@ import (
 // Client talks to one gateway. It is safe for concurrent use; create one
 // and share it, so connections are reused. Close releases idle connections.
 type Client struct {
-	base     string // without trailing slash
-	auth     string // "Bearer …" or empty
-	hc       *http.Client
-	ownsHC   bool
-	attempts int
-	backoff  time.Duration
-	maxWait  time.Duration
-	ua       string
+	base      string // without trailing slash
+	auth      string // "Bearer …" or empty
+	hc        *http.Client
+	ownsHC    bool
+	attempts  int
+	backoff   time.Duration
+	maxWait   time.Duration
+	ua        string
+	gzipMin   int   // save bodies of at least this many bytes go gzip-compressed; <0: never
+	directMin int64 // traces whose stored form reaches this size upload straight to storage; <=0: never
 }
 
 // Option configures New.
@@ -59,6 +61,12 @@ func WithRetry(attempts int, first, max time.Duration) Option {
 	}
 }
 
+// WithGzipAbove sends save bodies of at least n bytes gzip-compressed
+// (Content-Encoding: gzip; default 1 KiB); n < 0 never compresses. The
+// gateway stores traces compressed, and stores a compressed body it
+// receives as it is: compressing here spares the gateway that CPU.
+func WithGzipAbove(n int) Option { return func(c *Client) { c.gzipMin = n } }
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.ua = ua } }
 
@@ -66,18 +74,27 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.ua = ua } }
 // connection pool is sized for.
 const DefaultConcurrency = 64
 
+// DefaultGzipAbove is the body size from which saves are sent compressed.
+const DefaultGzipAbove = 1 << 10
+
+// DefaultDirectUploadAbove is the compressed size from which Save uploads
+// a trace straight to storage (see WithDirectUploadAbove).
+const DefaultDirectUploadAbove = 1 << 20
+
 // New returns a client of the gateway at baseURL (for example
 // "http://127.0.0.1:7070") that sends token as its bearer token (empty: no
 // Authorization header, for a gateway run with --insecure-no-auth).
 func New(baseURL, token string, opts ...Option) *Client {
 	c := &Client{
-		base:     strings.TrimRight(baseURL, "/"),
-		hc:       &http.Client{Transport: newTransport(DefaultConcurrency)},
-		ownsHC:   true,
-		attempts: 5,
-		backoff:  50 * time.Millisecond,
-		maxWait:  2 * time.Second,
-		ua:       "tracegw-go-client/1",
+		base:      strings.TrimRight(baseURL, "/"),
+		hc:        &http.Client{Transport: newTransport(DefaultConcurrency)},
+		ownsHC:    true,
+		attempts:  5,
+		backoff:   50 * time.Millisecond,
+		maxWait:   2 * time.Second,
+		ua:        "tracegw-go-client/1",
+		gzipMin:   DefaultGzipAbove,
+		directMin: DefaultDirectUploadAbove,
 	}
 	if token != "" {
 		c.auth = "Bearer " + token
@@ -92,8 +109,10 @@ func New(baseURL, token string, opts ...Option) *Client {
 }
 
 // newTransport is a keep-alive transport for many concurrent calls to one
-// host. Compression is off: bodies are msgpack and already compact, and
-// gzip would cost CPU on both sides of a loopback or LAN hop.
+// host. Transparent response compression is off: responses are msgpack and
+// already compact, and gzip would cost CPU on both sides of a loopback or
+// LAN hop. (Save bodies are compressed, by Save itself: the gateway would
+// compress them for storage anyway; see WithGzipAbove.)
 func newTransport(conc int) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -128,6 +147,7 @@ type request struct {
 	query        url.Values
 	body         []byte
 	contentType  string
+	encoding     string // Content-Encoding of body, if any
 	accept       string
 	ifMatch      int64
 	// retry marks calls that are safe to repeat: reads, idempotent writes,
@@ -223,6 +243,9 @@ func (c *Client) once(ctx context.Context, r request) (*response, error) {
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.contentType)
+		if r.encoding != "" {
+			req.Header.Set("Content-Encoding", r.encoding)
+		}
 	}
 	if r.accept != "" {
 		req.Header.Set("Accept", r.accept)

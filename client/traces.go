@@ -1,17 +1,24 @@
 package client
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Save stores a new trace in canvas (POST …/traces, msgpack body). When
+// Save stores a new trace in canvas (POST …/traces, msgpack body, gzip
+// above WithGzipAbove; a direct upload to storage above
+// WithDirectUploadAbove, see direct.go). When
 // t.ID is empty Save first sets it to a fresh UUIDv7 (and leaves Timestamp
 // to be derived from it), so every try sends the identical document: the
 // gateway answers a repeat 200 instead of storing a second trace, and
@@ -29,12 +36,23 @@ func (c *Client) Save(ctx context.Context, canvas CanvasID, t *Trace) (Saved, er
 		}
 		t.ID = NewTraceID(now)
 	}
-	body, err := encodeTrace(t)
+	doc := canonical(t)
+	body, err := encodeTrace(&doc)
 	if err != nil {
 		return Saved{}, err
 	}
-	resp, err := c.do(ctx, request{method: http.MethodPost, path: canvasPath(canvas) + "/traces",
-		body: body, contentType: ctMsgpack, retry: true})
+	req := request{method: http.MethodPost, path: canvasPath(canvas) + "/traces",
+		body: body, contentType: ctMsgpack, retry: true}
+	if c.gzipMin >= 0 && len(body) >= c.gzipMin || c.directMin > 0 && int64(len(body)) >= c.directMin {
+		req.body, req.encoding = gzipBytes(body), "gzip"
+	}
+	if c.directMin > 0 && req.encoding != "" && int64(len(req.body)) >= c.directMin {
+		s, err := c.saveDirect(ctx, canvas, t.ID, body, req.body)
+		if !errors.Is(err, errDirectOff) {
+			return s, err
+		}
+	}
+	resp, err := c.do(ctx, req)
 	if err != nil {
 		return Saved{}, fmt.Errorf("save trace %s: %w", t.ID, err)
 	}
@@ -46,9 +64,69 @@ func (c *Client) Save(ctx context.Context, canvas CanvasID, t *Trace) (Saved, er
 	return s, nil
 }
 
+// canonical is t as the gateway stores it, so that the document Save sends
+// is byte for byte the one the gateway would store (it then need not
+// encode and compress it again): the timestamp, when empty, is the ID's
+// time; a timestamp is UTC in whole milliseconds; TLIDs are deduplicated
+// in first-seen order, the root appended when missing. t itself is not
+// changed.
+func canonical(t *Trace) Trace {
+	d := *t
+	if d.Timestamp.IsZero() {
+		d.Timestamp = d.ID.Time()
+	}
+	if !d.Timestamp.IsZero() {
+		d.Timestamp = d.Timestamp.UTC().Truncate(time.Millisecond)
+	}
+	seen := false
+	dup := false
+	for i, id := range d.TLIDs {
+		seen = seen || id == d.RootTLID
+		for _, o := range d.TLIDs[:i] {
+			dup = dup || o == id
+		}
+		if dup {
+			break
+		}
+	}
+	if dup || !seen {
+		out := make([]TLID, 0, len(d.TLIDs)+1)
+		for _, id := range d.TLIDs {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		if !slices.Contains(out, d.RootTLID) {
+			out = append(out, d.RootTLID)
+		}
+		d.TLIDs = out
+	}
+	return d
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
+
+// gzipBytes compresses b as the gateway's storage format does (BestSpeed).
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b)/2 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(w)
+	w.Reset(&buf)
+	_, _ = w.Write(b) // a bytes.Buffer does not fail
+	_ = w.Close()
+	return buf.Bytes()
+}
+
 // EncodeTrace returns the msgpack document Save sends for t (t.ID as it
 // is: Save fills an empty one first). A malformed t.ID wraps ErrInvalid.
-func EncodeTrace(t *Trace) ([]byte, error) { return encodeTrace(t) }
+func EncodeTrace(t *Trace) ([]byte, error) {
+	d := canonical(t)
+	return encodeTrace(&d)
+}
 
 func encodeTrace(t *Trace) ([]byte, error) { return appendTrace(make([]byte, 0, estimate(t)), t) }
 

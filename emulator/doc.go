@@ -4,7 +4,11 @@
 // what real GCS does and the fake lacks: forward-only customTime,
 // metageneration and preconditions on update, overwrite and delete, object
 // holds, bucket lifecycle rules applied by a sweep, Pub/Sub notifications in
-// GCS's exact format, an emulator-owned clock, and a fault switch.
+// GCS's exact format, an emulator-owned clock, and a fault switch. XML API
+// uploads (PUT /{bucket}/{object}) honour x-goog-if-generation-match and
+// x-goog-custom-time, keep a gzip body as sent and answer with
+// x-goog-generation; with Options.SigningKey, V4 signed URLs are checked as
+// GCS checks them (signed.go).
 //
 // It imports no tracegw package; callers reach it only through the GCS JSON
 // API (Handler) and the hooks set with SetHooks. Control routes live under

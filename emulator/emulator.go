@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -39,6 +40,13 @@ type Options struct {
 	Publish func(ctx context.Context, topic string, data []byte, attrs map[string]string) error
 	// Logger receives the emulator's logs; nil discards them.
 	Logger *slog.Logger
+	// SigningKey, if set, is the public key V4 signed URLs are checked
+	// against (signed.go), as GCS checks them against the service
+	// account's; SigningAccessID, if set, is the one access ID (service
+	// account e-mail) their credential may name. Without a key, signatures
+	// are not checked.
+	SigningKey      *rsa.PublicKey
+	SigningAccessID string
 }
 
 // Hooks are called by Advance. Either may be nil.

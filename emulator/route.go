@@ -222,6 +222,10 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w = sw
 	}
 	rt := parseRoute(r, e.opts.PublicHost)
+	if err := e.checkSigned(r); err != nil {
+		writeSignedError(w, err)
+		return
+	}
 	if status, ok := e.faults.take(rt.fault); ok {
 		writeError(w, status, reasonFor(status), "injected fault")
 		return

@@ -40,6 +40,9 @@ type writeReq struct {
 	// wrapped: the fake answers with a rewrite response holding the object
 	// under "resource".
 	wrapped bool
+	// xml: an XML API PUT, whose answer names the new generation in
+	// x-goog-generation and x-goog-metageneration, as GCS's does.
+	xml bool
 }
 
 // handleUpload serves /upload/storage/v1/b/{b}/o and /upload/resumable/{id}.
@@ -237,6 +240,11 @@ func (e *Emulator) commitWrite(w http.ResponseWriter, r *http.Request, wr writeR
 	}
 	rec.header.Del("Content-Length")
 	copyHeader(w.Header(), rec.header)
+	if wr.xml {
+		w.Header().Set("X-Goog-Generation", strconv.FormatInt(b.Generation, 10))
+		w.Header().Set("X-Goog-Metageneration", strconv.FormatInt(st.Metageneration, 10))
+		w.Header().Set("Last-Modified", st.Created.UTC().Format(http.TimeFormat))
+	}
 	writeJSON(w, rec.status, out)
 }
 
@@ -346,6 +354,23 @@ func (e *Emulator) xmlUpload(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	e.commitWrite(w, r, writeReq{bucket: rt.bucket, name: rt.object, conds: c,
+	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		// GCS stores the bytes as sent and records the encoding; the fake
+		// would decompress a gzip body first. It takes the encoding from
+		// the query instead.
+		r.Header.Del("Content-Encoding")
+		q := r.URL.Query()
+		q.Set("contentEncoding", ce)
+		r.URL.RawQuery = q.Encode()
+	}
+	if r.URL.Query().Get("X-Goog-Algorithm") == "" {
+		// The fake serves XML PUTs only as signed-URL uploads; an
+		// authenticated PUT (a bearer token, or none against an
+		// emulator) is the same upload.
+		q := r.URL.Query()
+		q.Set("X-Goog-Algorithm", "none")
+		r.URL.RawQuery = q.Encode()
+	}
+	e.commitWrite(w, r, writeReq{bucket: rt.bucket, name: rt.object, conds: c, xml: true,
 		meta: uploadMeta{CustomTime: r.Header.Get("X-Goog-Custom-Time")}})
 }

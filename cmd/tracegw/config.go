@@ -44,6 +44,13 @@ type Config struct {
 	// MaxInflightBytes caps the request body bytes held in memory at once.
 	MaxInflightBytes int64
 
+	// UploadSigningKey is the RSA key (PEM, or a service account's JSON key
+	// file) that signs direct-upload URLs; the emulator checks signatures
+	// with it. UploadSigningID is the service account e-mail it belongs to
+	// (taken from a JSON key file when empty). No key: direct uploads off.
+	UploadSigningKey string
+	UploadSigningID  string
+
 	// token
 	Role    string
 	Canvas  string
@@ -332,11 +339,11 @@ var flags = map[string]flagDef{
 	"insecure-no-auth":   {"insecure-no-auth", "serve without authentication (every caller is admin)", boolean(func(c *Config) *bool { return &c.InsecureNoAuth })},
 	"hold-quota":         {"hold-quota", "maximum held traces per canvas", integer(func(c *Config) *int { return &c.HoldQuota })},
 	"max-body":           {"max-body", "maximum request body in bytes", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Var(int64Value{&c.MaxBody}, n, u) }},
-	"data-dir":           {"data-dir", "directory for local data, kept between runs", str(func(c *Config) *string { return &c.DataDir })},
+	"data-dir":           {"data-dir", "directory for dev's data (objects, PostgreSQL, signing key)", str(func(c *Config) *string { return &c.DataDir })},
 	"pprof":              {"pprof", "serve /debug/pprof on the admin listener", boolean(func(c *Config) *bool { return &c.Pprof })},
 	"shutdown-timeout":   {"shutdown-timeout", "how long SIGTERM waits for in-flight requests", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	"role":               {"role", "token role: executor, editor or admin", str(func(c *Config) *string { return &c.Role })},
-	"canvas":             {"canvas", "canvas ID", str(func(c *Config) *string { return &c.Canvas })},
+	"canvas":             {"canvas", "canvas ID (token scope; reconcile: one canvas)", str(func(c *Config) *string { return &c.Canvas })},
 	"ttl":                {"ttl", "token lifetime", dur(func(c *Config) *time.Duration { return &c.TTL })},
 	"subject":            {"subject", "token subject (sub): who the token is for", str(func(c *Config) *string { return &c.Subject })},
 	"once":               {"once", "run one pass and exit", boolean(func(c *Config) *bool { return &c.Once })},
@@ -346,14 +353,16 @@ var flags = map[string]flagDef{
 	"token":              {"token", "bearer token for --url (executor+editor rights: admin)", str(func(c *Config) *string { return &c.Token })},
 	"json":               {"json", "also write the results as JSON to this file", str(func(c *Config) *string { return &c.JSONOut })},
 	"seed":               {"seed", "seed of the generated payloads", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Var(uint64Value{&c.Seed}, n, u) }},
-	"profile":            {"profile", "write CPU profiles of the gateway during the 16 KiB c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
+	"profile":            {"profile", "write CPU profiles of the gateway during the 16 KiB c=1 and c=64 saves to this directory", str(func(c *Config) *string { return &c.ProfileDir })},
 	"max-notify-lag":     {"max-notify-lag", "status warns when deletion notifications lag more than this", daysFlag(func(c *Config) *Days { return &c.MaxNotifyLag })},
+	"upload-signing-key": {"upload-signing-key", "RSA key (PEM, or a service account JSON key file) that signs direct-upload URLs of large traces; the emulator verifies signatures with it; empty: direct uploads off", str(func(c *Config) *string { return &c.UploadSigningKey })},
+	"upload-signing-id":  {"upload-signing-id", "service account e-mail of --upload-signing-key (read from a JSON key file when empty)", str(func(c *Config) *string { return &c.UploadSigningID })},
 	"max-inflight-bytes": {"max-inflight-bytes", "request body bytes held in memory at once across the process; past it a request waits up to 2s, then gets 503 with Retry-After (raised to just above --max-body if smaller)", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Var(int64Value{&c.MaxInflightBytes}, n, u) }},
 }
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "upload-signing-key", "upload-signing-id", "pprof", "shutdown-timeout"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
@@ -361,7 +370,7 @@ var commandFlags = map[string][]string{
 	"gc":           {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},
-	"emulator":     {"listen", "data-dir"},
+	"emulator":     {"listen", "data-dir", "upload-signing-key", "upload-signing-id"},
 	"dev":          {"listen", "data-dir", "database-url", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota", "max-inflight-bytes"},
 	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
 	"status":       {"database-url", "bucket", "gcs-endpoint", "renew-margin", "gc-interval", "max-notify-lag"},

@@ -68,6 +68,13 @@ func TestLoad(t *testing.T) {
 		{"token subject default", "token", nil, env(), func(c Config) bool { return c.Subject == "tracegw-cli" }, ""},
 		{"max inflight bytes from env", "serve", nil, env("TRACEGW_MAX_INFLIGHT_BYTES", "67108864"),
 			func(c Config) bool { return c.MaxInflightBytes == 64<<20 && defaults().MaxInflightBytes == 256<<20 }, ""},
+		{"upload signing key", "serve", []string{"--upload-signing-key", "/k.pem", "--upload-signing-id", "gw@p.iam.gserviceaccount.com"}, env(),
+			func(c Config) bool {
+				return c.UploadSigningKey == "/k.pem" && c.UploadSigningID == "gw@p.iam.gserviceaccount.com"
+			}, ""},
+		{"emulator checks with the upload signing key from env", "emulator", nil, env("TRACEGW_UPLOAD_SIGNING_KEY", "/k.json"),
+			func(c Config) bool { return c.UploadSigningKey == "/k.json" && c.UploadSigningID == "" }, ""},
+		{"direct uploads off by default", "serve", nil, env(), func(c Config) bool { return c.UploadSigningKey == "" }, ""},
 		{"oidc is serve's", "token", []string{"--oidc-audience", "x"}, env(), nil, "oidc-audience"},
 		{"bad env names its variable", "serve", nil, env("TRACEGW_KEEP_PER_TOPLEVEL", "ten"), nil, "TRACEGW_KEEP_PER_TOPLEVEL"},
 		{"bad flag", "serve", []string{"--retention", "soon"}, env(), nil, "retention"},

@@ -19,8 +19,12 @@ import (
 	"github.com/tracegw/tracegw/emulator"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/notify"
+	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/ttl"
 )
+
+// devSigningID is the access ID dev's upload URLs name.
+const devSigningID = "tracegw-dev@localhost"
 
 // runDev runs the whole system on one machine with no cloud account.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -92,18 +96,29 @@ func startDev(ctx context.Context, c Config, log *slog.Logger) (_ *devSystem, er
 		d.pubsub = &localPubSub{}
 	}
 
-	d.emu, err = emulator.New(ctx, emulator.Options{
-		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval,
-		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // the emulator adds its component
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start emulator: %w", err)
-	}
-	d.closers = append(d.closers, func() { _ = d.emu.Close() })
 	emuLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	// Direct uploads: the gateway signs with this key, the emulator checks
+	// with it.
+	c.UploadSigningKey, c.UploadSigningID = filepath.Join(c.DataDir, "upload-signing.pem"), devSigningID
+	upKey, err := objstore.LoadOrCreateSigningKey(c.UploadSigningKey)
+	if err != nil {
+		emuLn.Close()
+		return nil, err
+	}
+	// PublicHost routes the gateway's XML API uploads.
+	d.emu, err = emulator.New(ctx, emulator.Options{
+		Dir: filepath.Join(c.DataDir, "gcs"), Step: c.GCInterval, PublicHost: emuLn.Addr().String(),
+		PubSubClientOptions: d.pubsub.Opts, Publish: publish, Logger: log, // the emulator adds its component
+		SigningKey: &upKey.PublicKey, SigningAccessID: devSigningID,
+	})
+	if err != nil {
+		emuLn.Close()
+		return nil, fmt.Errorf("start emulator: %w", err)
+	}
+	d.closers = append(d.closers, func() { _ = d.emu.Close() })
 	d.emuSrv = &http.Server{Handler: d.emu.Handler()}
 	go func() { _ = d.emuSrv.Serve(emuLn) }()
 	d.closers = append(d.closers, func() { _ = d.emuSrv.Close() })

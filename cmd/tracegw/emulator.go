@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/tracegw/tracegw/emulator"
+	"github.com/tracegw/tracegw/internal/objstore"
 )
 
 // runEmulator serves only the GCS emulator (with its Pub/Sub), for other
@@ -21,10 +22,19 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log := newLogger(stderr, true)
 	ps := startPubSub()
 	defer ps.Close()
-	emu, err := emulator.New(ctx, emulator.Options{
+	o := emulator.Options{
 		Dir: filepath.Join(c.DataDir, "gcs"), PublicHost: c.Listen,
 		PubSubClientOptions: ps.Opts, Logger: log, // the emulator adds its component
-	})
+	}
+	if c.UploadSigningKey != "" {
+		// V4 signed URLs are checked with the key the gateway signs with.
+		key, id, err := objstore.LoadSigningKey(c.UploadSigningKey, c.UploadSigningID)
+		if err != nil {
+			return fmt.Errorf("--upload-signing-key: %w", err)
+		}
+		o.SigningKey, o.SigningAccessID = &key.PublicKey, id
+	}
+	emu, err := emulator.New(ctx, o)
 	if err != nil {
 		return fmt.Errorf("start emulator: %w", err)
 	}

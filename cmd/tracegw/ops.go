@@ -24,7 +24,7 @@ func runSetupBucket(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := c.ValidateRetention(); err != nil {
 		return err
 	}
-	client, err := storageClient(ctx, c.GCSEndpoint)
+	client, err := storageClient(ctx, gcsEndpoint(c))
 	if err != nil {
 		return fmt.Errorf("storage client: %w", err)
 	}
@@ -62,7 +62,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
 	}
 	log := newLogger(stderr, false)
-	now, _ := clockFor(ctx, c.GCSEndpoint) // the emulator's clock against tracegw dev
+	now, _ := clockFor(ctx, gcsEndpoint(c)) // the emulator's clock against tracegw dev
 	st, err := newStack(ctx, c, log, now, nil)
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func runRetentionSet(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stdout, "neither --retention nor --keep-per-toplevel given: finishing whatever change is in progress")
 	}
 	log := newLogger(stderr, true)
-	now, clockNote := clockFor(ctx, c.GCSEndpoint)
+	now, clockNote := clockFor(ctx, gcsEndpoint(c))
 	st, err := newStack(ctx, c, log, now, nil)
 	if err != nil {
 		return err
@@ -119,13 +119,13 @@ func readStatus(ctx context.Context, c Config) (ttl.Status, string, func(), erro
 	if err != nil {
 		return ttl.Status{}, "", nil, fmt.Errorf("--database-url: %w", err)
 	}
-	client, err := storageClient(ctx, c.GCSEndpoint)
+	client, err := storageClient(ctx, gcsEndpoint(c))
 	if err != nil {
 		db.Close()
 		return ttl.Status{}, "", nil, fmt.Errorf("storage client: %w", err)
 	}
 	closeAll := func() { _ = client.Close(); db.Close() }
-	now, note := clockFor(ctx, c.GCSEndpoint)
+	now, note := clockFor(ctx, gcsEndpoint(c))
 	s, err := ttl.ReadStatus(ctx, db, objstore.New(client, c.Bucket), now())
 	if err != nil {
 		closeAll()

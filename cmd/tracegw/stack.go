@@ -60,14 +60,28 @@ type stack struct {
 func storageClient(ctx context.Context, endpoint string) (*storage.Client, error) {
 	if endpoint == "" {
 		c, err := storage.NewClient(ctx)
-		if err != nil && os.Getenv("STORAGE_EMULATOR_HOST") == "" {
+		if err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, credentialsHint)
 		}
-		return c, err
+		return c, nil
 	}
 	return storage.NewClient(ctx,
 		option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"),
 		option.WithoutAuthentication(), storage.WithJSONReads())
+}
+
+// gcsEndpoint is the emulator the gateway talks to: --gcs-endpoint, else
+// STORAGE_EMULATOR_HOST (HOST:PORT, as the storage client reads it); ""
+// is real GCS.
+func gcsEndpoint(c Config) string {
+	if c.GCSEndpoint != "" {
+		return c.GCSEndpoint
+	}
+	h := os.Getenv("STORAGE_EMULATOR_HOST")
+	if h != "" && !strings.Contains(h, "://") {
+		h = "http://" + h
+	}
+	return h
 }
 
 // credentialsHint follows a failure to reach real GCS.
@@ -79,19 +93,30 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err) // index.Open names its step
 	}
-	client, err := storageClient(ctx, c.GCSEndpoint)
+	endpoint := gcsEndpoint(c)
+	client, err := storageClient(ctx, endpoint)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage client: %w", err)
 	}
 	s := &stack{log: log, now: now, db: db, client: client, gcs: objstore.New(client, c.Bucket)}
+	// Saves create objects with one XML API PUT each (objstore/xml.go).
+	hc, err := objstore.XMLClient(ctx, endpoint)
+	if err != nil {
+		db.Close()
+		client.Close()
+		return nil, err
+	}
+	xmlEndpoint := endpoint
+	if xmlEndpoint == "" {
+		xmlEndpoint = objstore.DefaultXMLEndpoint
+	}
+	s.gcs.UseXMLUploads(hc, xmlEndpoint)
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.objects = newMeteredGCS(s.gcs, s.reg)
 	s.limits = traces.Limits{MaxBody: c.MaxBody}.OrDefault()
 	s.holds = holds.New(s.objects, db, holds.Options{Now: now, Logger: log, Quota: c.HoldQuota})
-	// The GC repairs through the store, and the store renews promoted
-	// keepers through the GC.
 	// The GC is managed (each pass checks the flags against the bucket's
 	// lifecycle rule and the policy record: ttl.Resolve); it repairs
 	// through the store, and the store renews promoted keepers through it.
@@ -108,10 +133,19 @@ func newStack(ctx context.Context, c Config, log *slog.Logger, now func() time.T
 	}
 	// Listings describe the policy GC resolves (retention, the global
 	// keep-N); a canvas's own keep is read by the index.
-	s.svc = tracestore.New(s.objects, db, tracestore.Options{
+	so := tracestore.Options{
 		Now: now, Logger: log, Limits: s.limits, Retention: time.Duration(c.Retention), Keep: c.KeepPerToplevel,
 		Renewer: s.gc, Holds: s.holds, Policy: s.gc,
-	})
+	}
+	if c.UploadSigningKey != "" {
+		signer, err := objstore.NewSigner(c.UploadSigningKey, c.UploadSigningID, endpoint, c.Bucket)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("--upload-signing-key: %w", err)
+		}
+		so.Uploads = signer
+	}
+	s.svc = tracestore.New(s.objects, db, so)
 	var metrics prometheus.Gatherer = s.reg
 	if c.AdminListen != "" {
 		metrics = nil // served on the admin listener only

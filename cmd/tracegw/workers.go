@@ -90,7 +90,7 @@ func (s *stack) newConsumer(ctx context.Context, c Config, opts ...option.Client
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
-	cons, err := notify.New(notify.Subscription(client.Subscriber(c.Subscription), 2*notify.DefaultMaxBatch), s.db, s.objects, c.Bucket, s.consumerOptions())
+	cons, err := notify.New(notify.Subscription(client.Subscriber(c.Subscription), notify.DefaultMaxOutstanding), s.db, s.objects, c.Bucket, s.consumerOptions())
 	if err != nil {
 		_ = client.Close()
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,7 @@ import (
 	"github.com/tracegw/tracegw/client"
 	"github.com/tracegw/tracegw/internal/httpapi"
 	"github.com/tracegw/tracegw/internal/index"
+	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/schema"
 )
@@ -27,6 +29,9 @@ const method = "gateway = `tracegw serve` and emulator = `tracegw emulator` (fil
 	"load generator (client package), raw and naive paths, GC and notify run in the bench process. " +
 	"CPU = utime+stime from /proc/PID/stat over each gateway cell, per 1000 saves; peak RSS = VmHWM from /proc/PID/status, reset before each cell with clear_refs. " +
 	"PostgreSQL is a private server on disk (fsync on)."
+
+// benchSigningID is the access ID of the bench's upload signing key.
+const benchSigningID = "tracegw-bench@localhost"
 
 // remoteMethod is method for a gateway at Options.URL.
 const remoteMethod = "gateway at --url; only its saves and reads are measured (no raw/naive baseline, CPU, RSS, GC or notify)"
@@ -72,7 +77,10 @@ type run struct {
 
 	// The embedded stack's shared parts.
 	tmp, dbURL, keyFile, token string
+	uploadKey                  string // signs direct uploads; the emulators check with it
 	naive                      *pgxpool.Pool
+	gwURL                      string // the current stage's gateway
+	gwPid                      int
 }
 
 func (b *run) log(format string, a ...any) { fmt.Fprintf(b.out, "bench: "+format+"\n", a...) }
@@ -126,6 +134,10 @@ func (b *run) embedded(ctx context.Context) (err error) {
 	if err := migrate(ctx, dbURL); err != nil {
 		return err
 	}
+	b.uploadKey = filepath.Join(b.tmp, "upload-signing.pem")
+	if _, err := objstore.LoadOrCreateSigningKey(b.uploadKey); err != nil {
+		return err
+	}
 	b.keyFile = filepath.Join(b.tmp, "signing.key")
 	key, err := httpapi.LoadOrCreateKey(b.keyFile)
 	if err != nil {
@@ -144,7 +156,7 @@ func (b *run) embedded(ctx context.Context) (err error) {
 
 	b.log("seeding the index with COPY")
 	t0 := time.Now()
-	rows, dels, err := seedIndex(ctx, dbURL, b.plan.notifyMsgs+b.plan.applyN)
+	rows, dels, err := seedIndex(ctx, dbURL, b.plan.notifyMsgs+b.plan.emuMsgs+b.plan.applyN)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -161,12 +173,16 @@ func (b *run) embedded(ctx context.Context) (err error) {
 	if err := b.stage(ctx, "disk", filepath.Join(b.tmp, "gcs-disk"), b.measureGC); err != nil {
 		return fmt.Errorf("stage disk: %w", err)
 	}
-	if err := b.stage(ctx, "tmpfs", shm, func(ctx context.Context, cl *client.Client, _ string) { b.measureReads(ctx, cl, seed) }); err != nil {
+	if err := b.stage(ctx, "tmpfs", shm, func(ctx context.Context, cl *client.Client, _ string) {
+		b.measureReads(ctx, cl, seed)
+		b.r.Large = b.measureLarge(ctx, b.gwURL, b.gwPid)
+	}); err != nil {
 		return fmt.Errorf("stage tmpfs: %w", err)
 	}
 	b.log("notify")
-	n := min(b.plan.notifyMsgs, len(dels))
-	nr := measureNotify(ctx, dbURL, "traces", dels[:n], dels[n:], b.plan.notifyWindow)
+	q := min(b.plan.notifyMsgs, len(dels))
+	e := min(q+b.plan.emuMsgs, len(dels))
+	nr := measureNotify(ctx, dbURL, "traces", b.tmp, dels[:q], dels[q:e], dels[e:], b.plan.notifyWindow)
 	b.r.Notify = &nr
 	return ctx.Err()
 }
@@ -228,7 +244,7 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 		return err
 	}
 	emu, err := startChild(ctx, b.o.Executable, "emulator", filepath.Join(b.tmp, "emulator-"+name+".log"),
-		"emulator", "--listen", emuAddr, "--data-dir", dir)
+		"emulator", "--listen", emuAddr, "--data-dir", dir, "--upload-signing-key", b.uploadKey, "--upload-signing-id", benchSigningID)
 	if err != nil {
 		return err
 	}
@@ -255,7 +271,8 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	}
 	gw, err := startChild(ctx, b.o.Executable, "gateway", filepath.Join(b.tmp, "gateway-"+name+".log"),
 		"serve", "--listen", gwAddr, "--database-url", b.dbURL, "--bucket", "traces",
-		"--gcs-endpoint", emuURL, "--signing-key-file", b.keyFile, "--admin-listen", adminAddr, "--pprof")
+		"--gcs-endpoint", emuURL, "--signing-key-file", b.keyFile, "--admin-listen", adminAddr, "--pprof",
+		"--upload-signing-key", b.uploadKey, "--upload-signing-id", benchSigningID)
 	if err != nil {
 		return err
 	}
@@ -264,6 +281,7 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	if err := gw.waitHTTP(ctx, gwURL+"/readyz", time.Minute); err != nil {
 		return fmt.Errorf("%w\n%s", err, copyTail(gw.log.Name(), 10))
 	}
+	b.gwURL, b.gwPid = gwURL, gw.cmd.Process.Pid
 	cl := client.New(gwURL, b.token)
 	defer cl.Close()
 	t := &saveTargets{cl: cl, bucket: sc.Bucket("traces"), naive: b.naive, canvases: newCanvases()}
@@ -280,8 +298,9 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 			}
 			b.log("%s: saves %d KiB concurrency %d", name, size, conc)
 			var prof func()
-			if b.o.ProfileDir != "" && size == 16 && conc == 64 {
-				prof = profileGateway(ctx, "http://"+adminAddr, filepath.Join(b.o.ProfileDir, "gateway-"+name+".pprof"), b.plan.saves.maxDur, b.log)
+			if b.o.ProfileDir != "" && slices.Contains(profileSizes, size) && (conc == 64 || conc == 1) {
+				path := filepath.Join(b.o.ProfileDir, fmt.Sprintf("gateway-%s-%dk-c%d.pprof", name, size, conc))
+				prof = profileGateway(ctx, "http://"+adminAddr, path, b.plan.saves.maxDur, b.log)
 			}
 			st.Cells = append(st.Cells, measureSaveCell(ctx, t, p, conc, b.plan.saves, gw.cmd.Process.Pid, emu.cmd.Process.Pid, prof))
 		}
@@ -290,6 +309,10 @@ func (b *run) stage(ctx context.Context, name, dir string, extra func(ctx contex
 	extra(ctx, cl, emuURL)
 	return ctx.Err()
 }
+
+// profileSizes are the trace sizes (KiB) whose c=1 and c=64 cells
+// --profile profiles.
+var profileSizes = []int{16}
 
 // measureSaveCell runs the gateway, raw and naive paths one after another.
 func measureSaveCell(ctx context.Context, t *saveTargets, p payload, conc int, b bounds, gwPid, emuPid int, prof func()) Cell {
@@ -309,14 +332,22 @@ func measureSaveCell(ctx context.Context, t *saveTargets, p payload, conc int, b
 		c.EmuCPU1k = (emu1.CPU - emu0.CPU).Seconds() * 1000 / float64(n)
 	}
 	c.GwPeakMiB = float64(gw1.HWMKB) / 1024
+	// The raw path is the storage client in this process: its CPU per
+	// upload is what the gateway's CPU per save is held against.
+	self0, _ := readProc(os.Getpid())
 	raw := runLoad(ctx, conc, b, t.raw(p))
+	self1, _ := readProc(os.Getpid())
+	if n := raw.Ops + conc; raw.Ops > 0 {
+		c.RawCPU1k = (self1.CPU - self0.CPU).Seconds() * 1000 / float64(n)
+	}
 	naive := runLoad(ctx, conc, b, t.naiveSave(p))
 	c.Raw, c.Naive = &raw, &naive
 	return c
 }
 
 // profileGateway starts a CPU profile of the gateway (its pprof on the
-// admin listener) for about d and returns a func that waits for it and
+// admin listener) for about d (the profile ends with the cell or after d,
+// whichever is later) and returns a func that waits for it and
 // writes it to path.
 func profileGateway(ctx context.Context, adminURL, path string, d time.Duration, log func(string, ...any)) func() {
 	done := make(chan struct{})

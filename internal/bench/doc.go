@@ -5,7 +5,9 @@
 // Options.Executable), drives it through the Go client, and returns a
 // Report that renders as text or JSON. It talks only to loopback and
 // removes everything it created; it never reads the environment or flags
-// (cmd does). The tables the report holds are data: a row of the saves
+// (cmd does). The notify figures run the consumer over the in-process
+// notify.Queue and over the official Pub/Sub emulator (PubSubEmulatorBin),
+// next to a bare Receive that only acks. The tables the report holds are data: a row of the saves
 // table is saveSizes × saveConcs, a read query an entry of readQueries, a
 // target an entry of targets.
 package bench

@@ -22,7 +22,8 @@ type Options struct {
 	// Seed seeds the generated payloads.
 	Seed uint64
 	// ProfileDir, when set, receives CPU profiles of the embedded gateway
-	// taken during the 16 KiB c=64 saves.
+	// taken during the 16 KiB c=1 and c=64 saves of each storage
+	// (gateway-{storage}-16k-c{N}.pprof).
 	ProfileDir string
 
 	// Executable is the tracegw binary that the embedded stack runs as
@@ -73,19 +74,19 @@ func loopbackURL(u string) error {
 
 // plan is how long each part runs: quick or full.
 type plan struct {
-	saves, reads, gcSaves bounds
-	notifyMsgs, applyN    int
-	notifyWindow          time.Duration
+	saves, reads, gcSaves, large bounds
+	notifyMsgs, emuMsgs, applyN  int
+	notifyWindow                 time.Duration
 }
 
 var (
 	quickPlan = plan{
-		saves: bounds{3_000, 800 * time.Millisecond}, reads: bounds{2_000, time.Second},
-		gcSaves: bounds{4_000, 1500 * time.Millisecond}, notifyMsgs: 10_000, applyN: 20_000, notifyWindow: 8 * time.Second,
+		saves: bounds{3_000, 800 * time.Millisecond}, reads: bounds{2_000, time.Second}, large: bounds{16, 2 * time.Second},
+		gcSaves: bounds{4_000, 1500 * time.Millisecond}, notifyMsgs: 20_000, emuMsgs: 4_000, applyN: 20_000, notifyWindow: 8 * time.Second,
 	}
 	fullPlan = plan{
-		saves: bounds{40_000, 4 * time.Second}, reads: bounds{20_000, 6 * time.Second},
-		gcSaves: bounds{40_000, 8 * time.Second}, notifyMsgs: 50_000, applyN: 100_000, notifyWindow: 30 * time.Second,
+		saves: bounds{40_000, 4 * time.Second}, reads: bounds{20_000, 6 * time.Second}, large: bounds{200, 6 * time.Second},
+		gcSaves: bounds{40_000, 8 * time.Second}, notifyMsgs: 100_000, emuMsgs: 20_000, applyN: 100_000, notifyWindow: 30 * time.Second,
 	}
 )
 

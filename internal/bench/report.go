@@ -22,6 +22,7 @@ type Report struct {
 	Reads   *Reads         `json:"reads,omitempty"`
 	GC      *GCResults     `json:"gc,omitempty"`
 	Notify  *NotifyResults `json:"notify,omitempty"`
+	Large   *LargeResults  `json:"large,omitempty"`
 	Targets []TargetRow    `json:"targets"`
 }
 
@@ -47,12 +48,15 @@ func (st Stage) cell(size, conc int) (Cell, bool) {
 // naive are nil when not measured), and the gateway's and the emulator's
 // cost during the gateway's run.
 type Cell struct {
-	SizeKiB   int     `json:"size_kib"`
-	Conc      int     `json:"concurrency"`
-	Gateway   Result  `json:"gateway"`
-	Raw       *Result `json:"raw,omitempty"`
-	Naive     *Result `json:"naive,omitempty"`
-	GwCPU1k   float64 `json:"gateway_cpu_seconds_per_1000,omitempty"`
+	SizeKiB int     `json:"size_kib"`
+	Conc    int     `json:"concurrency"`
+	Gateway Result  `json:"gateway"`
+	Raw     *Result `json:"raw,omitempty"`
+	Naive   *Result `json:"naive,omitempty"`
+	GwCPU1k float64 `json:"gateway_cpu_seconds_per_1000,omitempty"`
+	// RawCPU1k is the bench process's CPU per 1000 raw uploads: the
+	// storage client's own cost of storing the same bytes.
+	RawCPU1k  float64 `json:"raw_client_cpu_seconds_per_1000,omitempty"`
 	GwPeakMiB float64 `json:"gateway_peak_rss_mib,omitempty"`
 	EmuCPU1k  float64 `json:"emulator_cpu_seconds_per_1000,omitempty"`
 }
@@ -114,6 +118,19 @@ func (r *Report) writeText(w io.Writer) {
 		}
 		tw.Flush()
 	}
+	if l := r.Large; l != nil {
+		fmt.Fprintf(w, "\nLarge traces (%d KiB document, %d KiB compressed, c=%d, emulator on tmpfs): gateway CPU per MiB saved\n", l.SizeKiB, l.StoredKiB, l.Conc)
+		fmt.Fprintf(w, "  POST through the gateway: %.1f ms/MiB (%s/s, p50 %s)\n", l.PostCPUMiB, rate(&l.Post), ms(l.Post.P50))
+		fmt.Fprintf(w, "  direct upload (signed URL, then finalize): %.1f ms/MiB (%s/s, p50 %s)\n", l.DirectCPUMiB, rate(&l.Direct), ms(l.Direct.P50))
+		for _, x := range []*Result{&l.Post, &l.Direct} {
+			if x.FirstErr != "" {
+				fmt.Fprintf(w, "  first error: %s\n", x.FirstErr)
+			}
+		}
+		if l.Err != "" {
+			fmt.Fprintf(w, "  error: %s\n", l.Err)
+		}
+	}
 	fmt.Fprintln(w, "\nBackground work")
 	if g := r.GC; g != nil {
 		fmt.Fprintf(w, "  GC renewals/s: %.0f (%d renewed, %d failed in %.2fs; one uncapped pass, 16 PATCHes in flight; production default caps at 500 PATCH/s)\n",
@@ -128,17 +145,27 @@ func (r *Report) writeText(w io.Writer) {
 		fmt.Fprintln(w, "  GC renewals/s: n/a")
 	}
 	if n := r.Notify; n != nil {
-		fmt.Fprintf(w, "  notify deletions/s: %.0f (%d of %d OBJECT_DELETE notifications applied via pstest -> notify.Consumer -> index in %.2fs; %d rows removed; publishing took %.2fs)\n",
-			n.PerSec, n.Applied, n.Messages, n.ConsumeSecs, n.RowsRemoved, n.PublishSecs)
-		fmt.Fprintf(w, "  the same Pub/Sub delivering the same messages to a Receive that only acks: %.0f/s (%d messages): the transport's ceiling\n", n.CeilingPerSec, n.CeilingN)
-		fmt.Fprintf(w, "  index apply only (RemoveManyWithLayers, batches of 1000): %.0f deletions/s over %d\n", n.ApplyPerSec, n.ApplyN)
+		q := n.Queue
+		fmt.Fprintf(w, "  notify deletions/s, in-process notify.Queue -> notify.Consumer -> index: %.0f (%d of %d OBJECT_DELETE notifications in %.2fs; bench CPU %.3f s/1k)\n",
+			q.PerSec, q.Applied, q.Messages, q.Secs, q.CPU1k)
+		e := n.Emulator
+		if e.Applied > 0 || e.BareN > 0 {
+			fmt.Fprintf(w, "  notify deletions/s, official Pub/Sub emulator -> notify.Consumer -> index: %.0f (%d of %d in %.2fs; publishing took %.2fs)\n",
+				e.PerSec, e.Applied, e.Messages, e.Secs, e.PublishSecs)
+			fmt.Fprintf(w, "  the same emulator delivering the same messages to a Receive that only acks: %.0f/s (%d messages)\n", e.BarePerSec, e.BareN)
+		}
+		if e.Err != "" {
+			fmt.Fprintf(w, "  official Pub/Sub emulator: %s\n", e.Err)
+		}
+		fmt.Fprintf(w, "  index apply only (RemoveManyWithLayers, batches of 1000): %.0f deletions/s over %d; %d rows removed by the consumers\n", n.ApplyPerSec, n.ApplyN, n.RowsRemoved)
+		fmt.Fprintf(w, "  consumer settings: %s\n", notifySettingsText)
 		if n.Err != "" {
 			fmt.Fprintf(w, "  notify error: %s\n", n.Err)
 		}
 	} else {
 		fmt.Fprintln(w, "  notify deletions/s: n/a")
 	}
-	fmt.Fprintln(w, "\nTargets (issue 9)")
+	fmt.Fprintln(w, "\nTargets")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tmeasured\tgoal\tmet\t")
 	for _, t := range r.Targets {
@@ -152,13 +179,13 @@ func (r *Report) writeText(w io.Writer) {
 func writeStage(w io.Writer, st Stage) {
 	fmt.Fprintf(w, "\nSaves/s and latency, emulator storage on %s (%s)\n", st.Storage, st.Dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\tconc\tgateway/s\tp50\tp99\traw/s\tp50\tp99\tnaive/s\tp50\tp99\tgw/raw\tnaive/raw\tgw CPU s/1k\tgw peak RSS MiB\temu CPU s/1k\t")
+	fmt.Fprintln(tw, "size\tconc\tgateway/s\tp50\tp99\traw/s\tp50\tp99\tnaive/s\tp50\tp99\tgw/raw\tnaive/raw\tgw CPU s/1k\traw CPU s/1k\tgw/raw CPU\tgw peak RSS MiB\temu CPU s/1k\t")
 	for _, c := range st.Cells {
 		g := &c.Gateway
-		fmt.Fprintf(tw, "%d KiB\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.0f\t%.3f\t\n",
+		fmt.Fprintf(tw, "%d KiB\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s\t%.0f\t%.3f\t\n",
 			c.SizeKiB, c.Conc, rate(g), ms(g.P50), ms(g.P99),
 			rate(c.Raw), p50(c.Raw), p99Of(c.Raw), rate(c.Naive), p50(c.Naive), p99Of(c.Naive),
-			ratio(g, c.Raw), ratio(c.Naive, c.Raw), c.GwCPU1k, c.GwPeakMiB, c.EmuCPU1k)
+			ratio(g, c.Raw), ratio(c.Naive, c.Raw), c.GwCPU1k, c.RawCPU1k, cpuRatio(c), c.GwPeakMiB, c.EmuCPU1k)
 	}
 	tw.Flush()
 	for _, c := range st.Cells {
@@ -201,6 +228,15 @@ func ratio(a, b *Result) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", a.PerSec/b.PerSec)
+}
+
+// cpuRatio renders the gateway's CPU per save over the raw path's per
+// upload, "n/a" without the latter.
+func cpuRatio(c Cell) string {
+	if c.RawCPU1k <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", c.GwCPU1k/c.RawCPU1k)
 }
 
 func p50(l *Result) string {

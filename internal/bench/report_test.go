@@ -31,7 +31,7 @@ func sampleReport() Report {
 					GwCPU1k: 1.132, GwPeakMiB: 49, EmuCPU1k: 3.795},
 				{SizeKiB: 16, Conc: 64, Gateway: res(1984, 496, 109340*time.Microsecond, 320510*time.Microsecond),
 					Raw: ptr(res(2184, 546, 94230*time.Microsecond, 290430*time.Microsecond)), Naive: ptr(res(2084, 521, 100970*time.Microsecond, 305220*time.Microsecond)),
-					GwCPU1k: 1.079, GwPeakMiB: 65, EmuCPU1k: 1.26},
+					GwCPU1k: 1.079, RawCPU1k: 0.95, GwPeakMiB: 65, EmuCPU1k: 1.26},
 				{SizeKiB: 256, Conc: 64, Gateway: res(956, 239, 231110*time.Microsecond, 653090*time.Microsecond),
 					Raw: ptr(res(1508, 377, 140540*time.Microsecond, 441490*time.Microsecond)), Naive: ptr(res(1592, 398, 130320*time.Microsecond, 426910*time.Microsecond)),
 					GwCPU1k: 3.349, GwPeakMiB: 159, EmuCPU1k: 2.764},
@@ -50,9 +50,12 @@ func sampleReport() Report {
 		}},
 		GC: &GCResults{Renewed: 2000, Seconds: 0.53, RenewalsPerSec: 3794, SavesWithout: res(1716, 429, 35190*time.Microsecond, 80550*time.Microsecond),
 			SavesDuring: res(1396, 349, 43620*time.Microsecond, 91450*time.Microsecond), DuringRenewed: 4047, P99Ratio: 91.45 / 80.55},
-		Notify: &NotifyResults{Messages: 50_000, Applied: 731, PublishSecs: 1.04, ConsumeSecs: 30, PerSec: 24.4, RowsRemoved: 733,
-			ApplyN: 100_000, ApplyPerSec: 101550, CeilingPerSec: 23, CeilingN: 690,
-			Err: "the consumer applied 731 of 50000 notifications, then nothing for 3s"},
+		Notify: &NotifyResults{
+			Queue: NotifyRun{Messages: 100_000, Applied: 100_000, Secs: 2.5, PerSec: 40_000, CPU1k: 0.021},
+			Emulator: EmulatorRun{NotifyRun: NotifyRun{Messages: 20_000, Applied: 19_000, Secs: 30, PerSec: 633},
+				BareN: 20_000, BarePerSec: 1900, PublishSecs: 1.2,
+				Err: "the consumer applied 19000 of 20000 notifications, then nothing for 3s"},
+			RowsRemoved: 119_000, ApplyN: 100_000, ApplyPerSec: 101550},
 	}
 	r.Targets = targetRows(&r)
 	return r

@@ -57,6 +57,14 @@ func newMemGateway(t *testing.T) *gateway {
 
 func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap func(http.Handler) http.Handler) *gateway {
 	t.Helper()
+	return serveGatewayWith(t, gcs, tracestore.Options{Now: now}, wrap)
+}
+
+// serveGatewayWith is serveGateway with the trace service's options.
+func serveGatewayWith(t *testing.T, gcs *objstore.GCS, so tracestore.Options, wrap func(http.Handler) http.Handler) *gateway {
+	t.Helper()
+	now := so.Now
+	so.Limits = traces.Limits{MaxBody: 1 << 20}
 	db, err := index.Open(t.Context(), testutil.PG(t), index.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +75,9 @@ func serveGateway(t *testing.T, gcs *objstore.GCS, now func() time.Time, wrap fu
 	if err != nil {
 		t.Fatal(err)
 	}
+	so.Renewer, so.Holds, so.Policy = gc, hs, gc
 	api := httpapi.New(httpapi.Options{
-		Service:  tracestore.New(gcs, db, tracestore.Options{Now: now, Renewer: gc, Holds: hs, Policy: gc}),
+		Service:  tracestore.New(gcs, db, so),
 		Holds:    hs,
 		Canvases: canvases.New(gcs, db, canvases.Options{Now: now, Policy: gc, Renewer: gc}),
 		Auth:     &httpapi.BearerAuth{Key: testKey},

@@ -778,3 +778,45 @@ func TestLoadSubjects(t *testing.T) {
 		t.Error("a missing subjects file loaded")
 	}
 }
+
+// A token that verified once is remembered, but only its signature: it
+// still stops working at its expiry (plus leeway), is not valid before its
+// nbf, and a token with the same claims and another signature is checked
+// on its own.
+func TestBearerAuthRemembersOnlyTheSignature(t *testing.T) {
+	t.Parallel()
+	key := bytes.Repeat([]byte{5}, 32)
+	t0 := time.Now()
+	clock := t0
+	a := &httpapi.BearerAuth{Key: key, Now: func() time.Time { return clock }}
+	auth := func(tok string) error {
+		r := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		_, err := a.Authenticate(r)
+		return err
+	}
+	tok := mint(t, key, httpapi.RoleExecutor, "", t0) // expires at t0+1h
+	for range 3 {
+		if err := auth(tok); err != nil {
+			t.Fatalf("valid token: %v", err)
+		}
+	}
+	forged := tok[:strings.LastIndexByte(tok, '.')+1] + strings.Repeat("A", len(tok)-strings.LastIndexByte(tok, '.')-1)
+	if err := auth(forged); err == nil {
+		t.Errorf("a token with the remembered claims and another signature was accepted")
+	}
+	clock = t0.Add(time.Hour + httpapi.Leeway + time.Second)
+	if err := auth(tok); err == nil {
+		t.Errorf("a remembered token was accepted after its expiry")
+	}
+	future := signed(t, jwt.SigningMethodHS256, key, "", jwt.MapClaims{"iss": httpapi.Issuer, "aud": httpapi.Audience, "sub": "s",
+		"role": "executor", "iat": t0.Unix(), "nbf": t0.Add(10 * time.Minute).Unix(), "exp": t0.Add(time.Hour).Unix()})
+	clock = t0.Add(11 * time.Minute)
+	if err := auth(future); err != nil {
+		t.Fatalf("token past its nbf: %v", err)
+	}
+	clock = t0
+	if err := auth(future); err == nil {
+		t.Errorf("a remembered token was accepted before its nbf")
+	}
+}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,8 +210,17 @@ func (c *contract) check(ctx context.Context, ex exchange) []error {
 	reqOpts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true}
 	reqOpts.WithCustomSchemaErrorFunc(schemaError)
 	reqIn := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: reqOpts}
+	reqBody := ex.reqBody
+	if strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
+		// A compressed body is checked as the document it inflates to.
+		if zr, err := gzip.NewReader(bytes.NewReader(reqBody)); err == nil {
+			if b, err := io.ReadAll(zr); err == nil {
+				reqBody = b
+			}
+		}
+	}
 	if isJSON(req.Header.Get("Content-Type")) && ex.reqComplete {
-		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(ex.reqBody)), int64(len(ex.reqBody))
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(reqBody)), int64(len(reqBody))
 	} else {
 		// msgpack (or a body the server did not read to the end): the
 		// parameters are still checked.

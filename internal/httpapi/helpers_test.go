@@ -40,6 +40,7 @@ func newGateway(t testing.TB) *gateway {
 	t.Cleanup(db.Close)
 	emu := testutil.Emulator(t)
 	gcs := objstore.New(emu.Client, emu.Bucket)
+	gcs.UseXMLUploads(http.DefaultClient, emu.URL) // as serve does
 	svc := tracestore.New(gcs, db, tracestore.Options{Now: time.Now})
 	api := httpapi.New(httpapi.Options{Service: svc, Limits: traces.Limits{MaxBody: 1 << 20}, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	hs := serveChecked(t, api.Handler())

@@ -19,14 +19,66 @@ const (
 	ctMsgpack = "application/msgpack"
 )
 
-// readBody reads the request body, of at most s.limits.MaxBody bytes, and
-// says whether it is JSON (else msgpack). An unsupported Content-Type is
-// 415; a body over the limit is 413 naming the limit. Before reading, it
-// reserves the body's bytes in the server's in-flight budget (see
-// inflight.go): a body of known length at once, in full, and a chunked
-// body as its buffer grows; no room within the wait wraps errBusy (503).
-// The reservation lasts until the handler returns.
+// received is a request body as read: body is what the route decodes
+// (inflated when it came gzip-compressed), gzip the compressed bytes as
+// they arrived (nil when it was not compressed).
+type received struct {
+	body, gzip []byte
+	json       bool
+}
+
+// readBody reads the request body as readReceived does and returns what
+// the route decodes and whether it is JSON (else msgpack).
 func (s *Server) readBody(r *http.Request) (body []byte, isJSON bool, err error) {
+	in, err := s.readReceived(r)
+	return in.body, in.json, err
+}
+
+// readReceived reads the request body, of at most s.limits.MaxBody bytes
+// as sent and, with Content-Encoding: gzip, once inflated (one gzip
+// member). An unsupported Content-Type or Content-Encoding is 415; a body
+// over the limit is 413 naming the limit. Before reading, it reserves the
+// body's bytes in the server's in-flight budget (see inflight.go): a body
+// of known length at once, in full, and a chunked or inflated body as its
+// buffer grows; no room within the wait wraps errBusy (503). The
+// reservation lasts until the handler returns.
+func (s *Server) readReceived(r *http.Request) (received, error) {
+	var in received
+	gz := false
+	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip":
+		gz = true
+	default:
+		return in, traces.Public(errMediaType, "Content-Encoding must be gzip or none, not %s", traces.Quote(ce))
+	}
+	raw, isJSON, err := s.readRaw(r)
+	if err != nil {
+		return in, err
+	}
+	in.body, in.json = raw, isJSON
+	if gz {
+		res := s.reservation(r)
+		in.gzip = raw
+		in.body, err = traces.Inflate(raw, s.limits.MaxBody, "body", func(n int64) error { return res.grow(r.Context(), n) })
+		if err != nil {
+			return received{}, err
+		}
+	}
+	return in, nil
+}
+
+// reservation is r's share of the body budget.
+func (s *Server) reservation(r *http.Request) *reservation {
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		return &st.body
+	}
+	return &reservation{b: s.budget}
+}
+
+// readRaw reads the body as sent: of at most s.limits.MaxBody bytes, with
+// a supported Content-Type, reserved in the budget.
+func (s *Server) readRaw(r *http.Request) (body []byte, isJSON bool, err error) {
 	mt, _, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case perr != nil && r.Header.Get("Content-Type") != "":
@@ -41,10 +93,7 @@ func (s *Server) readBody(r *http.Request) (body []byte, isJSON bool, err error)
 	if r.ContentLength > limit {
 		return nil, false, traces.TooLarge("body", limit)
 	}
-	res := &reservation{b: s.budget}
-	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
-		res = &st.body
-	}
+	res := s.reservation(r)
 	if r.ContentLength >= 0 {
 		// Reserved, so allocated at once: one buffer of the exact size,
 		// never a growing one and its copies.

@@ -113,6 +113,7 @@ func New(o Options) *Server {
 		s.routes = append(s.routes, "GET /metrics")
 	}
 	s.routeTraces()
+	s.routeUploads()   // uploads.go: direct uploads of large traces
 	s.routeExecute()   // execute.go: replace, layers (issue: execute buttons)
 	s.routeUnmatched() // unmatched.go: 404s
 	s.routeCanvases()  // canvases.go: toplevel forget, canvas deletion, jobs

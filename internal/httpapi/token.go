@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -151,7 +152,24 @@ type BearerAuth struct {
 	Key    []byte
 	Google *Google          // nil: Google ID tokens are refused
 	Now    func() time.Time // nil: time.Now
+
+	// verified remembers tokens whose signature checked out, so a caller
+	// that sends the same token on every request (an executor does) pays
+	// the HMAC and the JSON decoding once, not per save. Only the time
+	// checks run again. Key must not change once in use.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+// verifiedToken is a token VerifyToken accepted and the times between
+// which it stays acceptable (leeway included).
+type verifiedToken struct {
+	c           Claims
+	from, until time.Time
+}
+
+// maxVerified bounds the cache; when full it starts afresh.
+const maxVerified = 4096
 
 var _ Authenticator = (*BearerAuth)(nil)
 
@@ -177,21 +195,67 @@ func (a *BearerAuth) Authenticate(r *http.Request) (Principal, error) {
 	if strings.HasPrefix(tok, legacyPrefix) {
 		return Principal{}, unauthenticated("has the retired tgw1 format: mint a JWT with `tracegw token`")
 	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	t := now()
+	// A remembered token is one of ours (HS256 with our key), so this
+	// comes before telling Google's tokens apart.
+	a.mu.Lock()
+	v, ok := a.verified[tok]
+	a.mu.Unlock()
+	if ok && !t.Before(v.from) && t.Before(v.until) {
+		return Principal{Role: v.c.Role, Canvas: v.c.Canvas, Subject: v.c.Subject}, nil
+	}
 	if isGoogle(tok) {
 		if a.Google == nil {
 			return Principal{}, unauthenticated("is a Google ID token, which this gateway does not accept")
 		}
 		return a.Google.principal(r.Context(), tok)
 	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	c, err := VerifyToken(a.Key, tok, now())
+	c, err := VerifyToken(a.Key, tok, t)
 	if err != nil {
 		return Principal{}, err
 	}
+	a.remember(tok, c)
 	return Principal{Role: c.Role, Canvas: c.Canvas, Subject: c.Subject}, nil
+}
+
+// remember caches an accepted token until its expiry. A token that names
+// no issue time, or one not yet valid, is not cached: VerifyToken keeps
+// deciding those.
+func (a *BearerAuth) remember(tok string, c Claims) {
+	if c.IssuedAt.IsZero() {
+		return
+	}
+	nbf, err := notBefore(tok)
+	if err != nil {
+		return
+	}
+	v := verifiedToken{c: c, from: c.IssuedAt.Add(-Leeway), until: c.Expiry.Add(Leeway)}
+	if nbf.Add(-Leeway).After(v.from) {
+		v.from = nbf.Add(-Leeway)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.verified == nil || len(a.verified) >= maxVerified {
+		a.verified = make(map[string]verifiedToken)
+	}
+	a.verified[tok] = v
+}
+
+// notBefore reads the nbf claim of a token VerifyToken accepted (zero when
+// absent).
+func notBefore(tok string) (time.Time, error) {
+	var jc jwtClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &jc); err != nil {
+		return time.Time{}, err
+	}
+	if jc.NotBefore == nil {
+		return time.Time{}, nil
+	}
+	return jc.NotBefore.Time, nil
 }
 
 // LoadKey reads a signing key file: either hex (64+ hex digits, as

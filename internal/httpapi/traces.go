@@ -102,15 +102,19 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, isJSON, err := s.readBody(r)
+	in, err := s.readReceived(r)
 	if err != nil {
 		return err
 	}
-	t, err := traces.DecodeTrace(body, isJSON, s.limits)
+	t, err := traces.DecodeTrace(in.body, in.json, s.limits)
 	if err != nil {
 		return err
 	}
-	saved, err := s.svc.Save(r.Context(), c, t)
+	var rec tracestore.Received
+	if !in.json {
+		rec = tracestore.Received{Doc: in.body, Gzip: in.gzip}
+	}
+	saved, err := s.svc.SaveReceived(r.Context(), c, t, rec)
 	if err != nil {
 		return err
 	}
@@ -118,12 +122,28 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if saved.Created {
 		status = http.StatusCreated
 	}
-	w.Header().Set("Location", "/v1/canvases/"+c.String()+"/traces/"+saved.ID.String())
-	respond(w, r, status, struct {
-		TraceID    traces.TraceID `json:"traceID" msgpack:"traceID"`
-		Generation generation     `json:"generation" msgpack:"generation"`
-	}{saved.ID, generation(saved.Generation)})
+	respondSaved(w, r, status, c, saved)
 	return nil
+}
+
+// respondSaved answers a save (or a finalize) with its Location and
+// {"traceID","generation"}: JSON written by hand, as this answer goes out
+// once per save.
+func respondSaved(w http.ResponseWriter, r *http.Request, status int, c traces.CanvasID, saved tracestore.Saved) {
+	w.Header().Set("Location", "/v1/canvases/"+c.String()+"/traces/"+saved.ID.String())
+	if wantsMsgpack(r) {
+		respond(w, r, status, struct {
+			TraceID    traces.TraceID `json:"traceID" msgpack:"traceID"`
+			Generation generation     `json:"generation" msgpack:"generation"`
+		}{saved.ID, generation(saved.Generation)})
+		return
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"traceID":"`...)
+	b, _ = saved.ID.AppendText(b)
+	b = append(b, `","generation":"`...)
+	b = strconv.AppendInt(b, saved.Generation, 10)
+	rawResponse(w, status, ctJSON, append(b, "\"}\n"...))
 }
 
 func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) error {

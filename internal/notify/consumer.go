@@ -21,7 +21,12 @@ const (
 	DefaultMaxWait         = 50 * time.Millisecond
 	DefaultApplyTimeout    = 30 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
-	defaultLayerWorkers    = 8
+	// DefaultMaxOutstanding is the Pub/Sub flow control serve passes to
+	// Subscription: messages in hand at once, leased and extended by the
+	// client until acked. Four batches: one committing, one filling, and
+	// room for the stream to keep delivering meanwhile.
+	DefaultMaxOutstanding = 4 * DefaultMaxBatch
+	defaultLayerWorkers   = 8
 )
 
 // After a failed commit the batcher waits before the next one, doubling from

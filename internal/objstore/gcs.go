@@ -26,6 +26,7 @@ type GCS struct {
 	// (default 4); past it the error wraps traces.ErrUnavailable so the
 	// caller can answer 503 instead of hanging.
 	Attempts int
+	xml      *xmlUploads // UseXMLUploads: Create's lean path
 }
 
 // New returns the adapter for bucket.
@@ -56,6 +57,8 @@ func (g *GCS) obj(key string, always bool) *storage.ObjectHandle {
 // write itself, Create retries transient failures here — safe, because the
 // precondition means a repeat can never clobber anything. A 412 on a repeat
 // therefore may mean an earlier attempt landed: callers compare contents.
+// With UseXMLUploads the write is one XML API PUT (xml.go); the returned
+// info then holds what was sent plus the generation the answer names.
 func (g *GCS) Create(ctx context.Context, key string, body []byte, o traces.NewObject) (traces.ObjectInfo, error) {
 	return g.write(ctx, key, body, o, storage.Conditions{DoesNotExist: true})
 }
@@ -88,6 +91,9 @@ func (g *GCS) write(ctx context.Context, key string, body []byte, o traces.NewOb
 }
 
 func (g *GCS) writeOnce(ctx context.Context, key string, body []byte, o traces.NewObject, cond storage.Conditions) (traces.ObjectInfo, error) {
+	if g.xml != nil && cond.DoesNotExist {
+		return g.xml.createXML(ctx, key, body, o)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // aborts the upload if Close is never reached
 	w := g.bucket.Object(key).If(cond).NewWriter(ctx)

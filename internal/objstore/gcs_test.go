@@ -3,6 +3,7 @@ package objstore_test
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -93,5 +94,61 @@ func TestErrorTranslation(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("listing after deletes: %d objects", n)
+	}
+}
+
+// With XML uploads, Create is one XML API PUT: create-only, with
+// customTime, content type and encoding and metadata as the storage
+// client would set them, and the generation from the answer.
+func TestCreateXML(t *testing.T) {
+	t.Parallel()
+	emu := testutil.Emulator(t)
+	g := objstore.New(emu.Client, emu.Bucket)
+	g.UseXMLUploads(http.DefaultClient, emu.URL)
+	ctx := t.Context()
+	now := emu.E.Now().Truncate(time.Second)
+	o := traces.NewObject{ContentType: "application/msgpack", ContentEncoding: "gzip", CustomTime: now,
+		Metadata: map[string]string{"tracegw-sha256": "ab12"}}
+	st0, err := traces.Store([]byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := g.Create(ctx, "c/traces/xy", st0.Body, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Stat(ctx, "c/traces/xy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Generation == 0 || info.Generation != st.Generation || info.Metageneration != st.Metageneration {
+		t.Errorf("Create = generation %d metageneration %d, Stat = %d %d", info.Generation, info.Metageneration, st.Generation, st.Metageneration)
+	}
+	if !st.CustomTime.Equal(now) || st.ContentType != o.ContentType || st.ContentEncoding != "gzip" ||
+		st.Metadata["tracegw-sha256"] != "ab12" || st.Size != int64(len(st0.Body)) {
+		t.Errorf("stored %+v, want customTime %s, type, encoding, metadata and size as sent", st, now)
+	}
+	if info.Created.IsZero() || !info.CustomTime.Equal(now) {
+		t.Errorf("Create info %+v: want created and customTime", info)
+	}
+	if _, err := g.Create(ctx, "c/traces/xy", []byte("two"), o); !errors.Is(err, traces.ErrPreconditionFailed) {
+		t.Errorf("second create: %v, want ErrPreconditionFailed", err)
+	}
+	stored, sinfo, err := g.OpenStored(ctx, "c/traces/xy")
+	if err != nil || !bytes.Equal(stored, st0.Body) || sinfo.Generation != info.Generation || sinfo.ContentEncoding != "gzip" {
+		t.Errorf("OpenStored = %d bytes, %+v, %v; want the gzip as stored and its generation", len(stored), sinfo, err)
+	}
+	if _, _, err := g.OpenStored(ctx, "c/traces/missing"); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("OpenStored of a missing object: %v, want ErrNotFound", err)
+	}
+	raw, _, err := g.Open(ctx, "c/traces/xy")
+	body, _ := traces.Unstore(raw)
+	if err != nil || string(body) != "one" {
+		t.Errorf("after the refused create: %q, %v", body, err)
+	}
+	g2 := objstore.New(emu.Client, emu.Bucket+"-missing")
+	g2.UseXMLUploads(http.DefaultClient, emu.URL)
+	if _, err := g2.Create(ctx, "k", []byte("x"), o); err == nil {
+		t.Errorf("create in a missing bucket succeeded")
 	}
 }

@@ -190,6 +190,9 @@ var (
 	// ("EMULATOR-FINDINGS"), each part three letters or more so that a date
 	// pattern such as YYYY-MM-DD is not taken for one.
 	capsDocRE = regexp.MustCompile(`(?:^|[^\w./-])([A-Z]{3,}(?:-[A-Z]{3,})+)(?:\.md)?\b`)
+	// protocolTerms are capitals-with-hyphens words that name protocol
+	// values, not documents.
+	protocolTerms = map[string]bool{"UNSIGNED-PAYLOAD": true}
 )
 
 // citedDocs returns the documents a text cites, as markdown file names:
@@ -204,7 +207,7 @@ func citedDocs(text string) []hit {
 				if re == sectionCiteRE && m[2] != "" {
 					continue // NAME.md §: mentionedDocs has it
 				}
-				if re == capsDocRE && strings.HasPrefix(line[strings.Index(line, m[1])+len(m[1]):], ".md") {
+				if re == capsDocRE && (protocolTerms[m[1]] || strings.HasPrefix(line[strings.Index(line, m[1])+len(m[1]):], ".md")) {
 					continue
 				}
 				out = append(out, hit{line: i + 1, text: m[1] + ".md"})

@@ -1,10 +1,12 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tracegw/tracegw/internal/index"
@@ -83,6 +85,9 @@ type Options struct {
 	// Keep is the global keep-N listings assume without Policy (default
 	// DefaultKeep).
 	Keep int
+	// Uploads, if set, signs direct uploads (UploadSlot, Finalize; see
+	// direct.go); nil turns them off.
+	Uploads UploadSigner
 }
 
 // Service saves, reads, replaces and lists traces, adds layers, repairs
@@ -192,11 +197,29 @@ func record(c traces.CanvasID, t *traces.Trace, info traces.ObjectInfo, ct time.
 // traces.ErrNotFound and deletes the object it wrote. Backend faults wrap
 // traces.ErrUnavailable.
 func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) (Saved, error) {
+	return s.SaveReceived(ctx, c, t, Received{})
+}
+
+// Received is a save's request body as it arrived, when it was msgpack:
+// Doc the document t was decoded from, Gzip its compressed form when the
+// client sent one (Content-Encoding: gzip; traces.Inflate read it). Both
+// are only read.
+type Received struct {
+	Doc, Gzip []byte
+}
+
+// SaveReceived is Save for a trace decoded from in. When in.Doc is
+// already the document Save would store (the canonical msgpack encoding of
+// the prepared trace: the Go client sends it) and in.Gzip is set, the
+// client's gzip is stored as it is: the stored document, its hash and so
+// retry detection are exactly Save's, without compressing it again.
+// Otherwise it is Save.
+func (s *Service) SaveReceived(ctx context.Context, c traces.CanvasID, t *traces.Trace, in Received) (Saved, error) {
 	now := s.now()
 	if err := Prepare(t, now); err != nil {
 		return Saved{}, err
 	}
-	st, err := traces.Store(traces.AppendTraceMsgpack(make([]byte, 0, 1024), t))
+	st, err := stored(t, in)
 	if err != nil {
 		return Saved{}, fmt.Errorf("save trace: %w", err)
 	}
@@ -242,6 +265,24 @@ func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) 
 	}
 	s.renewDue(ctx, c, put.Due)
 	return Saved{ID: t.ID, Generation: info.Generation, Created: created}, nil
+}
+
+// docBuffers holds the buffers of canonical encodings, which stored drops
+// once it has compressed or compared them.
+var docBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// stored is the object of prepared trace t received as in.
+func stored(t *traces.Trace, in Received) (traces.Stored, error) {
+	bp := docBuffers.Get().(*[]byte)
+	defer docBuffers.Put(bp)
+	doc := traces.AppendTraceMsgpack((*bp)[:0], t)
+	if cap(doc) <= 4<<20 { // keep ordinary buffers, not a 16 MiB one
+		*bp = doc
+	}
+	if in.Gzip != nil && bytes.Equal(doc, in.Doc) {
+		return traces.StoreCompressed(doc, in.Gzip), nil
+	}
+	return traces.Store(doc)
 }
 
 // renewDue hands toplevels an index write made due to the Renewer. A

@@ -64,6 +64,7 @@ func (v Violation) Headline() string {
 	return s
 }
 
+// String renders the violation in full for a report.
 func (v Violation) String() string {
 	s := "[" + v.Invariant + "]"
 	if v.Label != 0 {
@@ -232,25 +233,6 @@ func (m *Model) protection(label int, prev, s0 *Snapshot, end time.Time) (why st
 	return strings.Join(whys, "; "), keptOrHeld
 }
 
-// heldBy is DefinitelyHeld returning the hold call.
-func (m *Model) heldBy(label int, at time.Time) (int, bool) {
-	for _, h := range m.holds[label] {
-		if h.Release || !h.OK || h.End.After(at) {
-			continue
-		}
-		ok := true
-		for _, r := range m.holds[label] {
-			if r.Release && !r.Start.After(at) && !r.End.Before(h.Start) {
-				ok = false
-			}
-		}
-		if ok {
-			return h.Op, true
-		}
-	}
-	return 0, false
-}
-
 // liveness explains why a toplevel is definitely live.
 func (m *Model) liveness(canvas int, x traces.TLID, at time.Time) string {
 	var fs []string
@@ -286,8 +268,8 @@ func (m *Model) CheckStep(prev, s0, s1 *Snapshot) []Violation {
 		if !ok {
 			if why != "" {
 				vs = append(vs, Violation{InvKeep, l, key, fmt.Sprintf(
-					"%s was deleted during the clock step %s..%s, but %s%s",
-					m.describe(l), stamp(s0.At), stamp(s1.At), why, m.writeHistory(l))})
+					"%s was deleted during the clock step %s..%s, but %s%s%s",
+					m.describe(l), stamp(s0.At), stamp(s1.At), why, m.writeHistory(l), m.holdCalls(l))})
 			}
 			continue
 		}
@@ -307,8 +289,8 @@ func (m *Model) CheckStep(prev, s0, s1 *Snapshot) []Violation {
 				reason = fmt.Sprintf("the layer's customTime %s was younger than the retention", stamp(lo.CustomTime))
 			}
 			vs = append(vs, Violation{InvKeepLayer, l, lo.Key, fmt.Sprintf(
-				"layer %d of %s (reads merge it: generation %d, an acknowledged layer at least as high) was deleted during the clock step %s..%s while the trace stayed, but %s%s",
-				lo.Layer, m.describe(l), lo.Base, stamp(s0.At), stamp(s1.At), reason, m.writeHistory(l))})
+				"layer %d of %s (reads merge it: generation %d, an acknowledged layer at least as high) was deleted during the clock step %s..%s while the trace stayed, but %s%s%s",
+				lo.Layer, m.describe(l), lo.Base, stamp(s0.At), stamp(s1.At), reason, m.writeHistory(l), m.holdCalls(l))})
 		}
 	}
 	return vs
@@ -441,7 +423,8 @@ func (m *Model) deaths(canvas int, x traces.TLID) string {
 	return strings.Join(fs, ", ") + "; no trace with a later timestamp named it"
 }
 
-func (m *Model) holdHistory(label int) string {
+// holdCalls lists a trace's hold and release calls for a report.
+func (m *Model) holdCalls(label int) string {
 	var b strings.Builder
 	for _, h := range m.holds[label] {
 		kind, out := "hold", "failed"
@@ -453,6 +436,12 @@ func (m *Model) holdHistory(label int) string {
 		}
 		fmt.Fprintf(&b, "; #%d %s %s..%s %s", h.Op, kind, stamp(h.Start), stamp(h.End), out)
 	}
+	return b.String()
+}
+
+func (m *Model) holdHistory(label int) string {
+	var b strings.Builder
+	b.WriteString(m.holdCalls(label))
 	for _, w := range m.writes[label] {
 		if w.Kind == WriteLayer {
 			fmt.Fprintf(&b, "; #%d layer %s..%s ok=%v", w.Op, stamp(w.Start), stamp(w.End), w.OK)

@@ -209,42 +209,8 @@ var retriable = map[opKind]bool{
 func (r *runner) quiescence(ctx context.Context) {
 	r.phase = "quiescence"
 	r.sys.clearFaults()
-	var redo []op
-	for _, oc := range r.outcomes {
-		if oc.err == nil || definitive(oc.err) || !retriable[oc.op.kind] {
-			continue
-		}
-		o := oc.op
-		o.fault, o.faultN, o.retries = "", 0, 5
-		if o.kind == opReplace {
-			o.ifMatch = true // a client re-reads before it tries again
-		}
-		redo = append(redo, o)
-	}
-	r.runBatched(ctx, redo)
-
-	at := r.now()
-	var settle []op
-	for _, l := range r.m.Labels() {
-		hs := r.m.holds[l]
-		if len(hs) == 0 || r.m.DefinitelyHeld(l, at) || r.m.DefinitelyUnheld(l, at) {
-			continue
-		}
-		last := hs[0]
-		for _, h := range hs {
-			if h.Start.After(last.Start) {
-				last = h
-			}
-		}
-		kind := opHold
-		if last.Release {
-			kind = opRelease
-		}
-		tr, _ := r.m.TraceOf(l)
-		settle = append(settle, op{kind: kind, canvas: tr.Canvas, label: l, retries: 5})
-	}
-	r.runBatched(ctx, settle)
-
+	r.runBatched(ctx, r.retries())
+	r.runBatched(ctx, r.settlements())
 	r.sys.relay.mu.Lock()
 	r.sys.relay.late = 0
 	r.sys.relay.mu.Unlock()
@@ -275,6 +241,51 @@ func (r *runner) quiescence(ctx context.Context) {
 	}
 	r.report(vs)
 	r.readChecks(ctx, r.last)
+}
+
+// retries are the client calls that failed for a reason other than a
+// definitive answer, to run again (up to five times each) with no fault; a
+// replace re-reads the generation first, as a client would.
+func (r *runner) retries() []op {
+	var redo []op
+	for _, oc := range r.outcomes {
+		if oc.err == nil || definitive(oc.err) || !retriable[oc.op.kind] {
+			continue
+		}
+		o := oc.op
+		o.fault, o.faultN, o.retries = "", 0, 5
+		if o.kind == opReplace {
+			o.ifMatch = true
+		}
+		redo = append(redo, o)
+	}
+	return redo
+}
+
+// settlements repeat, for each trace whose hold state is still ambiguous
+// (a failed or overlapping hold or release), the hold call that began last.
+func (r *runner) settlements() []op {
+	at := r.now()
+	var settle []op
+	for _, l := range r.m.Labels() {
+		hs := r.m.holds[l]
+		if len(hs) == 0 || r.m.DefinitelyHeld(l, at) || r.m.DefinitelyUnheld(l, at) {
+			continue
+		}
+		last := hs[0]
+		for _, h := range hs {
+			if h.Start.After(last.Start) {
+				last = h
+			}
+		}
+		kind := opHold
+		if last.Release {
+			kind = opRelease
+		}
+		tr, _ := r.m.TraceOf(l)
+		settle = append(settle, op{kind: kind, canvas: tr.Canvas, label: l, retries: 5})
+	}
+	return settle
 }
 
 // indexView says what the index lists, for each toplevel a leaked trace

@@ -133,101 +133,140 @@ func firstLike(res result, target Violation) int {
 }
 
 // shrink looks for a shorter history that still violates target's
-// invariant: cut after the round where it was found, drop chunks of
-// operations (halves, quarters, … single ones; delta debugging), drop
-// faults and retries, then run concurrent operations one per round.
-// Interleavings vary, so a candidate gets up to three tries when the
-// failure does not reproduce every time. A run stops at the violation. It
-// stops when -history.shrink is spent.
+// invariant: cut after the round where it was found, keep only what
+// concerns its trace (then its canvas), drop chunks of operations (halves,
+// quarters, … single ones: delta debugging), drop faults and retries, then
+// run concurrent operations one per round. Interleavings vary, so a
+// candidate gets up to three tries when the failure does not reproduce
+// every time. A run stops at the violation; shrinking stops when
+// -history.shrink is spent.
 func shrink(t *testing.T, s settings, h history, res result, target Violation) (history, result, int) {
-	deadline := time.Now().Add(*flagShrink)
-	best, bestRes := h, res
-	runs, tries := 0, 1
-	stop := func(v Violation) bool { return like(result{violations: []Violation{v}}, target) }
-	once := func(c history) (result, bool) {
-		runs++
-		var got result
-		t.Run(fmt.Sprintf("shrink-%d", runs), func(t *testing.T) { got = run(t, s, c, stop) })
-		return got, like(got, target)
-	}
-	try := func(c history) bool {
-		if c.ops() == 0 {
-			return false
-		}
-		for range tries {
-			if time.Now().After(deadline) {
-				return false
-			}
-			if got, ok := once(c); ok {
-				best, bestRes = c, got
-				return true
-			}
-		}
-		return false
-	}
+	k := &shrinker{t: t, s: s, target: target, deadline: time.Now().Add(*flagShrink), best: h, bestRes: res, tries: 1}
 	if n := firstLike(res, target); n > 0 && n < len(h) {
 		h = slices.Clone(h[:n])
 	}
-	// How reliably does it fail? Three runs decide how often to try.
+	k.calibrate(h)
+	k.focus()
+	k.ddmin()
+	k.simplify()
+	k.serialize()
+	return k.best, k.bestRes, k.runs
+}
+
+// shrinker is one shrinking: the smallest failing history so far.
+type shrinker struct {
+	t        *testing.T
+	s        settings
+	target   Violation
+	deadline time.Time
+	best     history
+	bestRes  result
+	runs     int
+	tries    int // runs per candidate
+}
+
+func (k *shrinker) timeLeft() bool { return time.Now().Before(k.deadline) }
+
+// once runs c until the target violation.
+func (k *shrinker) once(c history) (result, bool) {
+	k.runs++
+	stop := func(v Violation) bool { return like(result{violations: []Violation{v}}, k.target) }
+	var got result
+	k.t.Run(fmt.Sprintf("shrink-%d", k.runs), func(t *testing.T) { got = run(t, k.s, c, stop) })
+	return got, like(got, k.target)
+}
+
+// try reports whether c fails like the target, and keeps it if so.
+func (k *shrinker) try(c history) bool {
+	if c.ops() == 0 {
+		return false
+	}
+	for range k.tries {
+		if !k.timeLeft() {
+			return false
+		}
+		if got, ok := k.once(c); ok {
+			k.best, k.bestRes = c, got
+			return true
+		}
+	}
+	return false
+}
+
+// calibrate runs the cut history three times: how reliably it fails
+// decides how often each candidate is tried.
+func (k *shrinker) calibrate(h history) {
 	hits := 0
 	for range 3 {
-		if got, ok := once(h); ok {
+		if got, ok := k.once(h); ok {
 			hits++
-			best, bestRes = h, got
+			k.best, k.bestRes = h, got
 		}
 	}
-	switch hits {
-	case 0:
-		h = best // the cut lost it: shrink the whole history
-		tries = 3
-	case 1, 2:
-		tries = 3
+	if hits < 3 {
+		k.tries = 3 // and with no hit, the whole history stays the start
 	}
-	// Most violations are about one trace: first keep only what concerns
-	// it (then only its canvas) and the clock.
-	if target.Label != 0 {
-		canvas := -1
-		for _, r := range best {
-			for _, o := range r {
-				if o.label == target.Label && o.kind == opSave {
-					canvas = o.canvas
-				}
+}
+
+// focus keeps only what concerns the target's trace and the clock, then
+// only its canvas: most violations are about one trace.
+func (k *shrinker) focus() {
+	if k.target.Label == 0 {
+		return
+	}
+	canvas := -1
+	for _, r := range k.best {
+		for _, o := range r {
+			if o.label == k.target.Label && o.kind == opSave {
+				canvas = o.canvas
 			}
 		}
-		try(filter(best, func(o op) bool { return o.kind == opAdvance || o.label == target.Label }))
-		try(filter(best, func(o op) bool { return o.kind == opAdvance || o.kind == opGC || o.canvas == canvas }))
 	}
-	for chunk := best.ops() / 2; chunk >= 1; chunk /= 2 {
-		for i := 0; i < best.ops() && time.Now().Before(deadline); {
-			if !try(without(best, i, i+chunk)) {
+	k.try(filter(k.best, func(o op) bool { return o.kind == opAdvance || o.label == k.target.Label }))
+	k.try(filter(k.best, func(o op) bool { return o.kind == opAdvance || o.kind == opGC || o.canvas == canvas }))
+}
+
+// ddmin drops chunks of operations, halving the chunk size.
+func (k *shrinker) ddmin() {
+	for chunk := k.best.ops() / 2; chunk >= 1; chunk /= 2 {
+		for i := 0; i < k.best.ops() && k.timeLeft(); {
+			if !k.try(without(k.best, i, i+chunk)) {
 				i += chunk
 			}
 		}
 	}
-	for i := 0; i < best.ops() && time.Now().Before(deadline); i++ {
+}
+
+// simplify drops each operation's fault, then its retries.
+func (k *shrinker) simplify() {
+	for i := 0; i < k.best.ops() && k.timeLeft(); i++ {
 		for _, simpler := range []func(op) op{
 			func(o op) op { o.fault, o.faultN = "", 0; return o },
 			func(o op) op { o.retries = 0; return o },
 		} {
-			if c, changed := mapOp(best, i, simpler); changed {
-				try(c)
+			if c, changed := mapOp(k.best, i, simpler); changed {
+				k.try(c)
 			}
 		}
 	}
-	for i := 0; i < len(best) && time.Now().Before(deadline); i++ {
-		if len(best[i]) < 2 {
+}
+
+// serialize runs each round's operations one after the other.
+func (k *shrinker) serialize() {
+	for i := 0; i < len(k.best) && k.timeLeft(); i++ {
+		if len(k.best[i]) < 2 {
 			continue
 		}
-		c := slices.Clone(best[:i])
-		for _, o := range best[i] {
+		n := len(k.best[i])
+		c := slices.Clone(k.best[:i])
+		for _, o := range k.best[i] {
 			c = append(c, round{o})
 		}
-		c = append(c, best[i+1:]...)
-		if try(c) {
-			i += len(best[i]) - 1
+		c = append(c, k.best[i+1:]...)
+		if k.try(c) {
+			i += n - 1 // the round is n rounds of one now
 		}
 	}
-	return best, bestRes, runs
 }
 
 // filter returns the operations of h that keep accepts, dropping rounds

@@ -158,6 +158,25 @@ func TestHolds(t *testing.T) {
 	}
 }
 
+func TestHoldOfAnEarlierObject(t *testing.T) {
+	f := newFixture(1)
+	f.saved(1, 1, 1)
+	f.m.AddHold(HoldOp{Trace: 1, Window: win(2, 2), OK: true})
+	f.m.AddDeletion(CanvasDeletion{Window: win(3, 4), OK: true})
+	f.saved(1, 5, 1) // saved again: a new object, never held
+	if f.m.DefinitelyHeld(1, at(6)) {
+		t.Errorf("the hold of the object the canvas deletion removed holds its successor")
+	}
+	g := newFixture(1)
+	g.saved(1, 1, 1)
+	g.m.AddHold(HoldOp{Trace: 1, Window: win(2, 2), OK: true})
+	g.m.Observe(snap(3)) // gone
+	g.saved(1, 5, 1)
+	if g.m.DefinitelyHeld(1, at(6)) {
+		t.Errorf("the hold of an object seen gone holds its successor")
+	}
+}
+
 func TestCommitted(t *testing.T) {
 	f := newFixture(3)
 	f.saved(1, 1)

@@ -86,6 +86,11 @@
 //     merge; a listed trace whose object is gone does not answer 404 and
 //     leave the index.
 //
+// TestBenignHistories runs histories with every feature that reaches a
+// known bug masked (saves, reads, lists, clock steps and canvas deletions
+// only) and must find nothing: a guard against false positives of the
+// checks themselves.
+//
 // The checks assume the emulator's lifecycle rule deletes exactly when
 // daysSinceCustomTime is reached and only during clock steps, and that
 // generations grow (the emulator's are microsecond timestamps, as in GCS).

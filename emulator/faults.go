@@ -93,3 +93,6 @@ func (e *Emulator) InjectFaults(kind string, count, status int) {
 		e.log.Warn("ignore fault", "err", err)
 	}
 }
+
+// ClearFaults drops every fault InjectFaults armed and not yet fired.
+func (e *Emulator) ClearFaults() { e.faults.clear() }

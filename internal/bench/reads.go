@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/tracegw/tracegw/client"
 	"github.com/tracegw/tracegw/internal/index"
@@ -63,19 +64,42 @@ var readQueries = []struct {
 		}
 		return err
 	}},
-	// The same batch straight from index.DB: what the gateway's HTTP and
-	// encoding add is the batch row minus this one.
-	{"batch_200_toplevels_index_only", "same batch, index.DB.RecentMany in process (no HTTP, no JSON)", true, func(ctx context.Context, e readEnv, i int) error {
+	// The same batch straight from index.DB, the query the gateway runs:
+	// what the gateway's HTTP and encoding add is the batch row minus this
+	// one.
+	{"batch_200_toplevels_index_only", "same batch, index.DB.RecentManyKept in process (no HTTP, no JSON)", true, func(ctx context.Context, e readEnv, i int) error {
 		var tlids []traces.TLID
 		for _, t := range batchTLIDs(i) {
 			tlids = append(tlids, traces.TLID(t))
 		}
-		m, err := e.db.RecentMany(ctx, seedCanvas(0), tlids, 10)
+		m, err := e.db.RecentManyKept(ctx, seedCanvas(0), tlids, 10, judged())
 		if err == nil && len(m) != 200 {
 			err = fmt.Errorf("batch: got %d toplevels", len(m))
 		}
 		return err
 	}},
+	// The latest-10 query the gateway runs, in process; and the floor under
+	// it, the plain newest-10 scan without judging each trace.
+	{"latest10_toplevel_10000_traces_index_only", "latest 10 of a big toplevel, index.DB.RecentKept in process", false, func(ctx context.Context, e readEnv, i int) error {
+		list, err := e.db.RecentKept(ctx, seedCanvas(0), traces.TLID(1+i%seedBig), 10, judged())
+		if err == nil && len(list) != 10 {
+			err = fmt.Errorf("latest 10 of a big toplevel: got %d", len(list))
+		}
+		return err
+	}},
+	{"latest10_toplevel_10000_traces_sql_floor", "latest 10 of a big toplevel, index.DB.Recent (index-only scan, not judged)", false, func(ctx context.Context, e readEnv, i int) error {
+		list, err := e.db.Recent(ctx, seedCanvas(0), traces.TLID(1+i%seedBig), 10)
+		if err == nil && len(list) != 10 {
+			err = fmt.Errorf("latest 10 of a big toplevel: got %d", len(list))
+		}
+		return err
+	}},
+}
+
+// judged is the policy the embedded gateway judges listed traces under
+// (serve's defaults: 7 days, keep 10).
+func judged() index.Retention {
+	return index.Retention{Period: 7 * 24 * time.Hour, Keep: 10, Now: time.Now()}
 }
 
 // queriedCanvas is the seeded canvas the reads ask about.

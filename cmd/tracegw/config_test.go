@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracegw/tracegw/internal/traces"
 )
 
 func TestLoad(t *testing.T) {
@@ -120,8 +123,11 @@ func TestValidateRetentionNamesTheFlag(t *testing.T) {
 	c := defaults()
 	c.GCInterval = 12 * time.Hour // margin 2d < 3*12h + 1d
 	err := c.ValidateRetention()
-	if err == nil || !strings.Contains(err.Error(), "--renew-margin") || !strings.Contains(err.Error(), "--gc-interval") {
-		t.Errorf("ValidateRetention = %v, want it to name --renew-margin and --gc-interval", err)
+	if want := "--renew-margin 2d is unsafe: it must be at least 3 x --gc-interval + 1d = 60h0m0s"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ValidateRetention = %v, want it to say %q", err, want)
+	}
+	if !errors.Is(err, traces.ErrInvalid) {
+		t.Errorf("ValidateRetention = %v, want it to wrap traces.ErrInvalid", err)
 	}
 	if err := defaults().ValidateRetention(); err != nil {
 		t.Errorf("defaults: %v", err)

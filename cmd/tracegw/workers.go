@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -30,7 +31,37 @@ func (c Config) policy() ttl.Policy {
 
 // ValidateRetention checks the safety arithmetic between retention, GC
 // interval and renewal margin (ttl.Policy.Validate); messages name the flag.
-func (c Config) ValidateRetention() error { return c.policy().Validate() }
+func (c Config) ValidateRetention() error { return policyFlagErrors(c.policy().Validate()) }
+
+// policyFlags are the flags of ttl.Policy's fields.
+var policyFlags = map[string]string{
+	ttl.FieldRetention: "--retention", ttl.FieldMargin: "--renew-margin",
+	ttl.FieldInterval: "--gc-interval", ttl.FieldKeep: "--keep-per-toplevel",
+}
+
+var policyFieldRE = regexp.MustCompile(`\b(` + ttl.FieldRetention + `|` + ttl.FieldMargin + `|` + ttl.FieldInterval + `|` + ttl.FieldKeep + `)\b`)
+
+// policyFlagErrors says the policy's field errors in flags: "renewMargin:
+// 2d is unsafe: … 3 x gcInterval + 1d" becomes "--renew-margin 2d is
+// unsafe: … 3 x --gc-interval + 1d". Other errors pass as they are.
+func policyFlagErrors(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var fe *traces.FieldError
+		if errors.As(e, &fe) {
+			if flag, ok := policyFlags[fe.Field]; ok {
+				reason := policyFieldRE.ReplaceAllStringFunc(fe.Reason, func(f string) string { return policyFlags[f] })
+				e = fmt.Errorf("%s %s: %w", flag, reason, traces.ErrInvalid)
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
 
 // topicName is the notification topic's full name.
 func (c Config) topicName() string { return "projects/" + c.PubSubProject + "/topics/" + c.Topic }

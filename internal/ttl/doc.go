@@ -17,7 +17,7 @@
 // API for cmd/tracegw:
 //
 //	p := ttl.Policy{Retention: …, Margin: …, Interval: …, Keep: …} // or ttl.DefaultPolicy()
-//	err := p.Validate()                      // serve and gc refuse an unsafe policy; messages name the flag
+//	err := p.Validate()                      // serve and gc refuse an unsafe policy; errors name the field
 //	g, err := ttl.New(gcs, db, p, now, log, reg, ttl.Options{Bucket: gcs, Replica: "host/pid"}) // gcs is *objstore.GCS
 //	eff, err := g.Check(ctx)                 // serve --run-gc, gc: refuse to start on a disagreeing policy
 //	sum, err := g.Pass(ctx, dryRun)           // tracegw gc --once [--dry-run]

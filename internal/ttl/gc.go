@@ -455,7 +455,7 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 	sum.Duration = end.Sub(start)
 	cutShort := errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil
 	if cutShort {
-		err = errors.Join(err, fmt.Errorf("cut short at its deadline of one --gc-interval (%s)", FormatDuration(g.cfg.Interval)))
+		err = errors.Join(err, fmt.Errorf("cut short at its deadline of one GC interval (%s)", FormatDuration(g.cfg.Interval)))
 	}
 	outcome := passOutcome(sum, err, cutShort)
 	interrupted := parent.Err() != nil

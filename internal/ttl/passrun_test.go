@@ -116,7 +116,7 @@ func TestPassCutShortAtDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = g.Pass(t.Context(), false)
-	if err == nil || !strings.Contains(err.Error(), "cut short at its deadline of one --gc-interval (100ms)") {
+	if err == nil || !strings.Contains(err.Error(), "cut short at its deadline of one GC interval (100ms)") {
 		t.Errorf("Pass = %v, want it cut short", err)
 	}
 	if got := g.LastPass().Outcome; got != index.PassCutShort {

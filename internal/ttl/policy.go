@@ -2,7 +2,6 @@ package ttl
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/tracegw/tracegw/internal/days"
@@ -65,33 +64,43 @@ const MaxKeep = 100
 // (see Policy).
 func MinMargin(interval time.Duration) time.Duration { return 3*interval + Day }
 
+// The names of Policy's fields in its errors (traces.FieldError.Field, and
+// inside a reason where one field refers to another); a command maps them
+// to its flags.
+const (
+	FieldRetention = "retention"
+	FieldMargin    = "renewMargin"
+	FieldInterval  = "gcInterval"
+	FieldKeep      = "keepPerToplevel"
+)
+
 // Validate reports every way p is unsafe or invalid at once (errors.Join),
-// each error naming the flag to change and wrapping traces.ErrInvalid. The
-// safety rule: margin >= 3*gc-interval + 1d (MinMargin), and margin <
-// retention.
+// each a *traces.FieldError naming the field to change (FieldRetention,
+// …). The safety rule: margin >= 3*interval + 1d (MinMargin), and margin
+// < retention.
 func (p Policy) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), traces.ErrInvalid))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, traces.Invalid(field, format, args...))
 	}
 	if p.Retention < Day || p.Retention%Day != 0 {
-		bad("--retention %s: want whole days, at least 1d (the lifecycle rule counts days)", FormatDuration(p.Retention))
+		bad(FieldRetention, "%s: want whole days, at least 1d (the lifecycle rule counts days)", FormatDuration(p.Retention))
 	}
 	if p.Interval <= 0 {
-		bad("--gc-interval %s: want a positive duration", FormatDuration(p.Interval))
+		bad(FieldInterval, "%s: want a positive duration", FormatDuration(p.Interval))
 	}
 	if need := MinMargin(p.Interval); p.Interval > 0 && p.Margin < need {
-		bad("--renew-margin %s is unsafe: it must be at least 3 x --gc-interval + 1d = %s "+
+		bad(FieldMargin, "%s is unsafe: it must be at least 3 x %s + 1d = %s "+
 			"(a failed pass, the next one running to its deadline of one interval, and a day for the rule's day granularity); "+
-			"raise --renew-margin or lower --gc-interval",
-			FormatDuration(p.Margin), FormatDuration(need))
+			"raise %s or lower %s",
+			FormatDuration(p.Margin), FieldInterval, FormatDuration(need), FieldMargin, FieldInterval)
 	}
 	if p.Margin >= p.Retention && p.Retention >= Day {
-		bad("--renew-margin %s must be less than --retention %s (else every keeper is renewed on every pass); raise --retention or lower --renew-margin",
-			FormatDuration(p.Margin), FormatDuration(p.Retention))
+		bad(FieldMargin, "%s must be less than %s %s (else every keeper is renewed on every pass); raise %s or lower %s",
+			FormatDuration(p.Margin), FieldRetention, FormatDuration(p.Retention), FieldRetention, FieldMargin)
 	}
 	if p.Keep < 1 || p.Keep > MaxKeep {
-		bad("--keep-per-toplevel %d: want 1 to %d", p.Keep, MaxKeep)
+		bad(FieldKeep, "%d: want 1 to %d", p.Keep, MaxKeep)
 	}
 	return errors.Join(errs...)
 }

@@ -73,7 +73,7 @@ func TestResolve(t *testing.T) {
 		{name: "keep raised 48h ago: old flag refused", cfg: cfg(7, 10), rule: rule(7), rec: keepRaisedLongAgo, have: true,
 			wantErr: []string{"--keep-per-toplevel 10 disagrees", "(20)"}, list: [2]int{7, 20}},
 		{name: "recorded retention unsafe with this margin", cfg: cfg(2, 10), rule: rule(2),
-			rec: index.PolicyRecord{RetentionDays: 2, Keep: 10}, have: true, wantErr: []string{"--renew-margin 2d must be less than --retention 2d"}, list: [2]int{2, 10}},
+			rec: index.PolicyRecord{RetentionDays: 2, Keep: 10}, have: true, wantErr: []string{"renewMargin: 2d must be less than retention 2d"}, list: [2]int{2, 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eff, err := Resolve(tc.cfg, tc.rule, tc.rec, tc.have, now)

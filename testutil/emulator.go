@@ -114,21 +114,21 @@ func PubSubServer(t testing.TB) (*pstest.Server, []option.ClientOption) {
 }
 
 // WaitFor polls cond every few milliseconds until it returns true, failing
-// the test if timeout passes first. Prefer waiting on a channel when one
-// exists.
-func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
+// the test with what (what it waited for) if timeout passes first. Prefer
+// waiting on a channel when one exists.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
 		select {
 		case <-tick.C:
 		case <-t.Context().Done():
-			t.Fatalf("condition not met: %v", t.Context().Err())
+			t.Fatalf("waiting for %s: %v", what, t.Context().Err())
 		}
 	}
 }

@@ -55,7 +55,7 @@ func TestDevLogsEachAttributeOnce(t *testing.T) {
 	if err := json.Unmarshal(b, &job); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the canvas deletion job to finish", func() bool {
 		_, b := dt.do("GET", "/v1/jobs/"+job.JobID, "")
 		return json.Unmarshal(b, &job) == nil && job.State != "running"
 	})

@@ -85,7 +85,7 @@ func TestShutdownDuringSavesLosesNothing(t *testing.T) {
 			}
 		})
 	}
-	testutil.WaitFor(t, 30*time.Second, func() bool { return nAcked.Load() >= 100 })
+	testutil.WaitFor(t, 30*time.Second, "100 acknowledged saves", func() bool { return nAcked.Load() >= 100 })
 	signalled.Store(true)
 	start := time.Now()
 	sigterm()
@@ -145,7 +145,7 @@ func TestServeEndToEnd(t *testing.T) {
 		exit <- run(ctx, append([]string{"serve", "--signing-key-file", keyFile}, args...), io.Discard, &logs)
 	}()
 	addr := regexp.MustCompile(`"msg":"serving","addr":"([^"]+)"`)
-	testutil.WaitFor(t, 30*time.Second, func() bool { return addr.MatchString(logs.String()) })
+	testutil.WaitFor(t, 30*time.Second, "the listening address in the logs", func() bool { return addr.MatchString(logs.String()) })
 	url := "http://" + addr.FindStringSubmatch(logs.String())[1] + "/v1/canvases/7d3f5a1c-0000-4000-8000-0000000000cc/traces"
 
 	resp, err := http.Post(url, "application/json", strings.NewReader(`{"rootTLID":"1"}`))

@@ -161,7 +161,7 @@ func TestDeleteCanvasResumes(t *testing.T) {
 	runJobs(t, runner)
 	// The runner claims the job in its own goroutine: nothing to wait on
 	// but the job's record.
-	testutil.WaitFor(t, 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the job to leave running", func() bool {
 		j, err := runner.Job(ctx, job.ID)
 		return err == nil && j.State != traces.JobRunning
 	})

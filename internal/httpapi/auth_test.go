@@ -75,14 +75,14 @@ func (b *syncBuffer) String() string {
 // newSecureGateway wires the API to the database at dbURL (testutil.PG when
 // empty) and emu (a fresh emulator when nil), served on a loopback server.
 // It accepts tracegw's JWTs only.
-func newSecureGateway(t *testing.T, dbURL string, emu *testutil.Emu) *secureGateway {
+func newSecureGateway(t testing.TB, dbURL string, emu *testutil.Emu) *secureGateway {
 	t.Helper()
 	return newAuthGateway(t, dbURL, emu, nil)
 }
 
 // newAuthGateway is newSecureGateway that also accepts the Google ID tokens
 // google accepts (nil: none).
-func newAuthGateway(t *testing.T, dbURL string, emu *testutil.Emu, google *httpapi.Google) *secureGateway {
+func newAuthGateway(t testing.TB, dbURL string, emu *testutil.Emu, google *httpapi.Google) *secureGateway {
 	t.Helper()
 	if dbURL == "" {
 		dbURL = testutil.PG(t)
@@ -120,7 +120,7 @@ func newAuthGateway(t *testing.T, dbURL string, emu *testutil.Emu, google *httpa
 }
 
 // token mints a token for role, scoped to canvas unless it is "".
-func (g *secureGateway) token(t *testing.T, role httpapi.Role, canvas string) string {
+func (g *secureGateway) token(t testing.TB, role httpapi.Role, canvas string) string {
 	t.Helper()
 	return mint(t, g.Key, role, canvas, time.Now())
 }

@@ -128,7 +128,7 @@ func TestFaultIndexDownThenRetry(t *testing.T) {
 // waitReady waits until /readyz answers 200.
 func waitReady(t *testing.T, g *secureGateway) {
 	t.Helper()
-	testutil.WaitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "/readyz to answer 200", func() bool {
 		status, _, _ := call(t, "GET", g.URL+"/readyz", "", nil)
 		return status == http.StatusOK
 	})
@@ -193,22 +193,6 @@ func (l *saveLoad) summary() string {
 	return s
 }
 
-// waitCount waits until n() reaches at least want.
-func waitCount(t *testing.T, what string, n func() int64, want int64) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for n() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %d %s: have %d", want, what, n())
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-}
-
 func TestFaultRestartsCostErrorsNotData(t *testing.T) {
 	t.Parallel()
 	pg := testutil.PGPrivate(t)
@@ -222,22 +206,22 @@ func TestFaultRestartsCostErrorsNotData(t *testing.T) {
 		wg.Go(func() { load.run(ctx, w, client) })
 	}
 
-	waitCount(t, "acks before the restart", load.nAcked.Load, 30)
+	testutil.WaitFor(t, 60*time.Second, "acks before the restart", func() bool { return load.nAcked.Load() >= 30 })
 	pg.Stop()
 	failed := load.nFailed.Load()
-	waitCount(t, "failures while PostgreSQL is down", load.nFailed.Load, failed+10)
+	testutil.WaitFor(t, 60*time.Second, "failures while PostgreSQL is down", func() bool { return load.nFailed.Load() >= failed+10 })
 	pg.Start()
 	acked := load.nAcked.Load()
-	waitCount(t, "acks after PostgreSQL returned", load.nAcked.Load, acked+30)
+	testutil.WaitFor(t, 60*time.Second, "acks after PostgreSQL returned", func() bool { return load.nAcked.Load() >= acked+30 })
 
 	// GCS answers 503 for a while: uploads, then stats and reads too.
 	failed = load.nFailed.Load()
 	g.Emu.E.InjectFaults("upload", 60, http.StatusServiceUnavailable)
 	g.Emu.E.InjectFaults("metadata", 10, http.StatusServiceUnavailable)
-	waitCount(t, "failures while GCS answers 503", load.nFailed.Load, failed+5)
+	testutil.WaitFor(t, 60*time.Second, "failures while GCS answers 503", func() bool { return load.nFailed.Load() >= failed+5 })
 	clearFaults(t, g.Emu)
 	acked = load.nAcked.Load()
-	waitCount(t, "acks after GCS recovered", load.nAcked.Load, acked+30)
+	testutil.WaitFor(t, 60*time.Second, "acks after GCS recovered", func() bool { return load.nAcked.Load() >= acked+30 })
 	stop()
 	wg.Wait()
 

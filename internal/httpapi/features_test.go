@@ -445,7 +445,7 @@ func TestSearchPagesWhileSavesContinue(t *testing.T) {
 		}
 	})
 	// Let a few saves land before and while paging.
-	testutil.WaitFor(t, 10*time.Second, func() bool { return n.Load() >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "3 calls", func() bool { return n.Load() >= 3 })
 	got := g.pageAll(t, ed, c, url.Values{"limit": {"700"}})
 	close(stop)
 	wg.Wait()

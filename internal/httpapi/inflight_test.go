@@ -104,7 +104,7 @@ func TestBodyBudget(t *testing.T) {
 	body := traceBody(1, 256<<10)
 	url, reg := budgetGateway(t, 256<<10, 2*int64(len(body)), 20*time.Millisecond)
 	a, b := startSlowSave(t, url, body), startSlowSave(t, url, body)
-	testutil.WaitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "both bodies counted in flight", func() bool {
 		return gauge(t, reg, "tracegw_http_inflight_body_bytes") == float64(2*len(body))
 	})
 
@@ -136,7 +136,7 @@ func TestBodyBudget(t *testing.T) {
 	if sa, sb := a.finish(t), b.finish(t); sa != http.StatusCreated || sb != http.StatusCreated {
 		t.Fatalf("slow saves: %d and %d, want 201", sa, sb)
 	}
-	testutil.WaitFor(t, 10*time.Second, func() bool { return gauge(t, reg, "tracegw_http_inflight_body_bytes") == 0 })
+	testutil.WaitFor(t, 10*time.Second, "no body bytes in flight", func() bool { return gauge(t, reg, "tracegw_http_inflight_body_bytes") == 0 })
 	if status, _, b := call(t, "POST", tracesURL(&gateway{URL: url}, canvas), "application/json", small); status != http.StatusCreated {
 		t.Errorf("save within the budget after the others finished: %d %s, want 201", status, b)
 	}

@@ -78,7 +78,7 @@ func TestStopFlushesBatchInHand(t *testing.T) {
 	a, b := r.putTrace(c, 1, 7, 0), r.putTrace(c, 2, 7, 0)
 	r.start(nil, Options{MaxBatch: 1000, MaxWait: time.Hour})
 	ids := []string{r.publishDelete(a, 7, nil), r.publishDelete(b, 7, nil)}
-	testutil.WaitFor(t, 10*time.Second, func() bool { return r.c.Received() == 2 })
+	testutil.WaitFor(t, 10*time.Second, "2 notifications received", func() bool { return r.c.Received() == 2 })
 	if got := r.c.Applied(); got != 0 {
 		t.Fatalf("applied %d before MaxWait or MaxBatch", got)
 	}
@@ -112,7 +112,7 @@ func TestMalformedAndForeignAreAcked(t *testing.T) {
 	}
 	r.waitApplied(int64(len(ids)))
 	// The client sends acks in the background: wait for pstest to see them.
-	testutil.WaitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every message acked", func() bool {
 		return !slices.ContainsFunc(ids, func(id string) bool { return srv.Message(id).Acks == 0 })
 	})
 	if !r.indexed(rec) {
@@ -188,7 +188,7 @@ func TestLayersDeletedAfterCommit(t *testing.T) {
 	r.publishDelete(withLayers, 7, nil)
 	r.publishDelete(without, 7, nil)
 	r.waitApplied(2)
-	testutil.WaitFor(t, 10*time.Second, func() bool { return len(d.deleted()) == 3 })
+	testutil.WaitFor(t, 10*time.Second, "3 layer objects deleted", func() bool { return len(d.deleted()) == 3 })
 	r.stop() // waits for the layer worker
 	want := []string{
 		traces.LayerKey(c, withLayers.ID, 1), traces.LayerKey(c, withLayers.ID, 2), traces.LayerKey(c, withLayers.ID, 3),

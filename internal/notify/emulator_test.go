@@ -88,7 +88,7 @@ func TestOfficialEmulator(t *testing.T) {
 		r.publishDelete(a, 10, nil)
 		r.publishDelete(b, 20, nil)
 		// Both are nacked and come back at least once while the server is down.
-		testutil.WaitFor(t, 30*time.Second, func() bool { return r.c.Received() >= 4 })
+		testutil.WaitFor(t, 30*time.Second, "4 notifications received", func() bool { return r.c.Received() >= 4 })
 		if got := r.c.Applied(); got != 0 {
 			t.Fatalf("applied %d messages with the database down", got)
 		}

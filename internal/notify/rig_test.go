@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func (r *rig) publishDelete(rec traces.Record, gen int64, extra map[string]strin
 // waitApplied waits until the running consumer has acked n messages.
 func (r *rig) waitApplied(n int64) {
 	r.t.Helper()
-	testutil.WaitFor(r.t, 30*time.Second, func() bool { return r.c.Applied() >= n })
+	testutil.WaitFor(r.t, 30*time.Second, fmt.Sprintf("%d notifications applied", n), func() bool { return r.c.Applied() >= n })
 }
 
 // putTrace indexes a trace of canvas c at generation gen with layers layers.

@@ -43,7 +43,7 @@ func TestQueueAtLeastOnce(t *testing.T) {
 			m.Ack()
 		})
 	}()
-	testutil.WaitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "4 messages seen", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == 4

@@ -366,7 +366,7 @@ func TestKeepRaiseWaitsForOldPasses(t *testing.T) {
 	}()
 	// Change records keep 20, then waits for the old pass: its exclusive
 	// request on the pass barrier shows in pg_locks as not granted.
-	testutil.WaitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a waiter on the advisory lock", func() bool {
 		var waiting int
 		err := e.raw.QueryRow(ctx, `SELECT count(*) FROM pg_locks
 			WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)

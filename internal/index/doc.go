@@ -2,7 +2,7 @@
 // exist, which toplevels each touched, and which toplevels are live for GC.
 // Every query leads with canvas_id (except the admin lookup by trace ID,
 // GC's discoveries across canvases: due canvases, unfinished operations,
-// forgotten toplevels, ended holds; and the few global rows of policy.go and health.go:
+// ended holds; and the few global rows of policy.go and health.go:
 // the retention policy record, the GC pass history and the notification
 // progress), so the index can be partitioned by canvas. The rules that keep
 // keepers safe under concurrency live here, in SQL: the toplevels

@@ -152,6 +152,12 @@ ON CONFLICT (canvas_id, tlid) DO UPDATE SET deleted_at = COALESCE(toplevels.dele
 // handler or function), inserting its row if GC never saw it: GC then stops
 // keeping its latest traces, which expire by the normal policy. A toplevel
 // already forgotten keeps its first deleted_at, so a repeat is harmless.
+// The row stays for good, a tombstone: a trace that names the toplevel
+// later (a layer added to an old trace, an execution that was in flight)
+// revives it only if its own timestamp is after the deletion
+// (upsertToplevels), and without the row it would revive it whatever its
+// timestamp. GC never reads a deleted toplevel's keepers, so a tombstone
+// costs one small row.
 // Errors wrap traces.ErrUnavailable when the server cannot be reached. Safe
 // for concurrent use.
 func (db *DB) ForgetToplevel(ctx context.Context, c traces.CanvasID, tlid traces.TLID, at time.Time) error {

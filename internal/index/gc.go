@@ -307,26 +307,3 @@ func (db *DB) SetRenewAfter(ctx context.Context, canvas traces.CanvasID, vs []Re
 	}
 	return nil
 }
-
-// deleteForgottenSQL deletes up to $2 toplevels forgotten before $1 that no
-// trace links to any more: a later trace naming the tlid starts it afresh,
-// with nothing old to keep.
-const deleteForgottenSQL = `
-DELETE FROM toplevels t USING (
-  SELECT canvas_id, tlid FROM toplevels f
-  WHERE f.deleted_at < $1
-    AND NOT EXISTS (SELECT FROM trace_tlids x WHERE x.canvas_id = f.canvas_id AND x.tlid = f.tlid)
-  LIMIT $2
-) d
-WHERE t.canvas_id = d.canvas_id AND t.tlid = d.tlid AND t.deleted_at < $1`
-
-// DeleteForgotten deletes up to limit toplevels, across canvases, that were
-// forgotten before before and have no traces left, and returns how many.
-// Errors wrap traces.ErrUnavailable when the server cannot be reached.
-func (db *DB) DeleteForgotten(ctx context.Context, before time.Time, limit int) (int, error) {
-	tag, err := db.pool.Exec(ctx, deleteForgottenSQL, before, int64(limit))
-	if err != nil {
-		return 0, fmt.Errorf("delete forgotten toplevels: %w", translate(err))
-	}
-	return int(tag.RowsAffected()), nil
-}

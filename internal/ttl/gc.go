@@ -59,8 +59,7 @@ type Options struct {
 	// default 1s.
 	Backoff time.Duration
 	// BatchSize is how many traces with unfinished operations the repair
-	// step takes per query, and how many forgotten toplevels a pass deletes
-	// per statement; default 1000.
+	// step takes per query; default 1000.
 	BatchSize int
 	// Repair, if set, converges traces whose operations did not finish
 	// (tracestore.Service); without it the repair step does nothing.
@@ -144,7 +143,6 @@ type Summary struct {
 	Patches      int // customTime PATCHes issued, layers included
 	Repaired     int // traces whose unfinished operations the repair step converged
 	HoldsEnded   int // holds released because their end had come
-	Forgotten    int // rows of forgotten toplevels without traces deleted
 	Duration     time.Duration
 	DryRun       bool
 }
@@ -161,7 +159,6 @@ func (s *Summary) add(o Summary) {
 	s.Patches += o.Patches
 	s.Repaired += o.Repaired
 	s.HoldsEnded += o.HoldsEnded
-	s.Forgotten += o.Forgotten
 }
 
 // GC renews the customTime of the keepers (the latest Policy.Keep traces of
@@ -267,8 +264,8 @@ func (g *GC) Step(ctx context.Context, _ time.Time) (renewed int, err error) {
 // older than Policy.RenewBefore under the effective policy: see
 // Options.Bucket and Resolve), and renews those keepers to now: the trace
 // object and each of its layers, held or not; a keeper whose object is gone
-// has its index rows removed; a toplevel found empty twice goes; last,
-// forgotten toplevels without traces go. A canvas another GC is
+// has its index rows removed; a live toplevel found empty twice goes (a
+// forgotten one stays: see index.DB.ForgetToplevel). A canvas another GC is
 // processing is skipped. Failures of single objects are counted in
 // Summary.Failed, logged and retried next pass (their toplevels stay due);
 // the error reports what stopped a canvas (database errors), joined, and the
@@ -341,13 +338,6 @@ func (g *GC) Pass(ctx context.Context, dryRun bool) (Summary, error) {
 		})
 	}
 	_ = eg.Wait() // canvas errors are collected, never returned to the group
-	if !dryRun {
-		n, err := g.db.DeleteForgotten(ctx, now.Add(-g.policy().Retention), g.o.BatchSize)
-		sum.Forgotten = n
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if len(errs) > 10 {
 		errs = append(errs[:10], fmt.Errorf("and %d more canvases failed", len(errs)-10))
 	}
@@ -466,7 +456,7 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 	g.log.Log(parent, passLogLevel(sum, outcome, overrun), "gc pass done", "outcome", outcome, "dry_run", sum.DryRun, "canvases", sum.Canvases, "skipped", sum.Skipped,
 		"examined", sum.Examined, "renewed", sum.Renewed, "already_fresh", sum.AlreadyFresh,
 		"held", sum.Held, "gone", sum.Gone, "failed", sum.Failed, "patches", sum.Patches,
-		"repaired", sum.Repaired, "holds_ended", sum.HoldsEnded, "forgotten", sum.Forgotten,
+		"repaired", sum.Repaired, "holds_ended", sum.HoldsEnded,
 		"retention", FormatDuration(run.eff.Retention), "keep", run.eff.Keep.Default,
 		"duration", sum.Duration, "interval", g.cfg.Interval)
 	if err != nil {
@@ -477,7 +467,7 @@ func (g *GC) finish(parent, ctx context.Context, run passRun, sum Summary, start
 
 // passLogLevel is the level of a pass's summary line: Warn when the pass
 // used most of its deadline (GC falls behind), Debug when it did nothing
-// (an OK pass that renewed, removed, repaired and forgot nothing: the
+// (an OK pass that renewed, removed and repaired nothing: the
 // common case, and the emulator's clock advance runs one per hour of
 // emulated time), else Info: a pass that renewed, failed, was refused or
 // cut short, or repaired anything.
@@ -486,7 +476,7 @@ func passLogLevel(sum Summary, outcome string, overrun bool) slog.Level {
 	case overrun:
 		return slog.LevelWarn
 	case outcome == index.PassOK && sum.Renewed == 0 && sum.Gone == 0 && sum.Failed == 0 &&
-		sum.Repaired == 0 && sum.Forgotten == 0:
+		sum.Repaired == 0:
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo

@@ -2,6 +2,7 @@ package ttl
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -157,13 +158,16 @@ func (e *env) toplevelRows(t *testing.T, c traces.CanvasID) int {
 // Sequence 11 of the keeper-safety review: toplevels rows were never
 // deleted, and an empty live toplevel was read again every few days for
 // ever. A toplevel found empty on two passes goes (unless a trace arrived in
-// between), and a forgotten one goes once its traces have had a retention
-// period to expire.
-func TestEmptyAndForgottenToplevelsGo(t *testing.T) {
+// between). A forgotten one stays, a tombstone: the history checker found
+// that once its row was gone, a layer naming it on an older trace (a keeper
+// of another toplevel) brought it back to life, and that trace was kept
+// for ever as its only keeper.
+func TestEmptyToplevelsGoForgottenOnesStay(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 24*time.Hour)
 	ctx := t.Context()
 	c := canvas(1)
+	old := e.save(t, c, 0, 4) // a keeper of toplevel 4 throughout
 	empty, refilled, forgotten := e.save(t, c, 0, 1), e.save(t, c, 0, 2), e.save(t, c, 0, 3)
 	for _, r := range []traces.Record{empty, refilled, forgotten} {
 		if _, err := e.db.Remove(ctx, c, r.ID, r.Generation); err != nil { // their objects expired
@@ -178,8 +182,8 @@ func TestEmptyAndForgottenToplevelsGo(t *testing.T) {
 	if _, err := g.Pass(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.toplevelRows(t, c); n != 3 {
-		t.Fatalf("after the first pass %d toplevels rows, want 3 (empty ones are only marked)", n)
+	if n := e.toplevelRows(t, c); n != 4 {
+		t.Fatalf("after the first pass %d toplevels rows, want 4 (empty ones are only marked)", n)
 	}
 	// A fresh trace of toplevel 2 arrives between the passes.
 	fresh := e.save(t, c, 0, 2)
@@ -199,11 +203,33 @@ func TestEmptyAndForgottenToplevelsGo(t *testing.T) {
 		}
 		tlids = append(tlids, tl)
 	}
-	if len(tlids) != 1 || tlids[0] != 2 {
-		t.Errorf("toplevels left = %v, want [2] (the one a trace arrived for)", tlids)
+	if !slices.Equal(tlids, []int64{2, 3, 4}) {
+		t.Errorf("toplevels left = %v, want [2 3 4] (the refilled one, the forgotten one's tombstone, the old trace's)", tlids)
 	}
-	if ks, err := e.db.Keepers(ctx, c, e.now().Add(10*Day), 10, nil); err != nil || len(ks.Traces) != 1 || ks.Traces[0].ID != fresh.ID {
-		t.Errorf("keepers of the refilled toplevel = %+v, %v; want the fresh trace", ks, err)
+	// A layer naming toplevel 3 arrives on the old trace, whose timestamp is
+	// before the deletion: toplevel 3 stays dead.
+	rec, tok, err := e.db.ReserveLayer(ctx, c, old.ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.db.CommitLayer(ctx, c, old.ID, rec.Generation, []traces.TLID{3}, tok, false, e.now()); err != nil {
+		t.Fatal(err)
+	}
+	var dead bool
+	if err := e.raw.QueryRow(ctx, `SELECT deleted_at IS NOT NULL FROM toplevels WHERE canvas_id = $1 AND tlid = 3`, [16]byte(c)).Scan(&dead); err != nil || !dead {
+		t.Errorf("toplevel 3 after a layer of an older trace named it: deleted %v (%v), want still deleted", dead, err)
+	}
+	ks, err := e.db.Keepers(ctx, c, e.now().Add(10*Day), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range ks.Toplevels {
+		switch {
+		case tl.TLID == 2 && !slices.Equal(tl.Keepers, []traces.TraceID{fresh.ID}):
+			t.Errorf("keepers of the refilled toplevel = %v, want the fresh trace %s", tl.Keepers, fresh.ID)
+		case tl.TLID == 3:
+			t.Errorf("the forgotten toplevel has keepers %v", tl.Keepers)
+		}
 	}
 }
 

@@ -157,8 +157,8 @@ func TestKeeperDeadlineWithSkips(t *testing.T) {
 }
 
 // A pass that did nothing logs its summary at debug level (one runs every
-// hour of the emulator's clock); one that renewed, removed, repaired or
-// forgot anything, or did not end ok, logs at info; an overrun warns.
+// hour of the emulator's clock); one that renewed, removed or repaired
+// anything, or did not end ok, logs at info; an overrun warns.
 func TestPassLogLevel(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -175,7 +175,6 @@ func TestPassLogLevel(t *testing.T) {
 		{"would renew (dry run)", Summary{Examined: 1, Renewed: 1, DryRun: true}, index.PassOK, false, slog.LevelInfo},
 		{"keeper gone", Summary{Examined: 1, Gone: 1}, index.PassOK, false, slog.LevelInfo},
 		{"repaired", Summary{Repaired: 1}, index.PassOK, false, slog.LevelInfo},
-		{"forgot toplevels", Summary{Forgotten: 4}, index.PassOK, false, slog.LevelInfo},
 		{"failed", Summary{Examined: 1, Failed: 1}, index.PassFailed, false, slog.LevelInfo},
 		{"failed with nothing counted", Summary{}, index.PassFailed, false, slog.LevelInfo},
 		{"refused", Summary{}, index.PassRefused, false, slog.LevelInfo},

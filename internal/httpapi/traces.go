@@ -110,7 +110,13 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	saved, err := s.svc.Save(r.Context(), c, t)
+	save := s.svc.Save
+	if imp, err := importMode(r); err != nil {
+		return err
+	} else if imp {
+		save = s.svc.Import
+	}
+	saved, err := save(r.Context(), c, t)
 	if err != nil {
 		return err
 	}

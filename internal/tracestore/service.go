@@ -192,6 +192,12 @@ func record(c traces.CanvasID, t *traces.Trace, info traces.ObjectInfo, ct time.
 // traces.ErrNotFound and deletes the object it wrote. Backend faults wrap
 // traces.ErrUnavailable.
 func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) (Saved, error) {
+	return s.save(ctx, c, t, false)
+}
+
+// save is Save; imported gives the object the trace's own timestamp as
+// customTime (import.go).
+func (s *Service) save(ctx context.Context, c traces.CanvasID, t *traces.Trace, imported bool) (Saved, error) {
 	now := s.now()
 	if err := Prepare(t, now); err != nil {
 		return Saved{}, err
@@ -202,6 +208,9 @@ func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) 
 	}
 	key := traces.TraceKey(c, t.ID)
 	ct := now.UTC().Truncate(time.Second) // what the client sends as customTime
+	if imported {
+		ct = importedCustomTime(t.Timestamp, now)
+	}
 	obj := st.Object(ct)
 	created := true
 	info, err := s.objects.Create(ctx, key, st.Body, obj)
@@ -240,7 +249,13 @@ func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) 
 	if err != nil {
 		return Saved{}, traces.PublicIf(fmt.Errorf("index %s: %w", key, err), traces.ErrNotFound, "canvas %s was deleted", c)
 	}
-	s.renewDue(ctx, c, put.Due)
+	if imported {
+		if err := s.renewImported(ctx, c, t, ct, now, put.Due); err != nil {
+			return Saved{}, err
+		}
+	} else {
+		s.renewDue(ctx, c, put.Due)
+	}
 	return Saved{ID: t.ID, Generation: info.Generation, Created: created}, nil
 }
 

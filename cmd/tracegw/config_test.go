@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,17 @@ func TestLoad(t *testing.T) {
 			func(c Config) bool {
 				return time.Duration(c.MaxNotifyLag) == 10*time.Minute && c.GCInterval == 2*time.Hour
 			}, ""},
+		{"import flags, env and its file", "import", []string{"--url", "http://127.0.0.1:7070", "--concurrency", "16", "traces.ndjson"},
+			env("TRACEGW_TOKEN", "t", "TRACEGW_RATE", "500", "TRACEGW_CHECKPOINT", "cp"), func(c Config) bool {
+				return c.BenchURL == "http://127.0.0.1:7070" && c.Token == "t" && c.Concurrency == 16 && c.Rate == 500 &&
+					c.Checkpoint == "cp" && !c.DryRun && slices.Equal(c.Args, []string{"traces.ndjson"})
+			}, ""},
+		{"import defaults", "import", []string{"-"}, env(), func(c Config) bool {
+			return c.Concurrency == 8 && c.Rate == 0 && c.Checkpoint == "" && slices.Equal(c.Args, []string{"-"})
+		}, ""},
+		{"serve --ui, off by default", "serve", []string{"--ui"}, env(), func(c Config) bool { return c.UI && !defaults().UI }, ""},
+		{"ui from env", "serve", nil, env("TRACEGW_UI", "true"), func(c Config) bool { return c.UI }, ""},
+		{"only import takes a file", "gc", []string{"x.ndjson"}, env(), nil, "unexpected argument"},
 		{"status default lag", "status", nil, env(), func(c Config) bool { return time.Duration(c.MaxNotifyLag) == time.Hour && len(c.Given) == 0 }, ""},
 	}
 	for _, tc := range cases {

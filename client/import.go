@@ -37,4 +37,3 @@ func (c *Client) Import(ctx context.Context, canvas CanvasID, t *Trace) (Saved, 
 	s.Created = resp.status == http.StatusCreated
 	return s, nil
 }
-

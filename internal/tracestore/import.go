@@ -43,10 +43,17 @@ func importedCustomTime(ts, now time.Time) time.Time {
 	return ts.UTC().Truncate(time.Second)
 }
 
+// renewThreshold is a Renewer that tells the customTime before which GC
+// renews keepers (*ttl.GC): an imported trace younger than that needs no
+// renewal at once, which spares a keepers query per trace.
+type renewThreshold interface {
+	RenewBefore() time.Time
+}
+
 // renewImported renews the keepers of every toplevel an imported trace
 // touches when its customTime ct is not fresh (the index marked them due,
-// and the object may already be past retention); a fresh one is handled as
-// Save handles it.
+// and the object may already be past retention, or past where GC would
+// renew it); a fresh one is handled as Save handles it.
 func (s *Service) renewImported(ctx context.Context, c traces.CanvasID, t *traces.Trace, ct, now time.Time, due []traces.TLID) error {
 	if !ct.Before(now.Add(-index.FreshWindow)) {
 		s.renewDue(ctx, c, due)
@@ -54,6 +61,11 @@ func (s *Service) renewImported(ctx context.Context, c traces.CanvasID, t *trace
 	}
 	if s.o.Renewer == nil {
 		return nil // the GC's next pass renews the due toplevels
+	}
+	if th, ok := s.o.Renewer.(renewThreshold); ok && !ct.Before(th.RenewBefore()) {
+		// Young enough that GC's passes renew it in time, as any keeper
+		// of that age: the index marked its toplevels due.
+		return nil
 	}
 	if err := s.o.Renewer.RenewToplevels(ctx, c, traces.Touched(t)); err != nil {
 		if errors.Is(err, traces.ErrUnavailable) {

@@ -138,6 +138,7 @@ func TestTraceBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#open-btn")),
 	)
 	waitShown(t, ctx, "after opening the canvas", slices.Clone(ids))
+	run("the canvas list names the canvas", chromedp.WaitVisible(chromedp.CSS(`#canvases [data-canvas="`+canvas+`"]`)))
 
 	held := ids[1]
 	run("hold a trace",

@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,5 +71,50 @@ func TestImportMode(t *testing.T) {
 	}
 	if info.CustomTime.Before(time.Now().Add(-time.Minute)) {
 		t.Errorf("plain save's customTime = %s, want about now", info.CustomTime)
+	}
+}
+
+// GET /v1/canvases (admin) pages through the canvases that hold traces.
+func TestListCanvases(t *testing.T) {
+	t.Parallel()
+	g := newSecureGateway(t, "", nil)
+	admin, editor := g.token(t, httpapi.RoleAdmin, ""), g.token(t, httpapi.RoleEditor, "")
+	canvases := []string{"7d3f5a1c-0000-4000-8000-0000000002a1", "7d3f5a1c-0000-4000-8000-0000000002a2", "7d3f5a1c-0000-4000-8000-0000000002a3"}
+	for _, c := range canvases {
+		for range 2 {
+			g.saveAs(t, c, admin)
+		}
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; pages < 5; pages++ {
+		url := g.URL + "/v1/canvases?limit=2"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		status, _, b := call(t, "GET", url, "", nil, bearer(admin)...)
+		if status != http.StatusOK {
+			t.Fatalf("list canvases: %d %s", status, b)
+		}
+		var page struct {
+			Canvases   []string
+			NextCursor string
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Canvases...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, canvases) {
+		t.Errorf("canvases = %v, want %v", got, canvases)
+	}
+	if status, _, _ := call(t, "GET", g.URL+"/v1/canvases", "", nil, bearer(editor)...); status != http.StatusForbidden {
+		t.Errorf("an editor lists canvases: %d, want 403", status)
+	}
+	if status, _, b := call(t, "GET", g.URL+"/v1/canvases?limit=1001", "", nil, bearer(admin)...); status != http.StatusBadRequest {
+		t.Errorf("limit 1001: %d %s, want 400", status, b)
 	}
 }

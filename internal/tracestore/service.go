@@ -44,6 +44,7 @@ type store interface {
 	layerIndex     // layers.go
 	repairIndex    // repair.go
 	unmatchedIndex // unmatched.go
+	canvasIndex    // canvases.go
 }
 
 // Renewer renews, at once, the latest traces of toplevels whose keepers

@@ -79,18 +79,34 @@ async function advance(by) {
   await loadCanvas();
 }
 
-function rememberCanvas(c) {
+async function rememberCanvas(c) {
   const list = JSON.parse(localStorage.getItem("tracegw.canvases") || "[]").filter((x) => x !== c);
   list.unshift(c);
   localStorage.setItem("tracegw.canvases", JSON.stringify(list.slice(0, 10)));
-  renderCanvases();
+  return renderCanvases();
 }
 
-function renderCanvases() {
-  const list = JSON.parse(localStorage.getItem("tracegw.canvases") || "[]");
+// renderCanvases lists the canvases that hold traces (GET /v1/canvases,
+// admin) and the ones opened in this browser, which a token that cannot
+// list canvases still has.
+async function renderCanvases() {
+  const recent = JSON.parse(localStorage.getItem("tracegw.canvases") || "[]");
+  let all = [];
+  let note = "";
+  if (state.token) {
+    try {
+      const { data } = await api("GET", "/v1/canvases?limit=100");
+      all = data.canvases;
+      if (data.nextCursor) note = " (the first 100)";
+    } catch (e) {
+      note = " (cannot list canvases: " + e.message + ")";
+    }
+  }
+  const button = (c) => el("button", { type: "button", "data-canvas": c, class: c === state.canvas ? "selected" : "", onclick: () => openCanvas(c) }, c);
+  const others = recent.filter((c) => !all.includes(c));
   $("#canvases").replaceChildren(
-    list.length ? el("span", { class: "muted" }, "recent canvases: ") : "",
-    ...list.map((c) => el("button", { type: "button", "data-canvas": c, onclick: () => openCanvas(c) }, c)),
+    el("span", { class: "muted" }, "canvases with traces" + note + ": "), ...(all.length ? all.map(button) : [el("span", { class: "muted" }, "none ")]),
+    ...(others.length ? [el("span", { class: "muted" }, " opened here: "), ...others.map(button)] : []),
   );
 }
 
@@ -101,7 +117,7 @@ async function openCanvas(c) {
   state.selected = "";
   $("#detail").hidden = true;
   await loadCanvas();
-  rememberCanvas(state.canvas);
+  await rememberCanvas(state.canvas);
 }
 
 async function loadCanvas() {
@@ -253,6 +269,7 @@ async function start() {
     sessionStorage.setItem("tracegw.token", state.token);
     $("#token-input").value = "";
     status("token set");
+    renderCanvases();
     loadCanvas();
   });
   $("#canvas-form").addEventListener("submit", (e) => {
@@ -263,7 +280,7 @@ async function start() {
   for (const b of document.querySelectorAll("[data-advance]")) {
     b.addEventListener("click", () => advance(b.dataset.advance).catch((e) => status(e.message, true)));
   }
-  renderCanvases();
+  await renderCanvases();
   const m = location.hash.match(/canvas=([0-9a-fA-F-]{36})/);
   if (m) await openCanvas(m[1]);
   document.body.dataset.ready = "true";

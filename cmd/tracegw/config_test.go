@@ -178,3 +178,35 @@ func TestLoadErrorsNameFlagValueAndForm(t *testing.T) {
 		}
 	}
 }
+
+// import's settings are checked together, each problem naming its flag.
+func TestValidateImport(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of the error; none: valid
+	}{
+		{[]string{"--url", "http://127.0.0.1:7070", "--token", "t", "f.ndjson"}, nil},
+		{[]string{"--dry-run", "-"}, nil},
+		{[]string{"f.ndjson"}, []string{"--url", "--token"}},
+		{[]string{"--url", "127.0.0.1:7070", "--token", "t", "--concurrency", "0", "--rate", "-1"}, []string{"name one input", "http://", "--concurrency 0", "--rate -1"}},
+		{[]string{"--dry-run", "a", "b"}, []string{"name one input"}},
+	} {
+		c, err := Load("import", tc.args, func(string) string { return "" }, nil)
+		if err != nil {
+			t.Fatalf("Load %q: %v", tc.args, err)
+		}
+		err = c.validateImport()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%q: %v, want valid", tc.args, err)
+			}
+			continue
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %v, want it to name %q", tc.args, err, w)
+			}
+		}
+	}
+}

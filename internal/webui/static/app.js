@@ -202,6 +202,7 @@ function tree(v, depth = 0, key) {
 
 async function showTrace(id) {
   state.selected = id;
+  history.replaceState(null, "", "#canvas=" + state.canvas + "&trace=" + id); // a link to this trace
   for (const b of document.querySelectorAll(".trace")) b.classList.toggle("selected", b.dataset.traceId === id);
   const panel = $("#detail");
   panel.hidden = false;
@@ -282,7 +283,9 @@ async function start() {
   }
   await renderCanvases();
   const m = location.hash.match(/canvas=([0-9a-fA-F-]{36})/);
+  const tm = location.hash.match(/trace=([0-9a-fA-F-]{36})/);
   if (m) await openCanvas(m[1]);
+  if (m && tm) await showTrace(tm[1].toLowerCase());
   document.body.dataset.ready = "true";
 }
 

@@ -113,10 +113,11 @@ func New(o Options) *Server {
 		s.routes = append(s.routes, "GET /metrics")
 	}
 	s.routeTraces()
-	s.routeExecute()    // execute.go: replace, layers (issue: execute buttons)
-	s.routeUnmatched()  // unmatched.go: 404s
-	s.routeCanvases()   // canvases.go: toplevel forget, canvas deletion, jobs
-	s.routeHolds()      // holds.go
+	s.routeExecute()   // execute.go: replace, layers (issue: execute buttons)
+	s.routeUnmatched() // unmatched.go: 404s
+	s.routeCanvases()  // canvases.go: toplevel forget, canvas deletion, jobs
+	s.routeHolds()     // holds.go
+
 	s.routeCanvasList() // canvaslist.go: the canvases that hold traces (admin)
 	return s
 }

@@ -42,7 +42,7 @@ func Emulator(t testing.TB) *Emu {
 func EmulatorWithOptions(t testing.TB, o emulator.Options) *Emu {
 	t.Helper()
 	if o.Dir == "" {
-		o.Dir = fastTempDir(t)
+		o.Dir = FastTempDir(t)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,12 +142,12 @@ func randomHex(t testing.TB, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// fastTempDir is a directory on tmpfs (/dev/shm) when there is one, else
+// FastTempDir is a directory on tmpfs (/dev/shm) when there is one, else
 // t.TempDir(). fake-gcs-server's filesystem backend syncs every write to
 // disk twice, so on a disk the emulator manages about 100 uploads a second
 // and on tmpfs several hundred; tests only need the semantics, not the
 // durability.
-func fastTempDir(t testing.TB) string {
+func FastTempDir(t testing.TB) string {
 	t.Helper()
 	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
 		return t.TempDir()

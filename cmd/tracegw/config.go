@@ -72,6 +72,16 @@ type Config struct {
 	// status
 	MaxNotifyLag Days
 
+	// import (its --url and --token are BenchURL and Token)
+	Concurrency int
+	Rate        int    // requests started per second; 0: no limit
+	Checkpoint  string // "": beside the input file
+	UI          bool   // serve: the trace browser at /ui/
+
+	// Args are the positional arguments of a command that takes them
+	// (import's FILE).
+	Args []string
+
 	// Given names the flags set on the command line or from the
 	// environment; a flag left at its default is absent (retention set
 	// changes only what is given).
@@ -117,6 +127,7 @@ func defaults() Config {
 		Seed:             1,
 		MaxNotifyLag:     Days(time.Hour),
 		MaxInflightBytes: 256 << 20,
+		Concurrency:      8,
 	}
 }
 
@@ -175,6 +186,14 @@ var usageByCommand = map[string]map[string]string{
 		"retention":         "the new retention, whole days (e.g. 14d); not given: unchanged",
 		"keep-per-toplevel": "the new number of newest traces kept per live toplevel; not given: unchanged",
 		"dry-run":           "print the steps of the change, change nothing",
+	},
+	"import": {
+		"url":     "URL of the running gateway (tracegw dev or serve) to import into",
+		"token":   "admin bearer token of that gateway (import mode needs the admin role)",
+		"dry-run": "decode and check every line as the gateway would; send nothing",
+	},
+	"serve": {
+		"ui": "serve the trace browser at /ui/ (the page asks for an admin token)",
 	},
 	"status": {
 		"renew-margin": "the renew margin GC runs with: status warns when less than half of it is left before the keeper deadline",
@@ -357,12 +376,16 @@ var flags = map[string]flagDef{
 	"max-notify-lag":     {"max-notify-lag", "status warns when deletion notifications lag more than this", daysFlag(func(c *Config) *Days { return &c.MaxNotifyLag })},
 	"upload-signing-key": {"upload-signing-key", "RSA key (PEM, or a service account JSON key file) that signs direct-upload URLs of large traces; the emulator verifies signatures with it; empty: direct uploads off", str(func(c *Config) *string { return &c.UploadSigningKey })},
 	"upload-signing-id":  {"upload-signing-id", "service account e-mail of --upload-signing-key (read from a JSON key file when empty)", str(func(c *Config) *string { return &c.UploadSigningID })},
+	"concurrency":        {"concurrency", "requests in flight at once", integer(func(c *Config) *int { return &c.Concurrency })},
+	"rate":               {"rate", "requests started per second at most (0: no limit)", integer(func(c *Config) *int { return &c.Rate })},
+	"checkpoint":         {"checkpoint", "file recording which lines are done, to resume an interrupted run (default: FILE.checkpoint beside the input; none for standard input)", str(func(c *Config) *string { return &c.Checkpoint })},
+	"ui":                 {"ui", "serve the trace browser at /ui/", boolean(func(c *Config) *bool { return &c.UI })},
 	"max-inflight-bytes": {"max-inflight-bytes", "request body bytes held in memory at once across the process; past it a request waits up to 2s, then gets 503 with Retry-After (raised to just above --max-body if smaller)", func(fs *flag.FlagSet, c *Config, n, u string) { fs.Var(int64Value{&c.MaxInflightBytes}, n, u) }},
 }
 
 // commandFlags names the flags each subcommand binds.
 var commandFlags = map[string][]string{
-	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "upload-signing-key", "upload-signing-id", "pprof", "shutdown-timeout"},
+	"serve":        {"listen", "admin-listen", "database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "run-gc", "run-notify", "signing-key-file", "insecure-no-auth", "oidc-audience", "oidc-subjects", "hold-quota", "max-body", "max-inflight-bytes", "upload-signing-key", "upload-signing-id", "pprof", "shutdown-timeout", "ui"},
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
@@ -373,11 +396,19 @@ var commandFlags = map[string][]string{
 	"emulator":     {"listen", "data-dir", "upload-signing-key", "upload-signing-id"},
 	"dev":          {"listen", "data-dir", "database-url", "bucket", "pubsub-project", "topic", "subscription", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "hold-quota", "max-inflight-bytes"},
 	"bench":        {"quick", "url", "token", "json", "seed", "profile"},
+	"import":       {"url", "token", "concurrency", "rate", "checkpoint", "dry-run"},
 	"status":       {"database-url", "bucket", "gcs-endpoint", "renew-margin", "gc-interval", "max-notify-lag"},
 	// The two subcommands of "retention".
 	"retention set":  {"database-url", "bucket", "gcs-endpoint", "retention", "keep-per-toplevel", "renew-margin", "gc-interval", "dry-run"},
 	"retention show": {"database-url", "bucket", "gcs-endpoint"},
 }
+
+// argsUsage is what a command's usage line shows after [flags].
+var argsUsage = map[string]string{"import": " FILE|-"}
+
+// takesArgs names the commands that take positional arguments after their
+// flags.
+var takesArgs = map[string]bool{"import": true}
 
 // newFlagSet binds cmd's flags to c, with cmd's descriptions.
 func newFlagSet(cmd string, c *Config) *flag.FlagSet {
@@ -411,9 +442,10 @@ func Load(cmd string, args []string, getenv func(string) string, extra func(fs *
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !takesArgs[cmd] {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	c.Args = fs.Args()
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
@@ -448,7 +480,7 @@ func Usage(w io.Writer, cmd string) {
 	}
 	c := defaultsFor(cmd)
 	fs := newFlagSet(cmd, &c)
-	fmt.Fprintf(w, "usage: tracegw %s [flags]\n", cmd)
+	fmt.Fprintf(w, "usage: tracegw %s [flags]%s\n", cmd, argsUsage[cmd])
 	if s := commandSummary(cmd); s != "" {
 		fmt.Fprintf(w, "\n%s.\n", s)
 	}

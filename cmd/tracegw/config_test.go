@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,17 @@ func TestLoad(t *testing.T) {
 			func(c Config) bool {
 				return time.Duration(c.MaxNotifyLag) == 10*time.Minute && c.GCInterval == 2*time.Hour
 			}, ""},
+		{"import flags, env and its file", "import", []string{"--url", "http://127.0.0.1:7070", "--concurrency", "16", "traces.ndjson"},
+			env("TRACEGW_TOKEN", "t", "TRACEGW_RATE", "500", "TRACEGW_CHECKPOINT", "cp"), func(c Config) bool {
+				return c.BenchURL == "http://127.0.0.1:7070" && c.Token == "t" && c.Concurrency == 16 && c.Rate == 500 &&
+					c.Checkpoint == "cp" && !c.DryRun && slices.Equal(c.Args, []string{"traces.ndjson"})
+			}, ""},
+		{"import defaults", "import", []string{"-"}, env(), func(c Config) bool {
+			return c.Concurrency == 8 && c.Rate == 0 && c.Checkpoint == "" && slices.Equal(c.Args, []string{"-"})
+		}, ""},
+		{"serve --ui, off by default", "serve", []string{"--ui"}, env(), func(c Config) bool { return c.UI && !defaults().UI }, ""},
+		{"ui from env", "serve", nil, env("TRACEGW_UI", "true"), func(c Config) bool { return c.UI }, ""},
+		{"only import takes a file", "gc", []string{"x.ndjson"}, env(), nil, "unexpected argument"},
 		{"status default lag", "status", nil, env(), func(c Config) bool { return time.Duration(c.MaxNotifyLag) == time.Hour && len(c.Given) == 0 }, ""},
 	}
 	for _, tc := range cases {
@@ -176,6 +188,38 @@ func TestLoadErrorsNameFlagValueAndForm(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "parse error") {
 			t.Errorf("%s %v: error %q says only parse error", tc.cmd, tc.args, err)
+		}
+	}
+}
+
+// import's settings are checked together, each problem naming its flag.
+func TestValidateImport(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of the error; none: valid
+	}{
+		{[]string{"--url", "http://127.0.0.1:7070", "--token", "t", "f.ndjson"}, nil},
+		{[]string{"--dry-run", "-"}, nil},
+		{[]string{"f.ndjson"}, []string{"--url", "--token"}},
+		{[]string{"--url", "127.0.0.1:7070", "--token", "t", "--concurrency", "0", "--rate", "-1"}, []string{"name one input", "http://", "--concurrency 0", "--rate -1"}},
+		{[]string{"--dry-run", "a", "b"}, []string{"name one input"}},
+	} {
+		c, err := Load("import", tc.args, func(string) string { return "" }, nil)
+		if err != nil {
+			t.Fatalf("Load %q: %v", tc.args, err)
+		}
+		err = c.validateImport()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%q: %v, want valid", tc.args, err)
+			}
+			continue
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %v, want it to name %q", tc.args, err, w)
+			}
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tracegw/tracegw/internal/notify"
 	"github.com/tracegw/tracegw/internal/objstore"
 	"github.com/tracegw/tracegw/internal/ttl"
+	"github.com/tracegw/tracegw/internal/webui"
 )
 
 // devSigningID is the access ID dev's upload URLs name.
@@ -258,16 +259,17 @@ func (d *devSystem) run(ctx context.Context) error {
 }
 
 // handler serves the API and, on the same listener, the emulator's control
-// routes, so one URL drives everything.
+// routes and the trace browser (/ui/, which gets dev's admin token on
+// loopback), so one URL drives everything.
 func (d *devSystem) handler() http.Handler {
 	api, emu := d.st.api.Handler(), d.emu.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withUI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_emulator/") {
 			emu.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
-	})
+	}), webui.Options{DevToken: d.token})
 }
 
 func (d *devSystem) serve(ctx context.Context, ln net.Listener, c Config) error {
@@ -303,7 +305,8 @@ func (d *devSystem) printBanner(w io.Writer, url string) {
 	canvas := "7d3f5a1c-0000-4000-8000-000000000001"
 	fmt.Fprintf(w, "\ntry:\n  curl -s%s -H 'Content-Type: application/json' -d '{\"rootTLID\":\"1234\",\"input\":[[\"request\",{\"body\":\"hi\"}]]}' %s/v1/canvases/%s/traces\n", auth, url, canvas)
 	fmt.Fprintf(w, "  curl -s%s %s/v1/canvases/%s/toplevels/1234/traces\n", auth, url, canvas)
-	fmt.Fprintf(w, "  curl -s -X POST -H '%s: 1' '%s/_emulator/clock/advance?by=8d'\n\n", emulator.ControlHeader, url)
+	fmt.Fprintf(w, "  curl -s -X POST -H '%s: 1' '%s/_emulator/clock/advance?by=8d'\n", emulator.ControlHeader, url)
+	fmt.Fprintf(w, "\ntrace browser: %s/ui/#canvas=%s\n\n", url, canvas)
 }
 
 // exports are the shell lines that point other commands and tools at this

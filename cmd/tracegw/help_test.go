@@ -64,7 +64,7 @@ func TestHelpMatchesLoad(t *testing.T) {
 			if code != 0 || stderr != "" {
 				t.Fatalf("%s -h: exit %d, stderr %q; want 0 and nothing on stderr", topic, code, stderr)
 			}
-			if !strings.HasPrefix(stdout, "usage: tracegw "+topic+" [flags]\n\n"+commandSummary(topic)+".\n") {
+			if !strings.HasPrefix(stdout, "usage: tracegw "+topic+" [flags]"+argsUsage[topic]+"\n\n"+commandSummary(topic)+".\n") {
 				t.Errorf("%s -h starts %q, want the usage line and the command's summary", topic, stdout[:min(len(stdout), 120)])
 			}
 			printed := parseHelp(t, stdout)

@@ -32,6 +32,7 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 	"bench":        runBench,
 	"retention":    runRetention,
 	"status":       runStatus,
+	"import":       runImport,
 }
 
 func main() {
@@ -53,6 +54,7 @@ var commandList = []struct{ name, summary string }{
 	{"retention", "show or change retention and keep-N safely (retention set|show)"},
 	{"status", "GC health, retention, notification lag, index size; exit 1 on warnings"},
 	{"emulator", "only the GCS emulator"},
+	{"import", "import NDJSON trace documents through a running gateway: idempotent, resumable"},
 	{"token", "print a bearer token (a JWT signed with --signing-key-file)"},
 	{"bench", "the benchmark suite"},
 	{"version", "version and build info"},

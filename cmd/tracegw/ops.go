@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/tracegw/tracegw/internal/notify"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/internal/ttl"
@@ -68,11 +70,11 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	var onProgress func(done, total int)
-	if isTerminal(stderr) {
-		onProgress = func(done, total int) { progress(stderr, "gc", done, total) }
+	var bar *progressbar.ProgressBar
+	if c.Once || c.DryRun {
+		bar = newBar(stderr, 0, "gc: due canvases", false)
 	}
-	gc := st.newGC(onProgress)
+	gc := st.newGC(gcProgress(bar))
 	if _, err := gc.Check(ctx); err != nil {
 		return err
 	}
@@ -80,9 +82,7 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return gc.Run(ctx)
 	}
 	s, err := gc.Pass(ctx, c.DryRun)
-	if isTerminal(stderr) {
-		fmt.Fprintln(stderr)
-	}
+	endBar(bar)
 	verb := "renewed"
 	if s.DryRun {
 		verb = "would renew"
@@ -136,7 +136,9 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer st.Close()
-	rep, err := notify.Reconcile(ctx, st.objects, st.db, canvas, c.DryRun)
+	lister, done := withBar(st.objects, stderr, "reconcile: objects listed")
+	rep, err := notify.Reconcile(ctx, lister, st.db, canvas, c.DryRun)
+	done()
 	fmt.Fprintf(stdout, "reconcile: listed %d objects (%d traces, %d foreign), compared %d indexed traces\n",
 		rep.Objects, rep.Traces, rep.Foreign, rep.Rows)
 	fmt.Fprintf(stdout, "  objects gone: %d (rows removed: %d)\n", rep.Missing, rep.Removed)
@@ -146,31 +148,4 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "    %s\n", k)
 	}
 	return err
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// progress redraws a one-line bar.
-func progress(w io.Writer, what string, done, total int) {
-	const width = 30
-	n := 0
-	if total > 0 {
-		n = done * width / total
-	}
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = ' '
-		if i < n {
-			bar[i] = '='
-		}
-	}
-	fmt.Fprintf(w, "\r%s [%s] %d/%d", what, bar, done, total)
 }

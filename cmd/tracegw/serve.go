@@ -73,7 +73,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		g.Go(func() error { return serveHTTP(gctx, aln, st.adminHandler(c.Pprof), c.ShutdownTimeout, log) })
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "bucket", c.Bucket)
-	g.Go(func() error { return serveHTTP(gctx, ln, st.api.Handler(), c.ShutdownTimeout, log) })
+	g.Go(func() error { return serveHTTP(gctx, ln, serveHandler(c, st.api.Handler()), c.ShutdownTimeout, log) })
 	return g.Wait()
 }
 

@@ -118,6 +118,8 @@ func New(o Options) *Server {
 	s.routeUnmatched() // unmatched.go: 404s
 	s.routeCanvases()  // canvases.go: toplevel forget, canvas deletion, jobs
 	s.routeHolds()     // holds.go
+
+	s.routeCanvasList() // canvaslist.go: the canvases that hold traces (admin)
 	return s
 }
 

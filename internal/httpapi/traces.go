@@ -102,6 +102,10 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	imp, err := importMode(r)
+	if err != nil {
+		return err
+	}
 	in, err := s.readReceived(r)
 	if err != nil {
 		return err
@@ -114,7 +118,12 @@ func (s *Server) saveTrace(w http.ResponseWriter, r *http.Request) error {
 	if !in.json {
 		rec = tracestore.Received{Doc: in.body, Gzip: in.gzip}
 	}
-	saved, err := s.svc.SaveReceived(r.Context(), c, t, rec)
+	var saved tracestore.Saved
+	if imp {
+		saved, err = s.svc.Import(r.Context(), c, t)
+	} else {
+		saved, err = s.svc.SaveReceived(r.Context(), c, t, rec)
+	}
 	if err != nil {
 		return err
 	}

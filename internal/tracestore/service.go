@@ -46,6 +46,7 @@ type store interface {
 	layerIndex     // layers.go
 	repairIndex    // repair.go
 	unmatchedIndex // unmatched.go
+	canvasIndex    // canvases.go
 }
 
 // Renewer renews, at once, the latest traces of toplevels whose keepers
@@ -197,7 +198,7 @@ func record(c traces.CanvasID, t *traces.Trace, info traces.ObjectInfo, ct time.
 // traces.ErrNotFound and deletes the object it wrote. Backend faults wrap
 // traces.ErrUnavailable.
 func (s *Service) Save(ctx context.Context, c traces.CanvasID, t *traces.Trace) (Saved, error) {
-	return s.SaveReceived(ctx, c, t, Received{})
+	return s.save(ctx, c, t, Received{}, false)
 }
 
 // Received is a save's request body as it arrived, when it was msgpack:
@@ -215,6 +216,12 @@ type Received struct {
 // retry detection are exactly Save's, without compressing it again.
 // Otherwise it is Save.
 func (s *Service) SaveReceived(ctx context.Context, c traces.CanvasID, t *traces.Trace, in Received) (Saved, error) {
+	return s.save(ctx, c, t, in, false)
+}
+
+// save is Save of a trace received as in; imported gives the object the
+// trace's own timestamp as customTime (import.go).
+func (s *Service) save(ctx context.Context, c traces.CanvasID, t *traces.Trace, in Received, imported bool) (Saved, error) {
 	now := s.now()
 	if err := Prepare(t, now); err != nil {
 		return Saved{}, err
@@ -225,6 +232,9 @@ func (s *Service) SaveReceived(ctx context.Context, c traces.CanvasID, t *traces
 	}
 	key := traces.TraceKey(c, t.ID)
 	ct := now.UTC().Truncate(time.Second) // what the client sends as customTime
+	if imported {
+		ct = importedCustomTime(t.Timestamp, now)
+	}
 	obj := st.Object(ct)
 	created := true
 	info, err := s.objects.Create(ctx, key, st.Body, obj)
@@ -263,7 +273,13 @@ func (s *Service) SaveReceived(ctx context.Context, c traces.CanvasID, t *traces
 	if err != nil {
 		return Saved{}, traces.PublicIf(fmt.Errorf("index %s: %w", key, err), traces.ErrNotFound, "canvas %s was deleted", c)
 	}
-	s.renewDue(ctx, c, put.Due)
+	if imported {
+		if err := s.renewImported(ctx, c, t, ct, now, put.Due); err != nil {
+			return Saved{}, err
+		}
+	} else {
+		s.renewDue(ctx, c, put.Due)
+	}
 	return Saved{ID: t.ID, Generation: info.Generation, Created: created}, nil
 }
 

@@ -82,6 +82,11 @@ type Config struct {
 	// (import's FILE).
 	Args []string
 
+	// setup-bucket: the subscription's dead-letter policy (flags in
+	// setup.go). DeadLetterTopic "" means <subscription>-dead-letter.
+	DeadLetterTopic     string
+	MaxDeliveryAttempts int
+
 	// Given names the flags set on the command line or from the
 	// environment; a flag left at its default is absent (retention set
 	// changes only what is given).
@@ -128,6 +133,8 @@ func defaults() Config {
 		MaxNotifyLag:     Days(time.Hour),
 		MaxInflightBytes: 256 << 20,
 		Concurrency:      8,
+
+		MaxDeliveryAttempts: 100,
 	}
 }
 
@@ -177,7 +184,7 @@ var usageByCommand = map[string]map[string]string{
 	"setup-bucket": {
 		"retention": "retention of the lifecycle rule to create, e.g. 7d (an existing rule is never changed: tracegw retention set does that)",
 		"topic":     "Pub/Sub topic the bucket's notification config publishes to",
-		"dry-run":   "print what would change in the bucket, change nothing",
+		"dry-run":   "print what would change in the bucket and Pub/Sub, change nothing",
 	},
 	"gc": {
 		"dry-run": "run one pass that reads the index only and counts what it would renew; change nothing",
@@ -389,7 +396,7 @@ var commandFlags = map[string][]string{
 	"migrate":      {"database-url"},
 	"version":      {},
 	"token":        {"signing-key-file", "role", "canvas", "ttl", "subject"},
-	"setup-bucket": {"bucket", "gcs-endpoint", "pubsub-project", "topic", "retention", "dry-run"},
+	"setup-bucket": {"bucket", "gcs-endpoint", "pubsub-project", "topic", "subscription", "dead-letter-topic", "max-delivery-attempts", "retention", "dry-run"},
 	"gc":           {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "retention", "renew-margin", "keep-per-toplevel", "gc-interval", "once", "dry-run"},
 	"notify":       {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "pubsub-project", "subscription"},
 	"reconcile":    {"database-url", "db-max-conns", "bucket", "gcs-endpoint", "canvas", "dry-run"},

@@ -45,7 +45,7 @@ func TestNotifyWithoutSubscriptionSaysWhatToDo(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("notify without a subscription exited %d: %s", code, stderr)
 	}
-	contains(t, "notify's error", stderr, "tracegw notify: subscription projects/p/subscriptions/nowhere does not exist",
+	contains(t, "notify's error", stderr, "tracegw notify: ", "subscription projects/p/subscriptions/nowhere does not exist",
 		"run `tracegw setup-bucket`", "--subscription")
 }
 

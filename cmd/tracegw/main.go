@@ -47,7 +47,7 @@ var commandList = []struct{ name, summary string }{
 	{"dev", "everything on one machine: emulator, Pub/Sub, PostgreSQL, the API"},
 	{"serve", "the gateway against real (or emulated) services"},
 	{"migrate", "apply the schema migrations"},
-	{"setup-bucket", "create or verify the bucket's lifecycle rule and notification config"},
+	{"setup-bucket", "create or fix the bucket, its lifecycle rule and the notification path (topic, subscription, dead letters)"},
 	{"gc", "run the retention job"},
 	{"notify", "run the deletion-notification consumer"},
 	{"reconcile", "compare index and bucket, remove rows whose objects are gone"},

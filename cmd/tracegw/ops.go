@@ -31,8 +31,25 @@ func runSetupBucket(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("storage client: %w", err)
 	}
 	defer client.Close()
-	rep, err := ttl.SetupBucket(ctx, objstoreFor(client, c.Bucket), c.policy(),
-		ttl.BucketOptions{Project: c.PubSubProject, Topic: c.topicName()}, c.DryRun)
+	gcs := objstoreFor(client, c.Bucket)
+	if c.Topic != "" {
+		// Refuse what SetupBucket would refuse (another retention) before
+		// creating anything in Pub/Sub.
+		if _, err := ttl.SetupBucket(ctx, gcs, c.policy(), ttl.BucketOptions{Project: c.PubSubProject}, true); err != nil {
+			return err
+		}
+		// The notification path first: the bucket's notification config
+		// names its topic, which must exist.
+		if err := setupPubSub(ctx, c, client, stdout); err != nil {
+			return err
+		}
+	}
+	topic := c.topicName()
+	if c.Topic == "" {
+		topic = "" // no notification config (SetupBucket warns)
+	}
+	rep, err := ttl.SetupBucket(ctx, gcs, c.policy(),
+		ttl.BucketOptions{Project: c.PubSubProject, Topic: topic}, c.DryRun)
 	if err != nil {
 		return err
 	}
@@ -40,10 +57,9 @@ func runSetupBucket(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
+// printBucketReport prints each change and warning; nothing when the
+// bucket is as it should be.
 func printBucketReport(w io.Writer, bucket string, rep ttl.BucketReport) {
-	if len(rep.Changes) == 0 {
-		fmt.Fprintf(w, "bucket %s: up to date\n", bucket)
-	}
 	for _, ch := range rep.Changes {
 		fmt.Fprintf(w, "bucket %s: %s\n", bucket, ch)
 	}
@@ -64,12 +80,16 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
 	}
 	log := newLogger(stderr, false)
-	now, _ := clockFor(ctx, gcsEndpoint(c)) // the emulator's clock against tracegw dev
+	now, clock, stop := clockOf(ctx, c, log) // the emulator's clock against tracegw dev or emulator
+	defer stop()
 	st, err := newStack(ctx, c, log, now, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if clock != nil {
+		st.gc.SetWait(clock.Wait)
+	}
 	var bar *progressbar.ProgressBar
 	if c.Once || c.DryRun {
 		bar = newBar(stderr, 0, "gc: due canvases", false)
@@ -101,11 +121,16 @@ func runNotify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("--database-url (TRACEGW_DATABASE_URL) is required")
 	}
 	log := newLogger(stderr, false)
-	st, err := newStack(ctx, c, log, time.Now, nil)
+	now, _, stop := clockOf(ctx, c, log) // notification lag on the emulator's clock against one
+	defer stop()
+	st, err := newStack(ctx, c, log, now, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := checkSubscription(ctx, c, log); err != nil {
+		return err
+	}
 	cons, err := st.newConsumer(ctx, c)
 	if err != nil {
 		return err

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tracegw/tracegw/internal/index"
@@ -132,33 +129,4 @@ func readStatus(ctx context.Context, c Config) (ttl.Status, string, func(), erro
 		return s, note, nil, err
 	}
 	return s, note, closeAll, nil
-}
-
-// clockFor is the clock of the system at endpoint: against a tracegw
-// emulator (tracegw dev), whose clock may have been advanced, the
-// emulator's (GET /_emulator/clock, offset applied to the local clock);
-// otherwise the local clock. note says which, for the output.
-func clockFor(ctx context.Context, endpoint string) (now func() time.Time, note string) {
-	if endpoint == "" {
-		return time.Now, ""
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/_emulator/clock", nil)
-	if err != nil {
-		return time.Now, ""
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return time.Now, ""
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Now time.Time `json:"now"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Now.IsZero() {
-		return time.Now, ""
-	}
-	offset := time.Until(body.Now)
-	return func() time.Time { return time.Now().Add(offset).UTC() }, " (the emulator's clock)"
 }

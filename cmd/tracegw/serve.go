@@ -33,16 +33,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := migrate(ctx, c.DatabaseURL); err != nil {
 		return err
 	}
-	st, err := newStack(ctx, c, log, time.Now, auth)
+	now, clock := time.Now, emulatorClockFor(ctx, c, log)
+	if clock != nil {
+		now = clock.Now
+	}
+	st, err := newStack(ctx, c, log, now, auth)
 	if err != nil {
 		return err
 	}
 	defer st.Close() // after both listeners have drained
+	if clock != nil {
+		st.gc.SetWait(clock.Wait) // GC passes follow the emulator's clock too
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", c.Listen, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	if clock != nil {
+		g.Go(func() error { return clock.Run(gctx) })
+	}
 	st.checkBucket(ctx, c)
 	g.Go(func() error { return st.jobs.Run(gctx) })
 	if c.RunGC {
@@ -55,6 +65,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		g.Go(func() error { return st.gc.Run(gctx) })
 	}
 	if c.RunNotify {
+		if err := checkSubscription(ctx, c, log); err != nil {
+			ln.Close()
+			return err
+		}
 		cons, err := st.newConsumer(ctx, c)
 		if err != nil {
 			ln.Close()

@@ -86,7 +86,12 @@
 //
 // EnsureSubscription creates the topic and a subscription that never
 // expires, retains messages 7 days and has a 60 s ack deadline, for dev and
-// tests.
+// tests. SetupPubSub (tracegw setup-bucket) makes the production path
+// idempotently — the same subscription plus a retry backoff, a
+// dead-letter topic with its own subscription, and the service agents'
+// IAM bindings — reporting each change; CheckSubscription is serve's
+// start-up check (a missing subscription names setup-bucket, drift is
+// reported line by line).
 //
 // # Reconcile
 //

@@ -22,6 +22,7 @@
 //	eff, err := g.Check(ctx)                 // serve --run-gc, gc: refuse to start on a disagreeing policy
 //	sum, err := g.Pass(ctx, dryRun)           // tracegw gc --once [--dry-run]
 //	err = g.Run(ctx)                          // serve --run-gc: a pass now and every Interval
+//	g.SetWait(clock.Wait)                     // serve against an emulator: Run paced by its clock
 //	emu.SetHooks(emulator.Hooks{OnStep: g.Step}) // tracegw dev: GC on the emulator's clock
 //	rep, err := ttl.SetupBucket(ctx, gcs, p, ttl.BucketOptions{Project: …, Topic: "projects/P/topics/T"}, dryRun)
 //	drift, err := ttl.CheckBucket(ctx, gcs, p, topic) // serve: log each line as a warning

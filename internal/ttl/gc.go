@@ -89,6 +89,12 @@ type Options struct {
 	// Replica names this GC in the pass history (host and process); default
 	// "gc".
 	Replica string
+	// Wait, if set, paces Run: it blocks until the GC's clock (now) reads
+	// until or later, or ctx ends (then it returns ctx's error). Against an
+	// emulator whose clock jumps (serve --gcs-endpoint at tracegw
+	// emulator), it watches that clock, so passes follow emulator time.
+	// Default: a wall-clock timer of until minus now.
+	Wait func(ctx context.Context, until time.Time) error
 }
 
 // Bucket is what a managed GC reads from Cloud Storage each pass: the
@@ -228,7 +234,12 @@ func (g *GC) policy() Policy {
 // Options.OnProgress does (nil: none). Call it before passes run.
 func (g *GC) SetProgress(f func(done, total int)) { g.o.OnProgress = f }
 
-// Run runs a pass at once and then every Policy.Interval until ctx ends,
+// SetWait paces Run with f, as Options.Wait does (nil: a wall-clock
+// timer). Call it before Run.
+func (g *GC) SetWait(f func(ctx context.Context, until time.Time) error) { g.o.Wait = f }
+
+// Run runs a pass at once and then one Policy.Interval (on the GC's clock,
+// see Options.Wait) after the start of the previous one, until ctx ends,
 // logging each pass's summary (and its error, which does not stop the
 // loop: a refused or failed pass is retried at the next tick). Each pass
 // has a deadline of one interval, so passes never overlap and the next one
@@ -236,18 +247,23 @@ func (g *GC) SetProgress(f func(done, total int)) { g.o.OnProgress = f }
 // when ctx ends.
 func (g *GC) Run(ctx context.Context) error {
 	g.loadHealth(ctx)
-	t := time.NewTicker(g.cfg.Interval)
-	defer t.Stop()
 	for {
+		start := g.now()
 		if _, err := g.Pass(ctx, false); err != nil && ctx.Err() == nil {
 			g.log.Error("gc pass failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if err := g.wait(ctx, start.Add(g.cfg.Interval)); err != nil {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// wait is Options.Wait, or a wall-clock timer.
+func (g *GC) wait(ctx context.Context, until time.Time) error {
+	if g.o.Wait != nil {
+		return g.o.Wait(ctx, until)
+	}
+	return sleep(ctx, until.Sub(g.now()))
 }
 
 // Step runs one pass and reports how many keepers it renewed: the shape of

@@ -58,45 +58,11 @@ type KeepChange struct {
 // as the change's time. Safe for concurrent use.
 func (db *DB) SetCanvasKeep(ctx context.Context, c traces.CanvasID, keep, defaultKeep int, now time.Time) (KeepChange, error) {
 	var out KeepChange
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, canvasKeepLockKey(c)); err != nil {
+	err := retryDeadlock(func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) (err error) {
+			out, err = setCanvasKeep(ctx, tx, c, keep, defaultKeep, now)
 			return err
-		}
-		var deleted bool
-		if err := tx.QueryRow(ctx, `SELECT NOT `+notDeleted, [16]byte(c)).Scan(&deleted); err != nil {
-			return err
-		}
-		if deleted {
-			return traces.ErrNotFound
-		}
-		var prev int32
-		err := tx.QueryRow(ctx, `SELECT keep FROM canvas_policy WHERE canvas_id = $1`, [16]byte(c)).Scan(&prev)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		out.Prev, out.Keep = int(prev), keep
-		if keep > 0 {
-			_, err = tx.Exec(ctx, `INSERT INTO canvas_policy (canvas_id, keep, updated_at) VALUES ($1, $2, $3)
-ON CONFLICT (canvas_id) DO UPDATE SET keep = EXCLUDED.keep, updated_at = EXCLUDED.updated_at`, [16]byte(c), int32(keep), now)
-		} else {
-			_, err = tx.Exec(ctx, `DELETE FROM canvas_policy WHERE canvas_id = $1`, [16]byte(c))
-		}
-		if err != nil {
-			return err
-		}
-		effective := func(k int) int {
-			if k > 0 {
-				return k
-			}
-			return defaultKeep
-		}
-		if out.Raised = effective(keep) > effective(out.Prev); !out.Raised {
-			return nil
-		}
-		tag, err := tx.Exec(ctx, `UPDATE toplevels SET renew_after = '-infinity', rev = rev + 1
-WHERE canvas_id = $1 AND deleted_at IS NULL`, [16]byte(c))
-		out.Marked = tag.RowsAffected()
-		return err
+		})
 	})
 	switch {
 	case errors.Is(err, traces.ErrNotFound):
@@ -105,6 +71,51 @@ WHERE canvas_id = $1 AND deleted_at IS NULL`, [16]byte(c))
 		return KeepChange{}, fmt.Errorf("set keep of canvas %s: %w", c, translate(err))
 	}
 	return out, nil
+}
+
+func setCanvasKeep(ctx context.Context, tx pgx.Tx, c traces.CanvasID, keep, defaultKeep int, now time.Time) (KeepChange, error) {
+	var out KeepChange
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, canvasKeepLockKey(c)); err != nil {
+		return out, err
+	}
+	var deleted bool
+	if err := tx.QueryRow(ctx, `SELECT NOT `+notDeleted, [16]byte(c)).Scan(&deleted); err != nil {
+		return out, err
+	}
+	if deleted {
+		return out, traces.ErrNotFound
+	}
+	var prev int32
+	err := tx.QueryRow(ctx, `SELECT keep FROM canvas_policy WHERE canvas_id = $1`, [16]byte(c)).Scan(&prev)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return out, err
+	}
+	out.Prev, out.Keep = int(prev), keep
+	if keep > 0 {
+		_, err = tx.Exec(ctx, `INSERT INTO canvas_policy (canvas_id, keep, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (canvas_id) DO UPDATE SET keep = EXCLUDED.keep, updated_at = EXCLUDED.updated_at`, [16]byte(c), int32(keep), now)
+	} else {
+		_, err = tx.Exec(ctx, `DELETE FROM canvas_policy WHERE canvas_id = $1`, [16]byte(c))
+	}
+	if err != nil {
+		return out, err
+	}
+	effective := func(k int) int {
+		if k > 0 {
+			return k
+		}
+		return defaultKeep
+	}
+	if out.Raised = effective(keep) > effective(out.Prev); !out.Raised {
+		return out, nil
+	}
+	// Rows locked in tlid order first, as every writer of several does
+	// (lockToplevelsSQL).
+	tag, err := tx.Exec(ctx, `UPDATE toplevels t SET renew_after = '-infinity', rev = t.rev + 1
+FROM (SELECT tlid FROM toplevels WHERE canvas_id = $1 AND deleted_at IS NULL ORDER BY tlid FOR UPDATE) l
+WHERE t.canvas_id = $1 AND t.tlid = l.tlid`, [16]byte(c))
+	out.Marked = tag.RowsAffected()
+	return out, err
 }
 
 // canvasKeepLockKey is the transaction-level advisory lock that serialises

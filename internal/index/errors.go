@@ -65,3 +65,18 @@ func classify(err error) error {
 	}
 	return nil
 }
+
+// retryDeadlock runs f, a whole transaction, again when PostgreSQL chose it
+// as the victim of a lock cycle (40P01: nothing of it was committed), at
+// most three times in all. The writers of toplevels rows take their locks
+// in tlid order (lockToplevelsSQL), so a cycle needs rows that did not exist
+// yet, inserted by two writers at once: rare, and never worth a 503.
+func retryDeadlock(f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		var pe *pgconn.PgError
+		if err == nil || attempt == 3 || !errors.As(err, &pe) || pe.Code != "40P01" {
+			return err
+		}
+	}
+}

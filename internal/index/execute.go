@@ -18,6 +18,15 @@ import (
 // that no longer touches it.
 const lockTraceSQL = `SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2 FOR UPDATE`
 
+// lockTraceToplevelsSQL then locks, in tlid order (see lockToplevelsSQL),
+// the existing toplevels rows replaceTraceSQL writes: those of the trace's
+// old tlids (dropped ones are made due) and of its new ones ($3).
+const lockTraceToplevelsSQL = `
+SELECT FROM toplevels WHERE canvas_id = $1 AND tlid IN (
+  SELECT unnest(tlids) FROM traces WHERE canvas_id = $1 AND trace_id = $2
+  UNION SELECT unnest($3::bigint[]))
+ORDER BY tlid FOR UPDATE`
+
 // replaceTraceSQL points a trace's rows at a new object generation: the
 // traces row (insert or update, layers reset to 0, the hold cleared if $8),
 // trace_tlids rows for toplevels the new trace no longer touches removed,
@@ -126,6 +135,7 @@ func (db *DB) rewrite(ctx context.Context, r traces.Record, now time.Time, clear
 	tlids := tlidArray(r.RootTLID, r.TLIDs)
 	b := &pgx.Batch{}
 	b.Queue(lockTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID))
+	b.Queue(lockTraceToplevelsSQL, [16]byte(r.Canvas), [16]byte(r.ID), tlids)
 	var (
 		out             Replaced
 		layers          int32
@@ -136,7 +146,7 @@ func (db *DB) rewrite(ctx context.Context, r traces.Record, now time.Time, clear
 		return row.Scan(&out.Replaced, &layers, &linked, &dropped)
 	})
 	more(b)
-	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := retryDeadlock(func() error { return db.pool.SendBatch(ctx, b).Close() }); err != nil {
 		return Replaced{}, translate(err)
 	}
 	out.OldLayers, out.Due = int(layers), toTLIDs(append(linked, dropped...))

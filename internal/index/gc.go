@@ -274,7 +274,7 @@ FROM unnest($2::bigint[], $3::bigint[], $4::timestamptz[], $5::bool[]) AS v(tlid
 WHERE t.canvas_id = $1 AND t.tlid = v.tlid AND t.rev = v.rev`
 
 // SetRenewAfter records a pass's verdicts on toplevels of canvas in one
-// round trip, each only if the toplevel's rev is still the one Keepers
+// round trip (their rows locked first, in tlid order), each only if the toplevel's rev is still the one Keepers
 // read. A toplevel found Empty is marked so (saves then stop relying on the
 // row) and deleted on a later pass if it was marked at least emptyGrace ago
 // (database clock; longer than any index write takes) and is still empty:
@@ -298,11 +298,12 @@ func (db *DB) SetRenewAfter(ctx context.Context, canvas traces.CanvasID, vs []Re
 		}
 	}
 	b := &pgx.Batch{}
+	b.Queue(lockToplevelsSQL, [16]byte(canvas), tlids)
 	if len(etlids) > 0 {
 		b.Queue(deleteEmptySQL, [16]byte(canvas), etlids, erevs, emptyGrace)
 	}
 	b.Queue(setRenewAfterSQL, [16]byte(canvas), tlids, revs, values, empty)
-	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := retryDeadlock(func() error { return db.pool.SendBatch(ctx, b).Close() }); err != nil {
 		return fmt.Errorf("set renew_after of %d toplevels of %s: %w", len(vs), canvas, translate(err))
 	}
 	return nil

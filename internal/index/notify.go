@@ -3,11 +3,8 @@ package index
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tracegw/tracegw/internal/traces"
 )
@@ -68,13 +65,10 @@ func (db *DB) RemoveManyWithLayers(ctx context.Context, ds []Deletion) ([]Remove
 		out []Removed
 		err error
 	)
-	for attempt := 1; ; attempt++ {
+	err = retryDeadlock(func() error {
 		out, err = db.removeManyReturning(ctx, canvases, ids, gens)
-		var pe *pgconn.PgError
-		if err == nil || attempt == 3 || !errors.As(err, &pe) || pe.Code != "40P01" {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("remove %d traces: %w", len(ds), translate(err))
 	}

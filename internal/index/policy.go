@@ -287,10 +287,14 @@ WITH RECURSIVE c AS (
   FROM c WHERE c.canvas_id IS NOT NULL
 ), batch AS (
   SELECT canvas_id FROM c WHERE canvas_id IS NOT NULL LIMIT $2
+), l AS (
+  -- locked in key order first, as every writer of several toplevels does
+  SELECT t.canvas_id, t.tlid FROM toplevels t JOIN batch b ON t.canvas_id = b.canvas_id
+  WHERE t.deleted_at IS NULL AND t.renew_after > '-infinity'
+  ORDER BY t.canvas_id, t.tlid FOR UPDATE OF t
 ), upd AS (
   UPDATE toplevels t SET renew_after = '-infinity', rev = t.rev + 1
-  FROM batch b
-  WHERE t.canvas_id = b.canvas_id AND t.deleted_at IS NULL AND t.renew_after > '-infinity'
+  FROM l WHERE t.canvas_id = l.canvas_id AND t.tlid = l.tlid
   RETURNING 1
 )
 SELECT (SELECT canvas_id FROM batch ORDER BY canvas_id DESC LIMIT 1), (SELECT count(*) FROM batch), (SELECT count(*) FROM upd)`
@@ -304,7 +308,10 @@ SELECT (SELECT canvas_id FROM batch ORDER BY canvas_id DESC LIMIT 1), (SELECT co
 // when the server cannot be reached. Safe for concurrent use.
 func (db *DB) MarkCanvasesDue(ctx context.Context, after traces.CanvasID, canvases int) (last traces.CanvasID, nCanvases, toplevels int64, done bool, err error) {
 	var max *[16]byte
-	if err := db.pool.QueryRow(ctx, markDueSQL, [16]byte(after), int64(canvases)).Scan(&max, &nCanvases, &toplevels); err != nil {
+	err = retryDeadlock(func() error {
+		return db.pool.QueryRow(ctx, markDueSQL, [16]byte(after), int64(canvases)).Scan(&max, &nCanvases, &toplevels)
+	})
+	if err != nil {
 		return after, 0, 0, false, fmt.Errorf("mark toplevels due after %s: %w", after, translate(err))
 	}
 	if max == nil {

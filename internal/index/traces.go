@@ -58,6 +58,15 @@ func upsertToplevels(tlids, ct, ts, now, cond string) string {
   RETURNING tlid, renew_after = '-infinity' OR ` + ct + ` < ` + now + `::timestamptz - ` + interval(FreshWindow) + ` AS due`
 }
 
+// lockToplevelsSQL locks the existing toplevels rows $2 of canvas $1 in tlid
+// order. Every writer of several toplevels rows takes them in that order
+// before it writes them, the statement that follows it in the same batch
+// (one implicit transaction): the order a row is reached in by an UPDATE's
+// join or a statement's CTEs is the plan's, so without it GC's verdicts, a
+// replace's upsert and its dropped keepers, and a keep change lock the
+// same rows in different orders and PostgreSQL breaks the cycle with 40P01.
+const lockToplevelsSQL = `SELECT FROM toplevels WHERE canvas_id = $1 AND tlid = ANY ($2::bigint[]) ORDER BY tlid FOR UPDATE`
+
 // interval renders d as a PostgreSQL interval literal.
 func interval(d time.Duration) string {
 	return fmt.Sprintf("interval '%d microseconds'", d.Microseconds())

@@ -11,12 +11,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tracegw/tracegw/internal/pgserver"
 	"github.com/tracegw/tracegw/schema"
 )
 
@@ -36,11 +34,8 @@ const EnvDatabaseURL = "TRACEGW_TEST_DATABASE_URL"
 // localURL is tried when EnvDatabaseURL is unset.
 const localURL = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=2"
 
-// pgBinDir holds initdb, pg_ctl and postgres for private servers.
-const pgBinDir = "/usr/lib/postgresql/15/bin"
-
 const installHint = "install PostgreSQL 15 (Debian/Ubuntu: apt-get install postgresql-15; " +
-	"binaries expected in " + pgBinDir + "), or set " + EnvDatabaseURL +
+	"binaries expected in " + pgserver.BinDir + "), or set " + EnvDatabaseURL +
 	" to a server where the user may CREATE DATABASE"
 
 // templateLock serialises template builds across test binaries that share a
@@ -308,7 +303,7 @@ func PGPrivate(tb testing.TB) *PrivatePG {
 		tb.Fatalf("testutil.PGPrivate: %v", err)
 	}
 	conf := fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %d\n", p.port)
-	if err := appendConf(p.dir, conf); err != nil {
+	if err := cluster(p.dir).AppendConf(conf); err != nil {
 		tb.Fatalf("testutil.PGPrivate: %v", err)
 	}
 	p.Start()
@@ -344,8 +339,8 @@ func (p *PrivatePG) Stop() {
 // Start starts the server and returns when it accepts connections.
 func (p *PrivatePG) Start() {
 	p.tb.Helper()
-	if out, err := pgCtl(p.dir, "start", "-l", filepath.Join(p.dir, "log")); err != nil {
-		log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
+	if out, err := pgCtl(p.dir, "start", "-l", cluster(p.dir).LogFile()); err != nil {
+		log, _ := os.ReadFile(cluster(p.dir).LogFile())
 		p.tb.Fatalf("testutil.PrivatePG.Start: %v\n%s\n%s", err, out, log)
 	}
 }
@@ -363,14 +358,14 @@ func startSocketServer(ctx context.Context) (string, error) {
 		return "", err
 	}
 	keep = append(keep, w) // the pipe must outlive every test
-	if err := appendConf(dir, "listen_addresses = ''\n"); err != nil {
+	if err := cluster(dir).AppendConf("listen_addresses = ''\n"); err != nil {
 		return "", err
 	}
-	if out, err := pgCtl(dir, "start", "-l", filepath.Join(dir, "log")); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+	if out, err := pgCtl(dir, "start", "-l", cluster(dir).LogFile()); err != nil {
+		log, _ := os.ReadFile(cluster(dir).LogFile())
 		return "", fmt.Errorf("start private server: %w\n%s\n%s", err, out, log)
 	}
-	return "postgres://postgres@/postgres?host=" + url.QueryEscape(dir), nil
+	return pgserver.SocketURL(dir, "postgres"), nil
 }
 
 // keep holds the watchers of servers that live as long as the test binary.
@@ -379,71 +374,40 @@ var keep []*watcher
 // initServer creates a temporary directory owned by the user PostgreSQL runs
 // as and initialises a cluster in dir/data, configured for throwaway data.
 func initServer(ctx context.Context) (string, error) {
-	if _, err := os.Stat(filepath.Join(pgBinDir, "initdb")); err != nil {
+	if err := pgserver.CheckBinaries(); err != nil {
 		return "", fmt.Errorf("PostgreSQL binaries not found (%v): %s", err, installHint)
 	}
 	dir, err := os.MkdirTemp("", "tracegw-pg-")
 	if err != nil {
 		return "", err
 	}
-	if err := chownToServerUser(dir); err != nil {
+	if err := pgserver.ChownToServerUser(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("%w; %s", err, installHint)
+	}
+	if err := cluster(dir).Init(ctx, "--no-sync"); err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}
-	cmd := serverCommand(ctx, filepath.Join(pgBinDir, "initdb"), "-D", filepath.Join(dir, "data"),
-		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("initdb: %w\n%s", err, out)
-	}
-	conf := fmt.Sprintf("unix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\n"+
-		"full_page_writes = off\nmax_connections = 300\nshared_buffers = 128MB\n", dir)
-	if err := appendConf(dir, conf); err != nil {
+	conf := fmt.Sprintf("unix_socket_directories = %s\nfsync = off\nsynchronous_commit = off\n"+
+		"full_page_writes = off\nmax_connections = 300\nshared_buffers = 128MB\n", pgserver.Quote(dir))
+	if err := cluster(dir).AppendConf(conf); err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}
 	return dir, nil
 }
 
-func appendConf(dir, lines string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "data", "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(lines)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+// cluster is the private server in dir; pg_ctl gives up after 50 s, within
+// pgCtl's minute.
+func cluster(dir string) pgserver.Cluster {
+	return pgserver.Cluster{Dir: dir, Wait: 50 * time.Second}
 }
 
 func pgCtl(dir string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args = append([]string{"-D", filepath.Join(dir, "data"), "-w", "-t", "50"}, args...)
-	return serverCommand(ctx, filepath.Join(pgBinDir, "pg_ctl"), args...).CombinedOutput()
-}
-
-// serverCommand runs a PostgreSQL binary as the user "postgres" when we are
-// root (initdb, pg_ctl and postgres refuse to run as root), else as ourselves.
-func serverCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
-	if os.Geteuid() == 0 {
-		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-	}
-	return exec.CommandContext(ctx, name, args...)
-}
-
-func chownToServerUser(dir string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return fmt.Errorf("running as root needs the OS user postgres: %w; %s", err, installHint)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return os.Chown(dir, uid, gid)
+	return cluster(dir).Ctl(ctx, args...)
 }
 
 func freePort() (int, error) {
@@ -467,10 +431,10 @@ type watcher struct {
 const watcherScript = `cat >/dev/null; "$0" -D "$1/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$1"`
 
 func startWatcher(dir string) (*watcher, error) {
-	cmd := serverCommand(context.Background(), "/bin/sh", "-c", watcherScript, filepath.Join(pgBinDir, "pg_ctl"), dir)
-	// Its own process group: a ^C to the test run must not kill the watcher
-	// before it has stopped the server (pg_ctl detaches the server likewise).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// pgserver.Command gives it its own process group: a ^C to the test run
+	// must not kill the watcher before it has stopped the server (pg_ctl
+	// detaches the server likewise).
+	cmd := pgserver.Command(context.Background(), "/bin/sh", "-c", watcherScript, pgserver.Bin("pg_ctl"), dir)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -3,19 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
-)
 
-// pgBin is where Debian's PostgreSQL 15 server binaries live.
-const pgBin = "/usr/lib/postgresql/15/bin"
+	"github.com/tracegw/tracegw/internal/pgserver"
+)
 
 // devPG is the private PostgreSQL server of `tracegw dev`: a cluster in
 // <data-dir>/pg, listening only on a Unix socket in that directory, kept
@@ -28,14 +22,17 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 // holds the socket is mode 0700 and the socket itself 0700
 // (unix_socket_permissions). As a normal user that is the developer alone;
 // as root, postgres and root (which passes any permission check).
-type devPG struct{ dir string }
+type devPG struct {
+	dir string
+	pg  pgserver.Cluster
+}
 
 // devPGConf is what startDevPG makes sure the cluster's configuration says,
 // whatever an earlier version wrote: no TCP, the socket in the private
 // directory, usable by the owner only.
 func devPGConf(dir string) string {
-	return fmt.Sprintf("\n# tracegw dev: only the owner may connect\nlisten_addresses = ''\nunix_socket_directories = '%s'\nunix_socket_permissions = 0700\n",
-		strings.ReplaceAll(dir, "'", "''"))
+	return fmt.Sprintf("\n# tracegw dev: only the owner may connect\nlisten_addresses = ''\nunix_socket_directories = %s\nunix_socket_permissions = 0700\n",
+		pgserver.Quote(dir))
 }
 
 // startDevPG initialises the cluster on first use, starts it and returns
@@ -48,17 +45,17 @@ func startDevPG(ctx context.Context, dataDir string) (*devPG, string, error) {
 	if len(dir) > 90 {
 		return nil, "", fmt.Errorf("--data-dir: the socket path %s/.s.PGSQL.5432 is too long for a Unix socket; use a shorter --data-dir or set DATABASE_URL", dir)
 	}
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		return nil, "", fmt.Errorf("PostgreSQL 15 server binaries not found in %s (apt-get install postgresql-15), or set DATABASE_URL", pgBin)
+	if err := pgserver.CheckBinaries(); err != nil {
+		return nil, "", fmt.Errorf("PostgreSQL 15 server binaries not found in %s (apt-get install postgresql-15), or set DATABASE_URL", pgserver.BinDir)
 	}
-	p := &devPG{dir: dir}
-	if _, err := os.Stat(filepath.Join(dir, "data", "PG_VERSION")); err != nil {
+	p := &devPG{dir: dir, pg: pgserver.Cluster{Dir: dir, Wait: 60 * time.Second}}
+	if _, err := os.Stat(filepath.Join(p.pg.DataDir(), "PG_VERSION")); err != nil {
 		if err := p.init(ctx); err != nil {
 			return nil, "", err
 		}
 	}
 	// A previous run killed hard may have left the server running: stop it first.
-	_, _ = p.ctl(ctx, "stop", "-m", "fast")
+	_, _ = p.pg.Stop(ctx, "fast")
 	// Clusters made by earlier versions had a world-enterable directory and
 	// a world-writable socket: tighten both before every start.
 	if err := os.Chmod(dir, 0o700); err != nil {
@@ -67,10 +64,10 @@ func startDevPG(ctx context.Context, dataDir string) (*devPG, string, error) {
 	if err := p.ensureConf(); err != nil {
 		return nil, "", err
 	}
-	if out, err := p.ctl(ctx, "start", "-l", filepath.Join(dir, "log")); err != nil {
+	if out, err := p.pg.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start PostgreSQL in %s: %w\n%s", dir, err, out)
 	}
-	return p, "postgres://postgres@/postgres?host=" + url.QueryEscape(dir), nil
+	return p, pgserver.SocketURL(dir, "postgres"), nil
 }
 
 func (p *devPG) init(ctx context.Context) error {
@@ -80,18 +77,16 @@ func (p *devPG) init(ctx context.Context) error {
 	if err := os.Chmod(p.dir, 0o700); err != nil {
 		return err
 	}
-	if err := chownPostgres(p.dir); err != nil {
+	if err := pgserver.ChownToServerUser(p.dir); err != nil {
 		return err
 	}
-	out, err := asPostgres(ctx, filepath.Join(pgBin, "initdb"), "-D", filepath.Join(p.dir, "data"),
-		"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C").CombinedOutput()
-	if err != nil {
+	if err := p.pg.Init(ctx); err != nil {
 		hint := ""
 		if os.Geteuid() == 0 {
 			hint = "\nthe server runs as the OS user postgres, which must be able to reach " + p.dir +
 				" (every parent directory needs o+x): pick a --data-dir it can reach (e.g. under /tmp) or set DATABASE_URL"
 		}
-		return fmt.Errorf("initdb: %w\n%s%s", err, out, hint)
+		return fmt.Errorf("%w%s", err, hint)
 	}
 	return nil
 }
@@ -99,8 +94,7 @@ func (p *devPG) init(ctx context.Context) error {
 // ensureConf appends devPGConf to postgresql.conf unless it ends with it
 // already (a later line wins over an earlier one).
 func (p *devPG) ensureConf() error {
-	path := filepath.Join(p.dir, "data", "postgresql.conf")
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(p.pg.ConfFile())
 	if err != nil {
 		return err
 	}
@@ -108,55 +102,15 @@ func (p *devPG) ensureConf() error {
 	if strings.HasSuffix(string(b), conf) {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(conf); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return p.pg.AppendConf(conf)
 }
 
 // Stop shuts the server down (fast: rolls back open transactions).
 func (p *devPG) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if out, err := p.ctl(ctx, "stop", "-m", "fast"); err != nil {
+	if out, err := p.pg.Stop(ctx, "fast"); err != nil {
 		return fmt.Errorf("stop PostgreSQL: %w\n%s", err, out)
 	}
 	return nil
-}
-
-func (p *devPG) ctl(ctx context.Context, args ...string) ([]byte, error) {
-	args = append([]string{"-D", filepath.Join(p.dir, "data"), "-w", "-t", "60"}, args...)
-	return asPostgres(ctx, filepath.Join(pgBin, "pg_ctl"), args...).CombinedOutput()
-}
-
-// asPostgres runs a server binary as the OS user postgres when we are root.
-// It gets its own process group, so the Ctrl-C that stops dev does not also
-// kill the pg_ctl that dev runs to stop the server cleanly.
-func asPostgres(ctx context.Context, name string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if os.Geteuid() == 0 {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, name, args...)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	return cmd
-}
-
-func chownPostgres(dir string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return fmt.Errorf("running as root needs the OS user postgres: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return os.Chown(dir, uid, gid)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/tracegw/tracegw/internal/pgserver"
 )
 
 // TestDevPGOwnerOnly: dev's private PostgreSQL trusts whoever opens its
@@ -53,7 +54,7 @@ func TestDevPGOwnerOnly(t *testing.T) {
 			return // no other account to try without root; the modes above decide
 		}
 		psql := func(user string) (string, error) {
-			cmd := exec.CommandContext(ctx, "runuser", "-u", user, "--", filepath.Join(pgBin, "psql"), "-X", "-w",
+			cmd := exec.CommandContext(ctx, "runuser", "-u", user, "--", pgserver.Bin("psql"), "-X", "-w",
 				"-h", pg.dir, "-U", "postgres", "-d", "postgres", "-c", "SELECT 1")
 			cmd.Dir = "/"
 			out, err := cmd.CombinedOutput()

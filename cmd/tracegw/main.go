@@ -41,44 +41,6 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// commandList is every command in the order `tracegw help` shows them,
-// with its one-line summary (also the first line of its -h).
-var commandList = []struct{ name, summary string }{
-	{"dev", "everything on one machine: emulator, Pub/Sub, PostgreSQL, the API"},
-	{"serve", "the gateway against real (or emulated) services"},
-	{"migrate", "apply the schema migrations"},
-	{"setup-bucket", "create or fix the bucket, its lifecycle rule and the notification path (topic, subscription, dead letters)"},
-	{"gc", "run the retention job"},
-	{"notify", "run the deletion-notification consumer"},
-	{"reconcile", "compare index and bucket, remove rows whose objects are gone"},
-	{"retention", "show or change retention and keep-N safely (retention set|show)"},
-	{"status", "GC health, retention, notification lag, index size; exit 1 on warnings"},
-	{"emulator", "only the GCS emulator"},
-	{"import", "import NDJSON trace documents through a running gateway: idempotent, resumable"},
-	{"token", "print a bearer token (a JWT signed with --signing-key-file)"},
-	{"bench", "the benchmark suite"},
-	{"version", "version and build info"},
-}
-
-// subcommandSummaries are the summaries of retention's subcommands.
-var subcommandSummaries = map[string]string{
-	"retention set":  "change retention and/or keep-N safely; re-run to finish a change that stopped",
-	"retention show": "the bucket's lifecycle rule, the recorded policy and any change in progress",
-}
-
-// commandSummary is cmd's one-line summary ("" if unknown).
-func commandSummary(cmd string) string {
-	if s, ok := subcommandSummaries[cmd]; ok {
-		return s
-	}
-	for _, c := range commandList {
-		if c.name == cmd {
-			return c.summary
-		}
-	}
-	return ""
-}
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
@@ -116,29 +78,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "tracegw %s: %v\n", args[0], err)
 	return 1
-}
-
-// helpTopic names the usage to print for a command line: the command, or
-// "retention set"/"retention show" when a subcommand is named.
-func helpTopic(args []string) string {
-	if len(args) > 1 && args[0] == "retention" {
-		if t := "retention " + args[1]; subcommandSummaries[t] != "" {
-			return t
-		}
-	}
-	return args[0]
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, "usage: tracegw COMMAND [flags]\n\ncommands:\n")
-	for _, c := range commandList {
-		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
-Every flag also reads TRACEGW_<FLAG> from the environment (upper case, '-'
-as '_'). Run "tracegw COMMAND -h" or "tracegw help COMMAND" for a command's
-flags.
-`)
 }
 
 // newLogger is the one logger of a process: JSON for services, text for dev.

@@ -13,18 +13,8 @@ import (
 	"github.com/tracegw/tracegw/internal/notify"
 )
 
-// setup-bucket's Pub/Sub half: the flags of the dead-letter policy and the
-// notification path made before the bucket's notification config (which
-// needs its topic).
-
-func init() {
-	flags["dead-letter-topic"] = flagDef{"dead-letter-topic",
-		"Pub/Sub topic (and subscription) that keeps notifications delivered --max-delivery-attempts times without an ack (empty: <subscription>-dead-letter)",
-		str(func(c *Config) *string { return &c.DeadLetterTopic })}
-	flags["max-delivery-attempts"] = flagDef{"max-delivery-attempts",
-		"deliveries of one notification before Pub/Sub moves it to the dead-letter topic (5 to 100)",
-		integer(func(c *Config) *int { return &c.MaxDeliveryAttempts })}
-}
+// setup-bucket's Pub/Sub half: the notification path made before the
+// bucket's notification config (which needs its topic).
 
 // setupOptions are the notification path the flags describe.
 func (c Config) setupOptions() notify.SetupOptions {

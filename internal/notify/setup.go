@@ -20,7 +20,7 @@ import (
 )
 
 // Defaults of SetupOptions: the delivery settings of the deletion
-// subscription (GCS-FACTS: Pub/Sub allows 5 to 100 delivery attempts and
+// subscription (Pub/Sub allows 5 to 100 delivery attempts and
 // backoffs of 0 to 600 s).
 const (
 	// DefaultMaxDeliveryAttempts is the most Pub/Sub allows. The consumer

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -353,7 +354,7 @@ func judge(all []*modelTrace, end time.Time, ret time.Duration) (map[*modelTrace
 	sureKeeper, maybeKeeper := map[*modelTrace]bool{}, map[*modelTrace]bool{}
 	listed := map[client.CanvasID]map[client.TLID][]client.TraceID{}
 	for k, ms := range by {
-		slices.SortFunc(ms, func(a, b *modelTrace) int { return -compareIDs(a.id, b.id) })
+		slices.SortFunc(ms, func(a, b *modelTrace) int { return cmp.Compare(b.id, a.id) })
 		newerPerhaps, newerSurely := 0, 0
 		exact := true
 		var top []client.TraceID
@@ -395,16 +396,6 @@ func judge(all []*modelTrace, end time.Time, ret time.Duration) (map[*modelTrace
 		}
 	}
 	return out, listed
-}
-
-func compareIDs(a, b client.TraceID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // sortedTLIDs returns the keys of m in order.

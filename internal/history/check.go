@@ -36,6 +36,9 @@ const (
 	// InvHoldLeak: after quiescence, an object is held although its trace
 	// was certainly released (or never held).
 	InvHoldLeak = "hold-leak"
+	// InvHoldEnd: an object is still held after a clock step (with its GC
+	// passes) that began after every hold of its trace had certainly ended.
+	InvHoldEnd = "hold-end"
 	// InvIndexRow: after quiescence, an index row outlived its object.
 	InvIndexRow = "index-row"
 	// InvRead: after quiescence, reading an acknowledged trace through the
@@ -204,33 +207,166 @@ func (m *Model) CheckBetween(prev, cur *Snapshot) []Violation {
 }
 
 // protection says why a trace present in s0 had to survive a clock step
-// that ended at end: young (its customTime is less than Retention before
-// end), held, or a keeper of a live toplevel both in prev (the snapshot
-// after the previous step, so GC has had a pass to learn of it) and in s0.
-// keptOrHeld is set for the last two (its layers must survive too). It
-// returns "" if nothing protected it.
+// that ended at end: young (its customTime, or the one its first save or
+// import certainly gave it, is less than Retention before end), held, its
+// hold certainly lasted until a moment less than Retention before end (GC
+// ends it with a fresh retention, as a release), a keeper of a live
+// toplevel both in prev (the snapshot after the previous step, so GC has
+// had a pass to learn of it) and in s0, under every keep-N possibly in
+// force when the step began, or imported since prev as such a keeper (see
+// importKeeper). keptOrHeld is set for all but the first (its layers must
+// survive too). It returns "" if nothing protected it.
 func (m *Model) protection(label int, prev, s0 *Snapshot, end time.Time) (why string, keptOrHeld bool) {
 	o := s0.Objects[m.key(label)]
+	t := m.traces[label]
 	var whys []string
 	if o.CustomTime.Add(m.Retention).After(end) {
 		whys = append(whys, fmt.Sprintf("its customTime %s was younger than the retention at %s", stamp(o.CustomTime), stamp(end)))
 	}
-	if op, ok := m.heldBy(label, s0.At); ok {
-		whys = append(whys, fmt.Sprintf("it was held (hold #%d, no release since)", op))
-		keptOrHeld = true
+	if ct, w, ok := m.firstCustomTime(label, s0.At); ok && ct.After(o.CustomTime) && ct.Add(m.Retention).After(end) {
+		whys = append(whys, fmt.Sprintf("#%d (%s) gave it customTime %s or later, younger than the retention at %s", w.Op, w.Kind, stamp(ct), stamp(end)))
 	}
-	if prev != nil {
-		before := m.keeperOf(label, prev)
-		t := m.traces[label]
-		for _, x := range m.keeperOf(label, s0) {
-			if slices.Contains(before, x) {
-				whys = append(whys, fmt.Sprintf("it was among the newest %d of live toplevel %d (%s; %d newer trace objects touch it; %s)",
-					m.Keep, x, m.how(label, x, s0), s0.newer(t.Canvas, x, t.ID), m.liveness(t.Canvas, x, s0.At)))
+	if op, until, ok := m.heldSince(label, s0.At); ok {
+		switch {
+		case until.IsZero():
+			whys = append(whys, fmt.Sprintf("it was held (hold #%d, no release since, no end)", op))
+			keptOrHeld = true
+		case until.After(s0.At):
+			whys = append(whys, fmt.Sprintf("it was held (hold #%d, no release since, ending no earlier than %s)", op, stamp(until)))
+			keptOrHeld = true
+		default:
+			h := m.holdOp(label, op)
+			from := until
+			if h.Start.After(from) {
+				from = h.Start
+			}
+			if from = from.Truncate(time.Second); from.Add(m.Retention).After(end) {
+				whys = append(whys, fmt.Sprintf("it was held (hold #%d, no release since) until %s or later, and a hold's end gives a fresh retention from then", op, stamp(from)))
 				keptOrHeld = true
 			}
 		}
 	}
+	if prev != nil {
+		// The keep-N is the smallest possibly in force when the step began
+		// (a change that may have failed counts both ways): an
+		// acknowledged raise before it renewed, or left marked due for
+		// the step's first GC pass, every trace it made a keeper, however
+		// it ranked in prev; a lowering lets them go.
+		keep := m.minKeep(t.Canvas, s0.At, s0.At)
+		before := m.keeperOf(label, prev, keep)
+		for _, x := range m.keeperOf(label, s0, keep) {
+			if slices.Contains(before, x) {
+				whys = append(whys, fmt.Sprintf("it was among the newest %d of live toplevel %d (%s; %d newer trace objects touch it; %s)",
+					keep, x, m.how(label, x, s0), s0.newer(t.Canvas, x, t.ID), m.liveness(t.Canvas, x, s0.At)))
+				keptOrHeld = true
+			}
+		}
+	}
+	for _, k := range m.importKeeper(label, prev, s0) {
+		whys = append(whys, k)
+		keptOrHeld = true
+	}
 	return strings.Join(whys, "; "), keptOrHeld
+}
+
+// holdOp returns the trace's hold call numbered op.
+func (m *Model) holdOp(label, op int) HoldOp {
+	for _, h := range m.holds[label] {
+		if h.Op == op {
+			return h
+		}
+	}
+	return HoldOp{}
+}
+
+// firstCustomTime is the customTime the trace's first write certainly gave
+// its object, when that write was an acknowledged save or import, no other
+// write of the trace began before it ended, and the object has stayed
+// since (committed): a save's is at least its start, an import's its
+// timestamp (never later than its start), in whole seconds.
+func (m *Model) firstCustomTime(label int, at time.Time) (time.Time, Write, bool) {
+	ws := m.writes[label]
+	t := m.traces[label]
+	for _, w := range ws {
+		if !w.OK || (w.Kind != WriteSave && w.Kind != WriteImport) || w.End.After(at) ||
+			m.absentIn(label, w.End, at) || m.deletedSince(t.Canvas, w.Start, at) {
+			continue
+		}
+		first := true
+		for _, o := range ws {
+			if o.Op != w.Op && o.Start.Before(w.End) {
+				first = false
+			}
+		}
+		if !first {
+			continue
+		}
+		ct := w.Start
+		if w.Kind == WriteImport && t.TS.Before(ct) {
+			ct = t.TS
+		}
+		return ct.Truncate(time.Second), w, true
+	}
+	return time.Time{}, Write{}, false
+}
+
+// importKeeper says, for a trace imported since prev (nil: since the
+// start) by an acknowledged import whose generation its object in s0
+// still has, of which toplevels it was certainly a keeper since the
+// import: toplevels the import names that are certainly live in s0, with
+// fewer than the smallest keep-N possibly in force since the import began
+// of newer traces possibly touching them at any moment since prev (those
+// in prev or in s0 that possibly touch them, and those a write since prev
+// named them for). An import renews such keepers before it answers when
+// its customTime is older than GC's renewal threshold (and GC's first pass
+// of the step renews younger ones), so they must survive the step.
+func (m *Model) importKeeper(label int, prev, s0 *Snapshot) []string {
+	t := m.traces[label]
+	o := s0.Objects[m.key(label)]
+	var out []string
+	for _, w := range m.writes[label] {
+		if w.Kind != WriteImport || !w.OK || w.End.After(s0.At) || w.Gen != o.Gen || (prev != nil && !w.Start.After(prev.At)) {
+			continue
+		}
+		keep := m.minKeep(t.Canvas, w.Start, s0.At)
+		for _, x := range w.Names {
+			if !m.DefinitelyLive(t.Canvas, x, s0.At) {
+				continue
+			}
+			newer := map[traces.TraceID]bool{}
+			s0.prepare()
+			for _, id := range s0.ranked[t.Canvas][x] {
+				newer[id] = true
+			}
+			if prev != nil {
+				prev.prepare()
+				for _, id := range prev.ranked[t.Canvas][x] {
+					newer[id] = true
+				}
+			}
+			for l, ws := range m.writes {
+				if m.traces[l].Canvas != t.Canvas {
+					continue
+				}
+				for _, v := range ws {
+					if !v.Start.After(s0.At) && (prev == nil || !v.End.Before(prev.At)) && slices.Contains(v.Names, x) {
+						newer[m.traces[l].ID] = true
+					}
+				}
+			}
+			n := 0
+			for id := range newer {
+				if bytes.Compare(id[:], t.ID[:]) > 0 {
+					n++
+				}
+			}
+			if n < keep {
+				out = append(out, fmt.Sprintf("import #%d (%s..%s) made it one of the newest %d of live toplevel %d (%d newer traces may have touched it since; %s)",
+					w.Op, stamp(w.Start), stamp(w.End), keep, x, n, m.liveness(t.Canvas, x, s0.At)))
+			}
+		}
+	}
+	return out
 }
 
 // liveness explains why a toplevel is definitely live.
@@ -254,9 +390,12 @@ func (m *Model) liveness(canvas int, x traces.TLID, at time.Time) string {
 // objects are never deleted. So a committed trace object present in s0 and
 // gone in s1 must not have been protected (see protection); and while its
 // object stays, the layers reads certainly merge must stay too if the
-// trace was kept or held (else only if they were young themselves).
+// trace was kept or held (else only if they were young themselves). And
+// the step's GC passes end every hold whose end has come: no object of a
+// trace whose holds had all certainly ended before the step is held after
+// it.
 func (m *Model) CheckStep(prev, s0, s1 *Snapshot) []Violation {
-	var vs []Violation
+	vs := m.checkHoldEnds(s0.At, s1, fmt.Sprintf("after the clock step %s..%s, whose GC passes end every hold whose end has come", stamp(s0.At), stamp(s1.At)))
 	for _, l := range m.labels() {
 		key := m.key(l)
 		o0, ok := s0.Objects[key]
@@ -312,7 +451,7 @@ func (m *Model) CheckFinal(s *Snapshot) []Violation {
 	for _, k := range keys {
 		o := s.Objects[k]
 		l, ok := m.Label(o)
-		if !ok || m.lastTouch(l).Add(m.Retention).After(s.At) || !m.DefinitelyUnheld(l, s.At) {
+		if !ok || m.lastTouch(l).Add(m.Retention).After(s.At) || !m.unheldAtEnd(l, s.At) {
 			continue
 		}
 		if o.Kind == traces.KindTrace {
@@ -346,6 +485,7 @@ func (m *Model) CheckFinal(s *Snapshot) []Violation {
 			"%s: %d object(s) are still held at %s although the trace was certainly released or never held (%s)%s",
 			m.describe(l), len(ks), stamp(s.At), strings.Join(ks, ", "), m.holdHistory(l))})
 	}
+	vs = append(vs, m.checkHoldEnds(s.At.Add(-m.EndLag), s, "after quiescence")...)
 	for _, k := range slices.Sorted(maps.Keys(s.Rows)) {
 		gen := s.Rows[k]
 		if o, ok := s.Objects[k]; ok && o.Gen >= gen {
@@ -367,12 +507,59 @@ func (m *Model) ownerState(o Object, s *Snapshot) string {
 	return fmt.Sprintf("is at generation %d", owner.Gen)
 }
 
+// unheldAtEnd reports whether the trace is certainly not held at the end
+// of a history at at: certainly released or never held, or every hold it
+// may have certainly ended more than EndLag before at (GC released it).
+func (m *Model) unheldAtEnd(label int, at time.Time) bool {
+	if m.DefinitelyUnheld(label, at) {
+		return true
+	}
+	e, ok := m.EndedBy(label, at)
+	return ok && e.Add(m.EndLag).Before(at)
+}
+
+// checkHoldEnds reports every object of s held although all holds of its
+// trace certainly ended before by (and none was certainly released or
+// never placed: hold-leak reports those).
+func (m *Model) checkHoldEnds(by time.Time, s *Snapshot, when string) []Violation {
+	held := map[int][]string{}
+	for _, k := range slices.Sorted(maps.Keys(s.Objects)) {
+		o := s.Objects[k]
+		if !o.Held {
+			continue
+		}
+		l, ok := m.Label(o)
+		if !ok || m.DefinitelyUnheld(l, s.At) {
+			continue
+		}
+		if e, ok := m.EndedBy(l, s.At); ok && !e.IsZero() && e.Before(by) {
+			held[l] = append(held[l], k)
+		}
+	}
+	var vs []Violation
+	for _, l := range slices.Sorted(maps.Keys(held)) {
+		ks := held[l]
+		e, _ := m.EndedBy(l, s.At)
+		vs = append(vs, Violation{InvHoldEnd, l, ks[0], fmt.Sprintf(
+			"%s: %d object(s) are still held at %s %s, although every hold the trace may have had ended by %s (%s)%s",
+			m.describe(l), len(ks), stamp(s.At), when, stamp(e), strings.Join(ks, ", "), m.holdHistory(l))})
+	}
+	return vs
+}
+
+// keepWindow is how long before a final snapshot a keep-N possibly in
+// force still matters: a keeper renewed under it lasts a retention, and the
+// rule runs at every clock step (at most a day apart in quiescence).
+func (m *Model) keepWindow(at time.Time) time.Time { return at.Add(-m.Retention - 24*time.Hour) }
+
 // possibleKeeper reports whether some toplevel might keep o: it is not
 // certainly dead, o or a layer of its generation names it, and fewer than
-// Keep committed traces newer than o certainly touch it.
+// the largest keep-N possibly in force lately committed traces newer than
+// o certainly touch it.
 func (m *Model) possibleKeeper(o Object, s *Snapshot) bool {
+	keep := m.maxKeep(o.Canvas, m.keepWindow(s.At), s.At)
 	for _, x := range s.possibleNames(o) {
-		if !m.DefinitelyDead(o.Canvas, x, s.At) && len(m.definiteNewer(o, x, s)) < m.Keep {
+		if !m.DefinitelyDead(o.Canvas, x, s.At) && len(m.definiteNewer(o, x, s)) < keep {
 			return true
 		}
 	}
@@ -408,7 +595,8 @@ func (m *Model) whyNotKept(o Object, s *Snapshot) string {
 		for _, l := range m.definiteNewer(o, x, s) {
 			newer = append(newer, fmt.Sprintf("t%d (%s)", l, m.how(l, x, s)))
 		}
-		parts = append(parts, fmt.Sprintf("toplevel %d has newer committed traces %s", x, strings.Join(newer, ", ")))
+		parts = append(parts, fmt.Sprintf("toplevel %d has newer committed traces %s (keep-N at most %d)", x, strings.Join(newer, ", "),
+			m.maxKeep(o.Canvas, m.keepWindow(s.At), s.At)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -433,6 +621,12 @@ func (m *Model) holdCalls(label int) string {
 		}
 		if h.OK {
 			out = "ok"
+		}
+		switch {
+		case h.ends():
+			kind += fmt.Sprintf(" until %s", stamp(h.Until))
+		case h.NoEnd:
+			kind += " with no end"
 		}
 		fmt.Fprintf(&b, "; #%d %s %s..%s %s", h.Op, kind, stamp(h.Start), stamp(h.End), out)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tracegw/tracegw/internal/canvases"
+	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/internal/tracestore"
 	"github.com/tracegw/tracegw/internal/ttl"
@@ -37,9 +39,17 @@ func (s *system) forget(ctx context.Context, c traces.CanvasID, tlid traces.TLID
 	return s.jobs.ForgetToplevel(ctx, c, tlid)
 }
 
-func (s *system) hold(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
-	_, err := s.holds.Hold(ctx, c, id, "history")
+func (s *system) importTrace(ctx context.Context, c traces.CanvasID, t *traces.Trace) (tracestore.Saved, error) {
+	return s.svc.Import(ctx, c, t)
+}
+
+func (s *system) hold(ctx context.Context, c traces.CanvasID, id traces.TraceID, sp holds.Spec) error {
+	_, err := s.holds.HoldWith(ctx, c, id, sp)
 	return err
+}
+
+func (s *system) setKeep(ctx context.Context, c traces.CanvasID, keep int) (canvases.Policy, error) {
+	return s.jobs.SetPolicy(ctx, c, keep)
 }
 
 func (s *system) release(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {

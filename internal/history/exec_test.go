@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tracegw/tracegw/internal/holds"
 	"github.com/tracegw/tracegw/internal/traces"
 	"github.com/tracegw/tracegw/internal/tracestore"
 )
@@ -69,8 +70,45 @@ func (r *runner) exec(ctx context.Context, oc *outcome) {
 			}
 			return err
 		})
+	case opImport:
+		oc.err = retry(o.retries, func() error {
+			res, err := s.importTrace(ctx, c, doc(o, tr))
+			if err == nil {
+				oc.gen, oc.note = res.Generation, fmt.Sprintf("generation %d", res.Generation)
+				if !res.Created {
+					oc.note += " (found stored)"
+				}
+			}
+			return err
+		})
 	case opHold:
-		oc.err = retry(o.retries, func() error { return s.hold(ctx, c, tr.ID) })
+		sp := holds.Spec{Reason: "history", NoEnd: o.noEnd}
+		if o.until > 0 {
+			// The end the model records: a time is exact, a duration
+			// counts from when the service reads its clock.
+			oc.until, oc.untilMax = oc.start.Add(o.until).Truncate(time.Second), oc.start.Add(o.until).Truncate(time.Second)
+			if o.holdFor {
+				sp.For = o.until
+				oc.untilMax = time.Time{} // set when the call ends
+			} else {
+				sp.Until = oc.until
+			}
+		}
+		oc.err = retry(o.retries, func() error { return s.hold(ctx, c, tr.ID, sp) })
+		if o.until > 0 && o.holdFor {
+			oc.untilMax = s.emu.E.Now().Add(o.until + time.Second)
+		}
+	case opKeep:
+		oc.err = retry(o.retries, func() error {
+			p, err := s.setKeep(ctx, c, o.keep)
+			if err == nil {
+				oc.note = fmt.Sprintf("keep %d", p.Keep)
+				if p.RenewalPending {
+					oc.note += ", renewal left to GC"
+				}
+			}
+			return err
+		})
 	case opRelease:
 		oc.err = retry(o.retries, func() error { return s.release(ctx, c, tr.ID) })
 	case opForget:
@@ -98,19 +136,24 @@ func (r *runner) record(oc *outcome) {
 	w := Window{Start: oc.start, End: oc.end}
 	ok := oc.err == nil
 	switch o.kind {
-	case opSave, opResave, opReplace:
+	case opSave, opResave, opReplace, opImport:
 		kind, spec := WriteSave, o
 		switch o.kind {
 		case opResave:
 			kind, spec = WriteResave, r.saves[o.label]
 		case opReplace:
 			kind = WriteReplace
+		case opImport:
+			kind = WriteImport
 		}
 		r.m.AddWrite(Write{Op: oc.n, Trace: o.label, Kind: kind, Window: w, OK: ok, Gen: oc.gen, Names: names(spec)})
 	case opLayer:
 		r.m.AddWrite(Write{Op: oc.n, Trace: o.label, Kind: WriteLayer, Window: w, OK: ok, Gen: oc.gen, N: oc.layer, Names: names(o)})
 	case opHold, opRelease:
-		r.m.AddHold(HoldOp{Op: oc.n, Trace: o.label, Release: o.kind == opRelease, Window: w, OK: ok})
+		r.m.AddHold(HoldOp{Op: oc.n, Trace: o.label, Release: o.kind == opRelease, Window: w, OK: ok,
+			Until: oc.until, UntilMax: oc.untilMax, NoEnd: o.noEnd})
+	case opKeep:
+		r.m.AddKeep(KeepChange{Op: oc.n, Canvas: o.canvas, Keep: o.keep, Window: w, OK: ok})
 	case opForget:
 		r.m.AddForget(Forget{Op: oc.n, Canvas: o.canvas, TLID: o.tlid, Window: w, OK: ok})
 	case opDeleteCanvas:
@@ -199,7 +242,7 @@ const quietStep = 24*time.Hour + 73*time.Second
 // retriable are the operations a client retries until they succeed.
 var retriable = map[opKind]bool{
 	opSave: true, opResave: true, opReplace: true, opLayer: true, opHold: true,
-	opRelease: true, opForget: true, opDeleteCanvas: true,
+	opRelease: true, opForget: true, opDeleteCanvas: true, opImport: true, opKeep: true,
 }
 
 // quiescence ends a history: faults off, every failed call retried until it
@@ -264,13 +307,17 @@ func (r *runner) retries() []op {
 }
 
 // settlements repeat, for each trace whose hold state is still ambiguous
-// (a failed or overlapping hold or release), the hold call that began last.
+// (a failed or overlapping hold or release, and not every hold it may
+// have ends), the hold call that began last.
 func (r *runner) settlements() []op {
 	at := r.now()
 	var settle []op
 	for _, l := range r.m.Labels() {
 		hs := r.m.holds[l]
 		if len(hs) == 0 || r.m.DefinitelyHeld(l, at) || r.m.DefinitelyUnheld(l, at) {
+			continue
+		}
+		if _, ends := r.m.EndedBy(l, at); ends {
 			continue
 		}
 		last := hs[0]
@@ -284,7 +331,11 @@ func (r *runner) settlements() []op {
 			kind = opRelease
 		}
 		tr, _ := r.m.TraceOf(l)
-		settle = append(settle, op{kind: kind, canvas: tr.Canvas, label: l, retries: 5})
+		o := op{kind: kind, canvas: tr.Canvas, label: l, retries: 5, noEnd: last.NoEnd}
+		if last.ends() {
+			o.until = last.UntilMax.Sub(last.Start).Truncate(time.Minute)
+		}
+		settle = append(settle, o)
 	}
 	return settle
 }

@@ -127,6 +127,14 @@ func (x *flakyIndex) ForgetToplevel(ctx context.Context, c traces.CanvasID, tlid
 	return x.after("ForgetToplevel", x.DB.ForgetToplevel(ctx, c, tlid, at))
 }
 
+func (x *flakyIndex) SetCanvasKeep(ctx context.Context, c traces.CanvasID, keep, defaultKeep int, now time.Time) (index.KeepChange, error) {
+	if err := x.before("SetCanvasKeep"); err != nil {
+		return index.KeepChange{}, err
+	}
+	ch, err := x.DB.SetCanvasKeep(ctx, c, keep, defaultKeep, now)
+	return ch, x.after("SetCanvasKeep", err)
+}
+
 func (x *flakyIndex) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceID, h index.HoldSpec, heldAt time.Time, quota int) (index.Holding, error) {
 	if err := x.before("BeginHold"); err != nil {
 		return index.Holding{}, err

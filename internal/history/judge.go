@@ -200,34 +200,124 @@ func (m *Model) possibleRevival(canvas int, x traces.TLID, from, at time.Time) b
 }
 
 // DefinitelyHeld reports whether the trace is held at at under every
-// reading: an acknowledged hold ended by at, and every release call that
-// started by at ended before that hold began.
+// reading: an acknowledged hold ended by at, every release call that
+// started by at ended before that hold began, and every end the hold may
+// have (see holdEnd) is after at.
 func (m *Model) DefinitelyHeld(label int, at time.Time) bool {
-	_, ok := m.heldBy(label, at)
+	_, _, ok := m.heldBy(label, at)
 	return ok
 }
 
-// heldBy is DefinitelyHeld returning the hold call. A hold applies to the
-// object it was placed on: one followed by a canvas deletion (which releases
-// and deletes) or by the object being seen absent does not hold whatever
-// was saved under the name since.
-func (m *Model) heldBy(label int, at time.Time) (int, bool) {
+// heldBy is DefinitelyHeld returning the hold call and the earliest end
+// the hold may have (zero: none). A hold applies to the object it was
+// placed on: one followed by a canvas deletion (which releases and
+// deletes) or by the object being seen absent does not hold whatever was
+// saved under the name since.
+func (m *Model) heldBy(label int, at time.Time) (op int, end time.Time, ok bool) {
+	op, end, ok = m.heldSince(label, at)
+	if ok && !end.IsZero() && !end.After(at) {
+		return 0, time.Time{}, false
+	}
+	return op, end, ok
+}
+
+// heldSince finds an acknowledged hold, ended by at, after whose start no
+// release call began by at, with no canvas deletion and no absence of the
+// object since: the trace was held from that hold's end on, until the
+// earliest end the hold may have (end; zero: none), or at least until at.
+// Of several, it returns the one whose end is latest.
+func (m *Model) heldSince(label int, at time.Time) (op int, end time.Time, ok bool) {
 	t := m.traces[label]
 	for _, h := range m.holds[label] {
 		if h.Release || !h.OK || h.End.After(at) || m.deletedSince(t.Canvas, h.Start, at) || m.absentIn(label, h.End, at) {
 			continue
 		}
-		ok := true
+		released := false
 		for _, r := range m.holds[label] {
 			if r.Release && !r.Start.After(at) && !r.End.Before(h.Start) {
-				ok = false
+				released = true
 			}
 		}
-		if ok {
-			return h.Op, true
+		if released {
+			continue
+		}
+		e := m.holdEnd(label, h, at)
+		if !ok || e.IsZero() || (!end.IsZero() && e.After(end)) {
+			op, end, ok = h.Op, e, true
 		}
 	}
-	return 0, false
+	return op, end, ok
+}
+
+// holdEnd is the earliest end (zero: none) the hold h placed may have at
+// at, under every reading: the end h gives, or one a hold call that may
+// come after it gives (whatever its outcome). A call that gives no end
+// keeps the one the hold had: that of any hold call that may precede it
+// with no acknowledged release certainly in between.
+func (m *Model) holdEnd(label int, h HoldOp, at time.Time) time.Time {
+	var end time.Time
+	earlier := func(e time.Time) {
+		if !e.IsZero() && (end.IsZero() || e.Before(end)) {
+			end = e
+		}
+	}
+	for _, g := range m.holds[label] {
+		if g.Release || g.Start.After(at) || (g.Op != h.Op && g.End.Before(h.Start)) {
+			continue
+		}
+		switch {
+		case g.ends():
+			earlier(g.Until)
+		case !g.NoEnd:
+			for _, k := range m.holds[label] {
+				if k.ends() && k.Op != g.Op && !k.Start.After(g.End) && !m.releasedBetween(label, k, g) {
+					earlier(k.Until)
+				}
+			}
+		}
+	}
+	return end
+}
+
+// releasedBetween reports whether an acknowledged release certainly came
+// after hold call k and before hold call g.
+func (m *Model) releasedBetween(label int, k, g HoldOp) bool {
+	for _, r := range m.holds[label] {
+		if r.Release && r.OK && r.Start.After(k.End) && r.End.Before(g.Start) {
+			return true
+		}
+	}
+	return false
+}
+
+// EndedBy reports whether, under every reading, every hold the calls
+// started by at may have left in place has an end, and the latest such end:
+// GC releases the trace by then (plus EndLag) at the latest. A hold call
+// counts unless an acknowledged release, or an acknowledged hold that sets
+// an end (or none) of its own, began after it ended; a hold call that gives
+// no end may have placed a new, endless hold. With no hold call at all it
+// reports true and the zero time.
+func (m *Model) EndedBy(label int, at time.Time) (time.Time, bool) {
+	var last time.Time
+	for _, g := range m.holds[label] {
+		if g.Release || g.Start.After(at) {
+			continue
+		}
+		superseded := false
+		for _, k := range m.holds[label] {
+			if k.OK && !k.End.After(at) && k.Start.After(g.End) && (k.Release || k.ends() || k.NoEnd) {
+				superseded = true
+			}
+		}
+		switch {
+		case superseded:
+		case !g.ends():
+			return time.Time{}, false
+		case g.UntilMax.After(last):
+			last = g.UntilMax
+		}
+	}
+	return last, true
 }
 
 // DefinitelyUnheld reports whether the trace is not held at at under every
@@ -260,17 +350,18 @@ func (m *Model) DefinitelyUnheld(label int, at time.Time) bool {
 	return false
 }
 
-// keeperOf returns the toplevels the trace is certainly a keeper of in s:
-// the trace is committed, certainly touches x, x is certainly live, and
-// fewer than Keep trace objects newer than it possibly touch x.
-func (m *Model) keeperOf(label int, s *Snapshot) []traces.TLID {
+// keeperOf returns the toplevels the trace is certainly a keeper of in s
+// under keep-N keep: the trace is committed, certainly touches x, x is
+// certainly live, and fewer than keep trace objects newer than it possibly
+// touch x.
+func (m *Model) keeperOf(label int, s *Snapshot, keep int) []traces.TLID {
 	if !m.Committed(label, s.At) {
 		return nil
 	}
 	t := m.traces[label]
 	var out []traces.TLID
 	for _, x := range m.definiteNames(label, s) {
-		if m.DefinitelyLive(t.Canvas, x, s.At) && s.newer(t.Canvas, x, t.ID) < m.Keep {
+		if m.DefinitelyLive(t.Canvas, x, s.At) && s.newer(t.Canvas, x, t.ID) < keep {
 			out = append(out, x)
 		}
 	}
@@ -278,8 +369,8 @@ func (m *Model) keeperOf(label int, s *Snapshot) []traces.TLID {
 }
 
 // lastTouch is when the last call about the trace (any write, hold or
-// release, whatever its outcome) ended: none of them sets a customTime
-// after that.
+// release, whatever its outcome) ended, or GC at the latest ended a hold
+// one of them set: none of them sets a customTime after that.
 func (m *Model) lastTouch(label int) time.Time {
 	var t time.Time
 	for _, w := range m.writes[label] {
@@ -291,6 +382,61 @@ func (m *Model) lastTouch(label int) time.Time {
 		if h.End.After(t) {
 			t = h.End
 		}
+		if e := h.UntilMax.Add(m.EndLag); h.ends() && e.After(t) {
+			t = e
+		}
 	}
 	return t
+}
+
+// keepsIn returns every keep-N possibly in force for canvas at some moment
+// in [from, to], under every reading of its keep changes: take the
+// acknowledged change ended by from that began last (else the default);
+// the value at from is its own or that of a change (of any outcome) that
+// may come after it, and changes begun by to add theirs. A canvas deletion
+// (begun by to) drops the canvas's own keep: the default comes back.
+func (m *Model) keepsIn(canvas int, from, to time.Time) []int {
+	var anchor *KeepChange
+	for i, k := range m.keeps {
+		if k.Canvas == canvas && k.OK && !k.End.After(from) && (anchor == nil || k.Start.After(anchor.Start)) {
+			anchor = &m.keeps[i]
+		}
+	}
+	val := func(keep int) int {
+		if keep == 0 {
+			return m.Keep
+		}
+		return keep
+	}
+	var out []int
+	if anchor == nil {
+		out = append(out, m.Keep)
+	} else {
+		out = append(out, val(anchor.Keep))
+	}
+	for _, k := range m.keeps {
+		if k.Canvas != canvas || k.Start.After(to) || (anchor != nil && k.End.Before(anchor.Start)) {
+			continue
+		}
+		out = append(out, val(k.Keep))
+	}
+	for _, d := range m.dels {
+		if d.Canvas == canvas && !d.Start.After(to) {
+			out = append(out, m.Keep)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// minKeep is the smallest keep-N possibly in force for canvas in [from, to]:
+// a trace ranked below it is a keeper under every reading.
+func (m *Model) minKeep(canvas int, from, to time.Time) int {
+	return m.keepsIn(canvas, from, to)[0]
+}
+
+// maxKeep is the largest keep-N possibly in force for canvas in [from, to].
+func (m *Model) maxKeep(canvas int, from, to time.Time) int {
+	ks := m.keepsIn(canvas, from, to)
+	return ks[len(ks)-1]
 }

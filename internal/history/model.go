@@ -25,11 +25,12 @@ const (
 	WriteResave                   // the same document again (a client's late retry)
 	WriteReplace                  // PUT
 	WriteLayer                    // function results added
+	WriteImport                   // a trace recorded elsewhere, customTime its own timestamp
 )
 
 // String names the kind for reports.
 func (k WriteKind) String() string {
-	return [...]string{"save", "resave", "replace", "layer"}[k]
+	return [...]string{"save", "resave", "replace", "layer", "import"}[k]
 }
 
 // Write is one finished call that may have written a trace or a layer.
@@ -53,6 +54,24 @@ type HoldOp struct {
 	Op      int // the number of the call in the history, for reports
 	Trace   int
 	Release bool
+	Window
+	OK bool
+	// A hold's end: with Until set, the hold ends at a moment in
+	// [Until, UntilMax] (a duration's end depends on when the service read
+	// its clock); with NoEnd, it has none; with neither, a new hold has none
+	// and a repeated one keeps the end it had.
+	Until, UntilMax time.Time
+	NoEnd           bool
+}
+
+// ends reports whether the hold call gives the hold an end of its own.
+func (h HoldOp) ends() bool { return !h.Release && !h.Until.IsZero() }
+
+// KeepChange is one finished call that set a canvas's own keep-N.
+type KeepChange struct {
+	Op     int // the number of the call in the history, for reports
+	Canvas int
+	Keep   int // 0: none, the default (Model.Keep) applies
 	Window
 	OK bool
 }
@@ -178,11 +197,15 @@ func (s *Snapshot) newer(canvas int, x traces.TLID, id traces.TraceID) int {
 type Model struct {
 	Canvases  []traces.CanvasID
 	Retention time.Duration
-	Keep      int
+	Keep      int // the server's keep-N, a canvas's unless it sets its own
 	// Slack is how close a trace's timestamp may be to a toplevel's
 	// deletion for liveness to be ambiguous (clocks differ).
 	Slack time.Duration
+	// EndLag bounds how long after a hold's end GC releases it: a GC
+	// interval (a pass runs at every clock step of at most that).
+	EndLag time.Duration
 
+	keeps   []KeepChange
 	traces  map[int]*Trace
 	byKey   map[string]int
 	writes  map[int][]Write
@@ -233,6 +256,9 @@ func (m *Model) AddWrite(w Write) { m.writes[w.Trace] = append(m.writes[w.Trace]
 // AddHold records a finished hold or release.
 func (m *Model) AddHold(h HoldOp) { m.holds[h.Trace] = append(m.holds[h.Trace], h) }
 
+// AddKeep records a finished change of a canvas's keep-N.
+func (m *Model) AddKeep(k KeepChange) { m.keeps = append(m.keeps, k) }
+
 // AddForget records a finished forget.
 func (m *Model) AddForget(f Forget) { m.forgets = append(m.forgets, f) }
 
@@ -249,7 +275,8 @@ func (m *Model) Observe(s *Snapshot) {
 	}
 }
 
-// LastCall is when the last recorded call ended.
+// LastCall is when the last recorded call ended, or GC at the latest
+// ended a hold a call set, whichever is later.
 func (m *Model) LastCall() time.Time {
 	var t time.Time
 	up := func(w Window) {
@@ -265,10 +292,16 @@ func (m *Model) LastCall() time.Time {
 	for _, hs := range m.holds {
 		for _, h := range hs {
 			up(h.Window)
+			if h.ends() {
+				up(Window{End: h.UntilMax.Add(m.EndLag)}) // GC releases it then
+			}
 		}
 	}
 	for _, f := range m.forgets {
 		up(f.Window)
+	}
+	for _, k := range m.keeps {
+		up(k.Window)
 	}
 	for _, d := range m.dels {
 		up(d.Window)

@@ -422,3 +422,187 @@ func TestCheckFinal(t *testing.T) {
 		})
 	}
 }
+
+func TestHoldEnds(t *testing.T) {
+	until := func(from, to, end float64) HoldOp {
+		return HoldOp{Window: win(from, to), OK: true, Until: at(end), UntilMax: at(end)}
+	}
+	for _, tc := range []struct {
+		name     string
+		ops      []HoldOp
+		h        float64 // when to judge
+		held     bool
+		endsBy   float64 // -1: not every hold ends
+		noneHeld bool    // EndedBy with the zero time
+	}{
+		{name: "held until its end", ops: []HoldOp{until(1, 2, 20)}, h: 10, held: true, endsBy: 20},
+		{name: "not held past its end", ops: []HoldOp{until(1, 2, 20)}, h: 30, endsBy: 20},
+		{name: "a failed hold's end counts", ops: []HoldOp{until(1, 2, 20), {Window: win(3, 4), Until: at(12), UntilMax: at(12)}}, h: 15, endsBy: 20},
+		{name: "a hold with no end given keeps the end", ops: []HoldOp{until(1, 2, 20), {Window: win(3, 4), OK: true}}, h: 25, endsBy: -1},
+		{name: "an endless hold after an end", ops: []HoldOp{until(1, 2, 20), {Window: win(3, 4), OK: true, NoEnd: true}}, h: 25, held: true, endsBy: -1},
+		{name: "an end after an endless hold", ops: []HoldOp{{Window: win(1, 2), OK: true, NoEnd: true}, until(3, 4, 20)}, h: 10, held: true, endsBy: 20},
+		{name: "an end overlapping an endless hold", ops: []HoldOp{{Window: win(1, 4), OK: true, NoEnd: true}, until(3, 4, 20)}, h: 25, endsBy: -1},
+		{name: "released", ops: []HoldOp{{Window: win(1, 2), OK: true}, {Release: true, Window: win(3, 4), OK: true}}, h: 10, endsBy: 0, noneHeld: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(1)
+			for i, h := range tc.ops {
+				h.Op, h.Trace = i+1, 1
+				f.m.AddHold(h)
+			}
+			if got := f.m.DefinitelyHeld(1, at(tc.h)); got != tc.held {
+				t.Errorf("DefinitelyHeld = %v, want %v", got, tc.held)
+			}
+			e, ok := f.m.EndedBy(1, at(tc.h))
+			switch {
+			case tc.endsBy < 0 && ok:
+				t.Errorf("EndedBy = %s, want no end", stamp(e))
+			case tc.endsBy >= 0 && (!ok || tc.noneHeld != e.IsZero() || (!tc.noneHeld && !e.Equal(at(tc.endsBy)))):
+				t.Errorf("EndedBy = %s, %v, want hour %v", stamp(e), ok, tc.endsBy)
+			}
+		})
+	}
+}
+
+func TestKeeps(t *testing.T) {
+	f := newFixture(1) // default keep 2
+	f.m.AddKeep(KeepChange{Keep: 5, Window: win(1, 2), OK: true})
+	f.m.AddKeep(KeepChange{Keep: 1, Window: win(3, 4)}) // failed: maybe
+	f.m.AddKeep(KeepChange{Keep: 10, Window: win(6, 7), OK: true})
+	f.m.AddKeep(KeepChange{Keep: 0, Window: win(9, 10), OK: true})
+	for _, tc := range []struct {
+		from, to float64
+		want     []int
+	}{
+		{0, 0, []int{2}},
+		{0.5, 1.5, []int{2, 5}},
+		{2.5, 2.5, []int{5}},
+		{5, 5, []int{1, 5}},
+		{8, 8, []int{10}},
+		{5, 8, []int{1, 5, 10}},
+		{11, 11, []int{2}},
+	} {
+		if got := f.m.keepsIn(0, at(tc.from), at(tc.to)); !slices.Equal(got, tc.want) {
+			t.Errorf("keeps in hours %v..%v = %v, want %v", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
+func TestCheckStepExtensions(t *testing.T) {
+	const end = 9 * day
+	for _, tc := range []struct {
+		name  string
+		setup func(f *fixture) (prev, s0, s1 *Snapshot)
+		want  []string
+	}{{
+		name: "deleted within a retention of its hold's end",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(1, 0, 1)
+			f.m.AddHold(HoldOp{Trace: 1, Window: win(1, 1), OK: true, Until: at(3 * day), UntilMax: at(3 * day)})
+			o := f.trace(1, 3*day, 1)
+			return nil, snap(8*day, o), snap(end)
+		},
+		want: []string{InvKeep},
+	}, {
+		name: "deleted a retention after its hold's end",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(1, 0, 1)
+			f.m.AddHold(HoldOp{Trace: 1, Window: win(1, 1), OK: true, Until: at(day), UntilMax: at(day)})
+			return nil, snap(8*day, f.trace(1, day, 1)), snap(end)
+		},
+	}, {
+		name: "still held after a step that began past its end",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(1, 0, 1)
+			f.m.AddHold(HoldOp{Trace: 1, Window: win(1, 1), OK: true, Until: at(3 * day), UntilMax: at(3 * day)})
+			o := f.trace(1, 0, 1)
+			o.Held = true
+			return nil, snap(4*day, o), snap(5*day, o)
+		},
+		want: []string{InvHoldEnd},
+	}, {
+		name: "a lowered keep lets the second newest go",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(1, 0, 1)
+			f.saved(2, 0, 1)
+			f.m.AddKeep(KeepChange{Keep: 1, Window: win(1, 1), OK: true})
+			a, b := f.trace(1, 0, 1), f.trace(2, 0, 1)
+			return snap(7*day, a, b), snap(8*day, a, b), snap(end, b)
+		},
+	}, {
+		name: "a raised keep keeps the third newest",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			objs := []Object{}
+			for l := 1; l <= 3; l++ {
+				f.saved(l, 0, 1)
+				objs = append(objs, f.trace(l, 0, 1))
+			}
+			f.m.AddKeep(KeepChange{Keep: 3, Window: win(7*day+1, 7*day+1), OK: true})
+			return snap(7*day, objs...), snap(8*day, objs...), snap(end, objs[1:]...)
+		},
+		want: []string{InvKeep},
+	}, {
+		name: "a raise that failed keeps nothing certain",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			objs := []Object{}
+			for l := 1; l <= 3; l++ {
+				f.saved(l, 0, 1)
+				objs = append(objs, f.trace(l, 0, 1))
+			}
+			f.m.AddKeep(KeepChange{Keep: 3, Window: win(7*day+1, 7*day+1)})
+			return snap(7*day, objs...), snap(8*day, objs...), snap(end, objs[1:]...)
+		},
+	}, {
+		name: "an old imported keeper deleted by the next step",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.m.AddWrite(Write{Op: 1, Trace: 1, Kind: WriteImport, Window: win(7*day+1, 7*day+1), OK: true, Gen: 1, Names: []traces.TLID{1}})
+			o := f.trace(1, 1, 1)
+			return snap(7 * day), snap(8*day, o), snap(end)
+		},
+		want: []string{InvKeep},
+	}, {
+		name: "an old imported trace with newer ones deleted",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(2, 0, 1)
+			f.saved(3, 0, 1)
+			f.m.AddWrite(Write{Op: 1, Trace: 1, Kind: WriteImport, Window: win(7*day+1, 7*day+1), OK: true, Gen: 1, Names: []traces.TLID{1}})
+			b, c := f.trace(2, 0, 1), f.trace(3, 0, 1)
+			return snap(7*day, b, c), snap(8*day, f.trace(1, 1, 1), b, c), snap(end, b, c)
+		},
+	}, {
+		name: "a young import deleted before its timestamp's retention",
+		setup: func(f *fixture) (*Snapshot, *Snapshot, *Snapshot) {
+			f.saved(2, 0, 1)
+			f.saved(3, 0, 1)
+			// t1's timestamp is hour 1: kept until day 7 and an hour.
+			f.m.AddWrite(Write{Op: 1, Trace: 1, Kind: WriteImport, Window: win(2*day, 2*day), OK: true, Gen: 1, Names: []traces.TLID{1}})
+			b, c := f.trace(2, 0, 1), f.trace(3, 0, 1)
+			o := f.trace(1, 0, 1) // a customTime older than the import gave
+			return snap(5*day, b, c, o), snap(6*day, b, c, o), snap(7*day, b, c)
+		},
+		want: []string{InvKeep},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(3)
+			prev, s0, s1 := tc.setup(f)
+			if got := invariants(f.m.CheckStep(prev, s0, s1)); !slices.Equal(got, tc.want) {
+				t.Errorf("violations %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckFinalHoldEnds(t *testing.T) {
+	f := newFixture(3)
+	f.m.EndLag = 12 * time.Hour
+	for l := 1; l <= 3; l++ {
+		f.saved(l, 0, 1)
+	}
+	f.m.AddHold(HoldOp{Trace: 1, Window: win(1, 1), OK: true, Until: at(3 * day), UntilMax: at(3 * day)})
+	o := f.trace(1, 3*day, 1)
+	o.Held = true
+	s := snap(40*day, o, f.trace(2, 30*day, 1), f.trace(3, 30*day, 1))
+	if got := invariants(f.m.CheckFinal(s)); !slices.Equal(got, []string{InvExpire, InvHoldEnd}) {
+		t.Errorf("violations %v, want [%s %s]", got, InvExpire, InvHoldEnd)
+	}
+}

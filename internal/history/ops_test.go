@@ -26,9 +26,11 @@ const (
 	opRead                       // read a trace
 	opList                       // list a toplevel's newest traces
 	opAdvance                    // move the clock (alone in its round)
+	opImport                     // a new trace recorded elsewhere, imported with its old timestamp
+	opKeep                       // set a canvas's own keep-N
 )
 
-var opNames = [...]string{"save", "resave", "replace", "layer", "hold", "release", "forget", "delete-canvas", "gc", "read", "list", "advance"}
+var opNames = [...]string{"save", "resave", "replace", "layer", "hold", "release", "forget", "delete-canvas", "gc", "read", "list", "advance", "import", "keep"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -43,9 +45,13 @@ type op struct {
 	tlids   []traces.TLID // save, replace, layer
 	results []traces.TLID // the tlid of each function result (save, replace, layer)
 	expr    uint64        // exprID of the first result; results are numbered on
-	lag     time.Duration // save: the trace's timestamp is this far before the clock
+	lag     time.Duration // save, import: the trace's timestamp is this far before the clock
 	ifMatch bool          // replace: read the generation first and send it
 	tlid    traces.TLID   // forget, list
+	until   time.Duration // hold: it ends this long after the call (0: no end given)
+	holdFor bool          // hold: the end is given as a duration, not a time
+	noEnd   bool          // hold: explicitly endless
+	keep    int           // keep: the canvas's keep-N (0: back to the default)
 	advance time.Duration
 	kill    int // gc: cancelled after this many customTime PATCHes (0: not)
 	retries int // how often the client retries a failed call at once
@@ -67,11 +73,13 @@ func (h history) ops() int {
 }
 
 // The toplevels of every canvas: handlers 1-6 are roots, 7-9 functions
-// named in tlids, 10-12 functions that only function results name.
+// named in tlids, 10-12 functions that only function results name, 13 a
+// handler only imported traces run (so old imports are often its keepers).
 const (
-	roots     = 6
-	functions = 9
-	allTLIDs  = 12
+	roots        = 6
+	functions    = 9
+	importedRoot = 13
+	allTLIDs     = 13
 )
 
 // masks name generator features that can be turned off (-history.mask),
@@ -87,6 +95,9 @@ var masks = map[string]string{
 	"gc":      "no GC passes besides the clock's",
 	"replace": "no replaces",
 	"resave":  "no resaves",
+	"until":   "no hold has an end",
+	"import":  "no imports",
+	"keep":    "no canvas changes its keep-N",
 }
 
 // generate builds a history of n rounds over canvases canvases, without
@@ -126,7 +137,7 @@ type weighted struct {
 
 var weights = []weighted{
 	{opSave, 30}, {opResave, 4}, {opReplace, 8}, {opLayer, 12}, {opHold, 7}, {opRelease, 5},
-	{opForget, 3}, {opDeleteCanvas, 0.6}, {opGC, 6}, {opRead, 5}, {opList, 3},
+	{opForget, 3}, {opDeleteCanvas, 0.6}, {opGC, 6}, {opRead, 5}, {opList, 3}, {opImport, 5}, {opKeep, 2},
 }
 
 func (g *gen) round() round {
@@ -200,7 +211,7 @@ func (g *gen) doc(o *op) {
 		if g.rng.Float64() < 0.6 || g.masked["results"] {
 			o.results = append(o.results, o.tlids[g.rng.IntN(len(o.tlids))])
 		} else {
-			o.results = append(o.results, g.tlid(roots+1, allTLIDs))
+			o.results = append(o.results, g.tlid(roots+1, importedRoot-1))
 		}
 	}
 	g.numberResults(o)
@@ -216,7 +227,8 @@ func (g *gen) op() op {
 	o := op{kind: g.pick(), canvas: c}
 	for o.kind == opLayer && g.masked["layers"] || (o.kind == opHold || o.kind == opRelease) && g.masked["holds"] ||
 		o.kind == opForget && g.masked["forget"] || o.kind == opGC && g.masked["gc"] ||
-		o.kind == opReplace && g.masked["replace"] || o.kind == opResave && g.masked["resave"] {
+		o.kind == opReplace && g.masked["replace"] || o.kind == opResave && g.masked["resave"] ||
+		o.kind == opImport && g.masked["import"] || o.kind == opKeep && g.masked["keep"] {
 		o.kind = g.pick()
 	}
 	switch o.kind {
@@ -234,12 +246,23 @@ func (g *gen) op() op {
 		g.deletions++
 	}
 	switch o.kind {
-	case opSave:
+	case opSave, opImport:
 		g.next++
 		o.label = g.next
 		g.fresh = append(g.fresh, [2]int{c, o.label})
 		g.doc(&o)
+		if o.kind == opImport && g.rng.IntN(3) == 0 {
+			o.root = importedRoot
+			o.tlids = append(o.tlids, importedRoot)
+			slices.Sort(o.tlids)
+		}
 		switch p := g.rng.Float64(); {
+		case o.kind == opImport && p < 0.5:
+			// Younger than the retention: kept until it runs out.
+			o.lag = time.Hour + time.Duration(g.rng.Int64N(int64(6*24*time.Hour)))
+		case o.kind == opImport:
+			// Older: gone at the rule's next run unless a keeper.
+			o.lag = 7*24*time.Hour + time.Duration(g.rng.Int64N(int64(14*24*time.Hour)))
 		case p < 0.7 || g.masked["lag"]:
 		case p < 0.9:
 			o.lag = time.Duration(g.rng.Int64N(int64(6 * time.Hour)))
@@ -259,7 +282,7 @@ func (g *gen) op() op {
 			if g.rng.Float64() < 0.6 {
 				o.results = append(o.results, g.tlid(1, functions))
 			} else {
-				o.results = append(o.results, g.tlid(roots+1, allTLIDs))
+				o.results = append(o.results, g.tlid(roots+1, importedRoot-1))
 			}
 		}
 		if g.rng.IntN(3) == 0 {
@@ -269,6 +292,18 @@ func (g *gen) op() op {
 		o.retries = g.rng.IntN(2)
 	case opHold:
 		o.retries = g.rng.IntN(3)
+		switch p := g.rng.Float64(); {
+		case g.masked["until"]:
+		case p < 0.4:
+			// A short end: a few clock steps ahead.
+			o.until = (2*time.Hour + time.Duration(g.rng.Int64N(int64(4*24*time.Hour)))).Truncate(time.Minute)
+			o.holdFor = g.rng.IntN(2) == 0
+		case p < 0.55:
+			o.noEnd = true
+		}
+	case opKeep:
+		o.keep = []int{1, 2, 3, 5, 10, 0}[g.rng.IntN(6)]
+		o.retries = g.rng.IntN(2)
 	case opRelease, opForget:
 		o.retries = g.rng.IntN(2)
 	case opGC:
@@ -288,6 +323,8 @@ func (g *gen) op() op {
 // faults lists, per operation kind, the faults that can hit it.
 var faults = map[opKind][]string{
 	opSave:         {"gcs:upload", "lost:Create", "db:PutTrace:before", "db:PutTrace:after"},
+	opImport:       {"gcs:upload", "lost:Create", "db:PutTrace:before", "db:PutTrace:after", "gcs:metadata"},
+	opKeep:         {"db:SetCanvasKeep:before", "db:SetCanvasKeep:after", "gcs:metadata"},
 	opResave:       {"gcs:upload", "lost:Create", "db:PutTrace:before", "db:PutTrace:after", "gcs:metadata"},
 	opReplace:      {"gcs:upload", "lost:Replace", "db:BeginOp:after", "db:ReplaceTrace:before", "db:ReplaceTrace:after", "gcs:read", "gcs:delete"},
 	opLayer:        {"gcs:upload", "lost:Create", "db:ReserveLayer:after", "db:CommitLayer:before", "db:CommitLayer:after", "db:EndOp:before", "gcs:metadata", "lost:SetTemporaryHold"},
@@ -324,16 +361,30 @@ func (o op) String() string {
 		fmt.Fprintf(&b, " canvas %c", 'A'+o.canvas)
 	}
 	switch o.kind {
-	case opSave, opResave, opReplace, opLayer, opHold, opRelease, opRead:
+	case opSave, opResave, opReplace, opLayer, opHold, opRelease, opRead, opImport:
 		fmt.Fprintf(&b, " t%d", o.label)
 	}
 	switch o.kind {
-	case opSave, opReplace:
+	case opSave, opReplace, opImport:
 		fmt.Fprintf(&b, " root %d tlids %v results %v", o.root, o.tlids, o.results)
 	case opLayer:
 		fmt.Fprintf(&b, " tlids %v results %v", o.tlids, o.results)
 	case opForget, opList:
 		fmt.Fprintf(&b, " toplevel %d", o.tlid)
+	case opKeep:
+		if o.keep == 0 {
+			b.WriteString(" to the default")
+		} else {
+			fmt.Fprintf(&b, " %d", o.keep)
+		}
+	}
+	switch {
+	case o.until > 0 && o.holdFor:
+		fmt.Fprintf(&b, " for %s", days(o.until))
+	case o.until > 0:
+		fmt.Fprintf(&b, " until now+%s", days(o.until))
+	case o.noEnd:
+		b.WriteString(" with no end")
 	}
 	if o.lag > 0 {
 		fmt.Fprintf(&b, " timestamp now-%s", days(o.lag))

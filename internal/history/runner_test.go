@@ -35,6 +35,8 @@ type outcome struct {
 	note       string
 	gen        int64 // the generation a write returned
 	layer      int   // the number of an added layer
+	// A hold's end, for the model: within [until, untilMax].
+	until, untilMax time.Time
 }
 
 func (o *outcome) String() string {
@@ -117,6 +119,7 @@ func run(t testing.TB, s settings, h history, stop func(Violation) bool) result 
 		cache: map[string]content{}, seen: map[string]bool{}, saves: map[int]op{},
 		fatalf: t.Fatalf, stop: stop,
 	}
+	r.m.EndLag = p.Interval
 	if s.noLate {
 		r.sys.relay.late = 0
 	}
@@ -166,14 +169,14 @@ func (r *runner) runRound(ctx context.Context, rd round) {
 	now := r.now()
 	var todo []*outcome
 	for _, o := range rd {
-		if o.kind == opSave {
+		if o.kind == opSave || o.kind == opImport {
 			if _, ok := r.m.TraceOf(o.label); !ok {
 				ts := now.Add(-o.lag).UTC().Truncate(time.Millisecond)
 				r.m.AddTrace(Trace{Label: o.label, Canvas: o.canvas, ID: traces.NewTraceID(ts), TS: ts})
 				r.saves[o.label] = o
 			}
 		}
-		if o.label != 0 && o.kind != opSave {
+		if o.label != 0 && o.kind != opSave && o.kind != opImport {
 			if _, ok := r.m.TraceOf(o.label); !ok {
 				continue // its save is not in this (shrunk) history
 			}

@@ -3,8 +3,6 @@ package emulator
 import (
 	"context"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 )
 
@@ -126,66 +124,4 @@ func (e *Emulator) moveClock(d time.Duration) error {
 	defer e.mu.Unlock()
 	off := time.Duration(e.offset.Add(int64(d)))
 	return e.appendLocked(record{Op: "clock", Offset: off})
-}
-
-// ParseDuration parses a non-negative duration: an optional leading day
-// count (digits with an optional fraction, then "d") followed by an
-// optional Go duration ("72h", "30d", "1d12h", "1.5d", "90m"). A sign,
-// "12h1d" and exponents are refused; surrounding spaces are ignored. It
-// accepts exactly what tracegw's flags accept (the emulator imports no
-// tracegw package, so it keeps this copy; a table test there holds the two
-// to the same answers).
-func ParseDuration(s string) (time.Duration, error) {
-	bad := fmt.Errorf("invalid duration %q: want one such as 90m, 36h, 7d or 1d12h", s)
-	s = strings.TrimSpace(s)
-	if s == "" || s[0] == '-' || s[0] == '+' {
-		return 0, bad
-	}
-	dayPart, rest, hasDays := strings.Cut(s, "d")
-	if !hasDays {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, bad
-		}
-		return d, nil
-	}
-	d, ok := dayCount(dayPart)
-	if !ok {
-		return 0, bad
-	}
-	if rest == "" {
-		return d, nil
-	}
-	if rest[0] == '-' || rest[0] == '+' {
-		return 0, bad
-	}
-	r, err := time.ParseDuration(rest)
-	if err != nil || d > math.MaxInt64-r {
-		return 0, bad
-	}
-	return d + r, nil
-}
-
-// dayCount reads "7", "1.5" or ".5" as days; false for anything else or a
-// count too large for a time.Duration.
-func dayCount(s string) (time.Duration, bool) {
-	const day = 24 * time.Hour
-	whole, frac, _ := strings.Cut(s, ".")
-	if whole == "" && frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
-		return 0, false
-	}
-	var d time.Duration
-	for _, c := range whole {
-		n := time.Duration(c - '0')
-		if d > (math.MaxInt64-n*day)/10 {
-			return 0, false
-		}
-		d = d*10 + n*day
-	}
-	unit := day
-	for _, c := range frac {
-		unit /= 10
-		d += time.Duration(c-'0') * unit
-	}
-	return d, true
 }

@@ -16,9 +16,6 @@ import (
 	"github.com/tracegw/tracegw/emulator"
 )
 
-// ParseDuration's table is internal/days' TestParseTable: one table holds
-// it and the flags' parser to the same answers.
-
 // The clock routes: GET reports now; advance moves it in Step-sized steps,
 // calling OnStep at each, sweeping lifecycle after it, and Drain once.
 func TestClockRoutesAndHooks(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tracegw/tracegw/internal/days"
 )
 
 // The control routes move the clock (deleting whatever expires) and break
@@ -67,7 +69,7 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]time.Time{"now": e.Now()})
 	case p == "/_emulator/clock/advance" && r.Method == http.MethodPost:
 		by := r.URL.Query().Get("by")
-		d, err := ParseDuration(by)
+		d, err := days.Parse(by)
 		if err != nil || d < 0 || d > MaxAdvance {
 			writeControlError(w, http.StatusBadRequest, "invalid_argument", "by",
 				fmt.Sprintf("by=%.40q: want a duration from 0 to 400d, like 72h, 30d or 1d12h", by))

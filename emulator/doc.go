@@ -18,8 +18,8 @@
 // to a loopback Host, and those that change state only with the header
 // ControlHeader ("X-Tracegw-Emulator: 1"), so a web page cannot reach them;
 // their errors use tracegw's {"error":{"code","message","field"}}. Beyond
-// the agreed API it exports PublishFailures, ParseDuration and
-// KeepApplyingRules (GCS's delay in applying a lifecycle change, for tests).
+// the agreed API it exports PublishFailures and KeepApplyingRules (GCS's
+// delay in applying a lifecycle change, for tests).
 //
 // The fake stores content, hashes and generations; the emulator keeps the
 // rest (metageneration, times on its clock, customTime, holds, metadata

@@ -80,12 +80,12 @@ type lifecycleSubject struct {
 	storageClass string
 }
 
-func days(n int64) time.Duration { return time.Duration(n) * 24 * time.Hour }
+func nDays(n int64) time.Duration { return time.Duration(n) * 24 * time.Hour }
 
 // matches reports whether every condition of c holds for o at now. Objects
 // are always live (no versioning), so noncurrent-only conditions never hold.
 func (c lifecycleCondition) matches(o lifecycleSubject, now time.Time) bool {
-	if c.Age != nil && now.Before(o.created.Add(days(*c.Age))) {
+	if c.Age != nil && now.Before(o.created.Add(nDays(*c.Age))) {
 		return false
 	}
 	if c.CreatedBefore != "" {
@@ -101,7 +101,7 @@ func (c lifecycleCondition) matches(o lifecycleSubject, now time.Time) bool {
 		}
 	}
 	// No customTime means daysSinceCustomTime never matches.
-	if c.DaysSinceCustomTime != nil && (o.customTime.IsZero() || now.Before(o.customTime.Add(days(*c.DaysSinceCustomTime)))) {
+	if c.DaysSinceCustomTime != nil && (o.customTime.IsZero() || now.Before(o.customTime.Add(nDays(*c.DaysSinceCustomTime)))) {
 		return false
 	}
 	if c.DaysSinceNoncurrentTime != nil || c.NoncurrentTimeBefore != "" {

@@ -50,12 +50,12 @@ WITH old AS (
     layers = CASE WHEN traces.generation = EXCLUDED.generation THEN traces.layers ELSE 0 END
   WHERE traces.generation < EXCLUDED.generation OR ($10 AND traces.generation = EXCLUDED.generation)
   RETURNING 1
+), k AS MATERIALIZED (
+  -- the keys of the rows of toplevels the trace no longer touches (see removeSQL)
+  SELECT * FROM (` + traceKeys("old") + `) AS k WHERE k.tlid <> ALL ($4::bigint[]) AND EXISTS (SELECT FROM up)
 ), dt AS (
-  DELETE FROM trace_tlids tt
-  USING old, unnest(old.tlids) AS u(tlid)
-  WHERE EXISTS (SELECT FROM up)
-    AND tt.canvas_id = $1 AND tt.tlid = u.tlid AND tt.trace_id = $2
-    AND u.tlid <> ALL ($4::bigint[])
+  DELETE FROM trace_tlids tt USING k
+  WHERE tt.canvas_id = k.canvas_id AND tt.tlid = k.tlid AND tt.trace_id = k.trace_id
 ), it AS (
   INSERT INTO trace_tlids (canvas_id, tlid, trace_id, ts, root_tlid, held)
   SELECT $1, u.tlid, $2, $5, $3, COALESCE((SELECT held FROM old), false)

@@ -19,6 +19,7 @@ type planNode struct {
 	NodeType      string     `json:"Node Type"`
 	ScanDirection string     `json:"Scan Direction"`
 	IndexName     string     `json:"Index Name"`
+	IndexCond     string     `json:"Index Cond"`
 	RelationName  string     `json:"Relation Name"`
 	Parent        string     `json:"Parent Relationship"`
 	HeapFetches   *int       `json:"Heap Fetches"`

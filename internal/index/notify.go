@@ -23,16 +23,21 @@ type Removed struct {
 
 // removeManyReturningSQL deletes the traces rows whose generation is at most
 // the named one, and their trace_tlids rows by primary key, returning them.
+// The keys k are one relation (MATERIALIZED) before they meet trace_tlids:
+// joined to d and unnest separately, a generic plan probed the primary key
+// by (canvas_id, trace_id) alone, reading every row of the canvas per
+// trace (3 s for 1,000 deletions in a canvas of 50,000 traces).
 const removeManyReturningSQL = `
 WITH d AS (
   DELETE FROM traces t
   USING unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS r(canvas_id, trace_id, generation)
   WHERE t.canvas_id = r.canvas_id AND t.trace_id = r.trace_id AND t.generation <= r.generation
   RETURNING t.canvas_id, t.trace_id, t.tlids, t.generation, t.layers
+), k AS MATERIALIZED (
+  SELECT d.canvas_id, u.tlid, d.trace_id FROM d CROSS JOIN LATERAL unnest(d.tlids) AS u(tlid)
 ), dt AS (
-  DELETE FROM trace_tlids tt
-  USING d, unnest(d.tlids) AS u(tlid)
-  WHERE tt.canvas_id = d.canvas_id AND tt.tlid = u.tlid AND tt.trace_id = d.trace_id
+  DELETE FROM trace_tlids tt USING k
+  WHERE tt.canvas_id = k.canvas_id AND tt.tlid = k.tlid AND tt.trace_id = k.trace_id
 )
 SELECT canvas_id, trace_id, generation, layers FROM d`
 

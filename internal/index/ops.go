@@ -83,7 +83,7 @@ func (db *DB) DropOp(ctx context.Context, c traces.CanvasID, id traces.TraceID, 
 // from the row's own tlids so listings show it from the index-only scan.
 // heldAt ($3) and heldBy ($8) are the first hold's; a repeat replaces the
 // reason if $4 is not empty and the end if $6 (with $7, NULL: none).
-const beginHoldSQL = `
+var beginHoldSQL = `
 WITH q AS (
   SELECT count(*) AS n FROM (
     SELECT FROM traces WHERE canvas_id = $1 AND held_at IS NOT NULL AND trace_id <> $2 LIMIT $5
@@ -95,10 +95,10 @@ WITH q AS (
     pending = pending || clock_timestamp()
   WHERE canvas_id = $1 AND trace_id = $2 AND (held_at IS NOT NULL OR (SELECT n FROM q) < $5)
   RETURNING tlids, held_at, hold_reason, hold_until, held_by, generation, layers, pending[cardinality(pending)] AS token
+), k AS MATERIALIZED (` + traceKeys("t") + `
 ), tt AS (
-  UPDATE trace_tlids x SET held = true
-  FROM t, unnest(t.tlids) AS u(tlid)
-  WHERE x.canvas_id = $1 AND x.tlid = u.tlid AND x.trace_id = $2 AND NOT x.held
+  UPDATE trace_tlids x SET held = true FROM k
+  WHERE x.canvas_id = k.canvas_id AND x.tlid = k.tlid AND x.trace_id = k.trace_id AND NOT x.held
 )
 SELECT t.held_at, COALESCE(t.hold_reason, ''), t.hold_until, COALESCE(t.held_by, ''), t.generation, t.layers, t.token, q.n,
   EXISTS (SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2)
@@ -177,17 +177,17 @@ func (db *DB) BeginHold(ctx context.Context, c traces.CanvasID, id traces.TraceI
 // records a token in one statement; with $3 set, only a hold whose end is
 // at or before $3. The row's custom_time stays: the objects get their new
 // customTime only when the release reaches them (EndRelease).
-const beginReleaseSQL = `
+var beginReleaseSQL = `
 WITH t AS (
   UPDATE traces SET held_at = NULL, hold_reason = NULL, hold_until = NULL, held_by = NULL,
     pending = pending || clock_timestamp()
   WHERE canvas_id = $1 AND trace_id = $2 AND held_at IS NOT NULL
     AND ($3::timestamptz IS NULL OR hold_until <= $3::timestamptz)
   RETURNING tlids, generation, layers, pending[cardinality(pending)] AS token
+), k AS MATERIALIZED (` + traceKeys("t") + `
 ), tt AS (
-  UPDATE trace_tlids x SET held = false
-  FROM t, unnest(t.tlids) AS u(tlid)
-  WHERE x.canvas_id = $1 AND x.tlid = u.tlid AND x.trace_id = $2 AND x.held
+  UPDATE trace_tlids x SET held = false FROM k
+  WHERE x.canvas_id = k.canvas_id AND x.tlid = k.tlid AND x.trace_id = k.trace_id AND x.held
 )
 SELECT t.generation, t.layers, t.token, EXISTS (SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2)
 FROM (SELECT) AS one LEFT JOIN t ON true`

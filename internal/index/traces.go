@@ -58,6 +58,12 @@ func upsertToplevels(tlids, ct, ts, now, cond string) string {
   RETURNING tlid, renew_after = '-infinity' OR ` + ct + ` < ` + now + `::timestamptz - ` + interval(FreshWindow) + ` AS due`
 }
 
+// traceKeys are the trace_tlids keys of trace $2 of canvas $1 for the
+// tlids of the row of rel (a CTE with a tlids column; see removeSQL).
+func traceKeys(rel string) string {
+	return `SELECT $1::uuid AS canvas_id, u.tlid, $2::uuid AS trace_id FROM ` + rel + `, unnest(` + rel + `.tlids) AS u(tlid)`
+}
+
 // lockToplevelsSQL locks the existing toplevels rows $2 of canvas $1 in tlid
 // order. Every writer of several toplevels rows takes them in that order
 // before it writes them, the statement that follows it in the same batch
@@ -243,15 +249,22 @@ func scanRecord(row rowScanner, extra ...any) (traces.Record, error) {
 // removeSQL deletes a trace's rows if they describe generation $3 or older:
 // the traces row, then its trace_tlids rows by primary key, from the row's
 // own tlids array. One statement, so one round trip and all or nothing.
-const removeSQL = `
+//
+// Every statement that writes a trace's trace_tlids rows reaches them
+// through its keys, a MATERIALIZED relation holding all three columns
+// (traceKeys): given canvas_id and trace_id as constants, a plan may
+// probe the primary key by those two alone, skipping tlid, and read every
+// row of the canvas for each trace. It did, with statistics that had not
+// caught up with a burst of saves (TestTraceRowsByWholeKey).
+var removeSQL = `
 WITH d AS (
   DELETE FROM traces
   WHERE canvas_id = $1 AND trace_id = $2 AND generation <= $3
   RETURNING tlids
+), k AS MATERIALIZED (` + traceKeys("d") + `
 ), dt AS (
-  DELETE FROM trace_tlids tt
-  USING d, unnest(d.tlids) AS u(tlid)
-  WHERE tt.canvas_id = $1 AND tt.tlid = u.tlid AND tt.trace_id = $2
+  DELETE FROM trace_tlids tt USING k
+  WHERE tt.canvas_id = k.canvas_id AND tt.tlid = k.tlid AND tt.trace_id = k.trace_id
 )
 SELECT count(*) FROM d`
 

@@ -80,3 +80,11 @@ func retryDeadlock(f func() error) error {
 		}
 	}
 }
+
+// sendBatch sends the batch build makes in one round trip (one implicit
+// transaction), retried as retryDeadlock says. Each attempt builds its own
+// batch: pgx records on a sent batch's queries the statements prepared on
+// the connection that ran it, and a retry may get another connection.
+func (db *DB) sendBatch(ctx context.Context, build func() *pgx.Batch) error {
+	return retryDeadlock(func() error { return db.pool.SendBatch(ctx, build()).Close() })
+}

@@ -133,20 +133,23 @@ func (db *DB) replaceWith(ctx context.Context, r traces.Record, now time.Time, c
 // reindex lets rows of the same generation be rewritten too.
 func (db *DB) rewrite(ctx context.Context, r traces.Record, now time.Time, clearHold, reindex bool, more func(*pgx.Batch)) (Replaced, error) {
 	tlids := tlidArray(r.RootTLID, r.TLIDs)
-	b := &pgx.Batch{}
-	b.Queue(lockTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID))
-	b.Queue(lockTraceToplevelsSQL, [16]byte(r.Canvas), [16]byte(r.ID), tlids)
 	var (
 		out             Replaced
 		layers          int32
 		linked, dropped []int64
 	)
-	b.Queue(replaceTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID), int64(r.RootTLID), tlids,
-		r.Timestamp, r.Generation, r.CustomTime, clearHold, now, reindex).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&out.Replaced, &layers, &linked, &dropped)
+	err := db.sendBatch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(lockTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID))
+		b.Queue(lockTraceToplevelsSQL, [16]byte(r.Canvas), [16]byte(r.ID), tlids)
+		b.Queue(replaceTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID), int64(r.RootTLID), tlids,
+			r.Timestamp, r.Generation, r.CustomTime, clearHold, now, reindex).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&out.Replaced, &layers, &linked, &dropped)
+		})
+		more(b)
+		return b
 	})
-	more(b)
-	if err := retryDeadlock(func() error { return db.pool.SendBatch(ctx, b).Close() }); err != nil {
+	if err != nil {
 		return Replaced{}, translate(err)
 	}
 	out.OldLayers, out.Due = int(layers), toTLIDs(append(linked, dropped...))

@@ -297,13 +297,16 @@ func (db *DB) SetRenewAfter(ctx context.Context, canvas traces.CanvasID, vs []Re
 			etlids, erevs = append(etlids, int64(v.TLID)), append(erevs, v.Rev)
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(lockToplevelsSQL, [16]byte(canvas), tlids)
-	if len(etlids) > 0 {
-		b.Queue(deleteEmptySQL, [16]byte(canvas), etlids, erevs, emptyGrace)
-	}
-	b.Queue(setRenewAfterSQL, [16]byte(canvas), tlids, revs, values, empty)
-	if err := retryDeadlock(func() error { return db.pool.SendBatch(ctx, b).Close() }); err != nil {
+	err := db.sendBatch(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue(lockToplevelsSQL, [16]byte(canvas), tlids)
+		if len(etlids) > 0 {
+			b.Queue(deleteEmptySQL, [16]byte(canvas), etlids, erevs, emptyGrace)
+		}
+		b.Queue(setRenewAfterSQL, [16]byte(canvas), tlids, revs, values, empty)
+		return b
+	})
+	if err != nil {
 		return fmt.Errorf("set renew_after of %d toplevels of %s: %w", len(vs), canvas, translate(err))
 	}
 	return nil

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
@@ -212,68 +210,24 @@ func (db *DB) RecentManyKept(ctx context.Context, canvas traces.CanvasID, tlids 
 	if limit < 1 {
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(tlids), traces.Invalid("limit", "must be at least 1"))
 	}
-	out := make(map[traces.TLID][]traces.Summary, len(tlids))
-	keys := make([]int64, 0, len(tlids))
-	for _, t := range tlids {
-		if _, ok := out[t]; !ok {
-			out[t] = []traces.Summary{}
-			keys = append(keys, int64(t))
-		}
-	}
+	out, keys := distinctTLIDs(tlids)
 	if len(keys) == 0 {
 		return out, nil
 	}
-	slices.Sort(keys)
 	args := append([]any{[16]byte(canvas)}, r.args()...)
 	rows, err := db.pool.Query(ctx, recentManyKeptSQL, append(args, keys, int64(limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
 	}
 	defer rows.Close()
-	if err := groupByTLID(rows, out, len(keys)*limit); err != nil {
+	var (
+		scan summaryScan
+		tlid int64
+	)
+	if err := groupByTLID(rows, out, len(keys)*limit, scan.dest(&tlid), &tlid, scan.summary); err != nil {
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), err)
 	}
 	return out, nil
-}
-
-// groupByTLID reads rows (tlid, then a kept summary) into out. Rows arrive
-// grouped by tlid (one LATERAL scan per tlid), so they go into one slab and
-// each toplevel gets a capped window of it: no per-toplevel slice growth,
-// and appending to one list cannot overwrite the next.
-func groupByTLID(rows pgx.Rows, out map[traces.TLID][]traces.Summary, capacity int) error {
-	all := make([]traces.Summary, 0, min(capacity, 4096))
-	var (
-		s     summaryScan
-		tlid  int64
-		cur   traces.TLID
-		start = -1
-	)
-	flush := func() {
-		if start < 0 {
-			return
-		}
-		w := all[start:len(all):len(all)]
-		if prev := out[cur]; len(prev) > 0 { // only if a plan ever interleaved tlids
-			w = append(slices.Clip(prev), w...)
-		}
-		out[cur] = w
-	}
-	dest := s.dest(&tlid)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return translate(err)
-		}
-		if t := traces.TLID(tlid); t != cur || start < 0 {
-			flush()
-			cur, start = t, len(all)
-		}
-		all = append(all, s.summary())
-	}
-	if err := rows.Err(); err != nil {
-		return translate(err)
-	}
-	flush()
-	return nil
 }
 
 // getKeptSQL is getSQL with the trace judged.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tracegw/tracegw/internal/traces"
 )
 
@@ -68,6 +69,34 @@ func (db *DB) RecentMany(ctx context.Context, canvas traces.CanvasID, tlids []tr
 	if limit < 1 {
 		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(tlids), traces.Invalid("limit", "must be at least 1"))
 	}
+	out, keys := distinctTLIDs(tlids)
+	if len(keys) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, recentManySQL, [16]byte(canvas), keys, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
+	}
+	defer rows.Close()
+	var (
+		tlid, root int64
+		id         [16]byte
+		ts         time.Time
+		held       bool
+	)
+	err = groupByTLID(rows, out, len(keys)*limit, []any{&tlid, &id, &ts, &root, &held}, &tlid, func() traces.Summary {
+		return traces.Summary{ID: id, Timestamp: ts.UTC(), RootTLID: traces.TLID(root), Held: held}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), err)
+	}
+	return out, nil
+}
+
+// distinctTLIDs returns the map a many-toplevel list fills, with an empty
+// entry per requested tlid, and those tlids once each, ascending: the
+// LATERAL scans then read neighbouring index pages in order.
+func distinctTLIDs(tlids []traces.TLID) (map[traces.TLID][]traces.Summary, []int64) {
 	out := make(map[traces.TLID][]traces.Summary, len(tlids))
 	keys := make([]int64, 0, len(tlids))
 	for _, t := range tlids {
@@ -76,26 +105,20 @@ func (db *DB) RecentMany(ctx context.Context, canvas traces.CanvasID, tlids []tr
 			keys = append(keys, int64(t))
 		}
 	}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	slices.Sort(keys) // ascending: neighbouring index pages are read in order
-	rows, err := db.pool.Query(ctx, recentManySQL, [16]byte(canvas), keys, int64(limit))
-	if err != nil {
-		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
-	}
-	defer rows.Close()
-	// Rows arrive grouped by tlid (one LATERAL scan per tlid), so they go into
-	// one slab and each toplevel gets a capped window of it: no per-toplevel
-	// slice growth, and appending to one list cannot overwrite the next.
-	all := make([]traces.Summary, 0, min(len(keys)*limit, 4096))
+	slices.Sort(keys)
+	return out, keys
+}
+
+// groupByTLID reads rows into out: scanning into dest sets *tlid and what
+// summary turns into the row's Summary. Rows arrive grouped by tlid (one
+// LATERAL scan per tlid), so they go into one slab and each toplevel gets a
+// capped window of it: no per-toplevel slice growth, and appending to one
+// list cannot overwrite the next.
+func groupByTLID(rows pgx.Rows, out map[traces.TLID][]traces.Summary, capacity int, dest []any, tlid *int64, summary func() traces.Summary) error {
+	all := make([]traces.Summary, 0, min(capacity, 4096))
 	var (
-		tlid, root int64
-		id         [16]byte
-		ts         time.Time
-		held       bool
-		cur        traces.TLID
-		start      = -1
+		cur   traces.TLID
+		start = -1
 	)
 	flush := func() {
 		if start < 0 {
@@ -107,20 +130,19 @@ func (db *DB) RecentMany(ctx context.Context, canvas traces.CanvasID, tlids []tr
 		}
 		out[cur] = w
 	}
-	dest := []any{&tlid, &id, &ts, &root, &held}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
+			return translate(err)
 		}
-		if t := traces.TLID(tlid); t != cur || start < 0 {
+		if t := traces.TLID(*tlid); t != cur || start < 0 {
 			flush()
 			cur, start = t, len(all)
 		}
-		all = append(all, traces.Summary{ID: id, Timestamp: ts.UTC(), RootTLID: traces.TLID(root), Held: held})
+		all = append(all, summary())
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("recent traces of %d tlids: %w", len(keys), translate(err))
+		return translate(err)
 	}
 	flush()
-	return out, nil
+	return nil
 }

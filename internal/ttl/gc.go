@@ -368,39 +368,18 @@ func (g *GC) repair(ctx context.Context) (int, error) {
 	if g.o.Repair == nil {
 		return 0, nil
 	}
-	var (
-		n    atomic.Int64
-		errs []error
-		mu   sync.Mutex
-	)
-	for range 100 { // bounded: what is left waits for the next pass
-		pending, cutoff, err := g.db.Pending(ctx, g.o.RepairGrace, g.o.BatchSize)
-		if err != nil || len(pending) == 0 {
-			return int(n.Load()), err
-		}
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(g.o.Concurrency)
-		for _, p := range pending {
-			eg.Go(func() error {
-				if err := g.o.Repair.Repair(ectx, p.Canvas, p.ID, cutoff); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return nil
-				}
-				n.Add(1)
-				return nil
-			})
-		}
-		_ = eg.Wait()
-		if len(errs) > 0 || len(pending) < g.o.BatchSize {
-			break
-		}
+	var cutoff time.Time
+	n, errs, err := inBatches(ctx, g.o.BatchSize, g.o.Concurrency, func() ([]index.PendingTrace, error) {
+		pending, c, err := g.db.Pending(ctx, g.o.RepairGrace, g.o.BatchSize)
+		cutoff = c
+		return pending, err
+	}, func(ctx context.Context, p index.PendingTrace) (bool, error) {
+		return true, g.o.Repair.Repair(ctx, p.Canvas, p.ID, cutoff)
+	})
+	if err == nil && len(errs) > 0 {
+		err = fmt.Errorf("repair: %d traces failed, the first: %w", len(errs), errs[0])
 	}
-	if len(errs) > 0 {
-		return int(n.Load()), fmt.Errorf("repair: %d traces failed, the first: %w", len(errs), errs[0])
-	}
-	return int(n.Load()), nil
+	return n, err
 }
 
 // endHolds releases the holds whose end is at or before now (Options.Holds),
@@ -411,46 +390,65 @@ func (g *GC) endHolds(ctx context.Context, now time.Time) (int, error) {
 	if g.o.Holds == nil {
 		return 0, nil
 	}
+	n, errs, err := inBatches(ctx, g.o.BatchSize, g.o.Concurrency, func() ([]index.EndedHold, error) {
+		return g.db.EndedHolds(ctx, now, g.o.BatchSize)
+	}, func(ctx context.Context, h index.EndedHold) (bool, error) {
+		ok, err := g.o.Holds.ReleaseEnded(ctx, h.Canvas, h.ID)
+		switch {
+		case errors.Is(err, traces.ErrNotFound):
+			return false, nil // gone meanwhile (its rows went with it): nothing to end
+		case err != nil:
+			return false, fmt.Errorf("end hold of %s/%s: %w", h.Canvas, h.ID, err)
+		case ok:
+			g.log.Debug("hold ended", "canvas_id", h.Canvas, "trace_id", h.ID)
+		}
+		return ok, nil
+	})
+	if err == nil && len(errs) > 0 {
+		err = fmt.Errorf("end holds: %d failed, the first: %w", len(errs), errs[0])
+	}
+	return n, err
+}
+
+// inBatches runs do on what fetch returns, a batch (of up to size) at a
+// time, concurrency at once, for at most 100 batches: what is left waits
+// for the next pass. It stops after a batch with a failure, a short batch,
+// or a batch in which do did nothing (it would be read again as it is). It
+// returns how many items do reported done, do's failures, and fetch's
+// error.
+func inBatches[T any](ctx context.Context, size, concurrency int, fetch func() ([]T, error), do func(context.Context, T) (bool, error)) (int, []error, error) {
 	var (
 		n    atomic.Int64
 		errs []error
 		mu   sync.Mutex
 	)
-	for range 100 { // bounded: what is left waits for the next pass
-		ended, err := g.db.EndedHolds(ctx, now, g.o.BatchSize)
-		if err != nil || len(ended) == 0 {
-			return int(n.Load()), err
+	for range 100 {
+		batch, err := fetch()
+		if err != nil || len(batch) == 0 {
+			return int(n.Load()), errs, err
 		}
 		before := n.Load()
 		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(g.o.Concurrency)
-		for _, h := range ended {
+		eg.SetLimit(concurrency)
+		for _, item := range batch {
 			eg.Go(func() error {
-				ok, err := g.o.Holds.ReleaseEnded(ectx, h.Canvas, h.ID)
-				switch {
-				case errors.Is(err, traces.ErrNotFound):
-					// Gone meanwhile (its rows went with it): nothing to end.
+				switch ok, err := do(ectx, item); {
 				case err != nil:
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("end hold of %s/%s: %w", h.Canvas, h.ID, err))
+					errs = append(errs, err)
 					mu.Unlock()
 				case ok:
 					n.Add(1)
-					g.log.Debug("hold ended", "canvas_id", h.Canvas, "trace_id", h.ID)
 				}
-				return nil
+				return nil // failures are collected, never cancel the others
 			})
 		}
 		_ = eg.Wait()
-		// A batch that released nothing would be read again as it is.
-		if len(errs) > 0 || len(ended) < g.o.BatchSize || n.Load() == before {
+		if len(errs) > 0 || len(batch) < size || n.Load() == before {
 			break
 		}
 	}
-	if len(errs) > 0 {
-		return int(n.Load()), fmt.Errorf("end holds: %d failed, the first: %w", len(errs), errs[0])
-	}
-	return int(n.Load()), nil
+	return int(n.Load()), errs, nil
 }
 
 // finish ends a pass: it decides the outcome (see passOutcome), counts it,

@@ -134,9 +134,12 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 // written before the new trace object (replacedAt): once the index says 0
 // layers, a concurrent add may take a free number among 1..n for the new
 // trace, and that layer stays. Each delete names the generation it looked
-// at. Failures are logged, not returned: the replace has committed, reads
-// skip layers of an older generation, and the lifecycle rule expires what
-// is left.
+// at. A hold that read the old layer count may have held an old layer
+// after the overwrite; the layer is no longer the trace's, and no release
+// would ever reach it (a release covers the layers the index counts), so
+// its hold is cleared and it is deleted. Failures are logged, not returned:
+// the replace has committed, reads skip layers of an older generation, and
+// the lifecycle rule expires what is left.
 func (s *Service) dropLayers(ctx context.Context, c traces.CanvasID, id traces.TraceID, n int, replacedAt time.Time) {
 	var g errgroup.Group
 	g.SetLimit(layerDeletes)
@@ -149,6 +152,11 @@ func (s *Service) dropLayers(ctx context.Context, c traces.CanvasID, id traces.T
 			}
 			if err == nil {
 				err = s.objects.Delete(ctx, key, info.Generation)
+			}
+			if errors.Is(err, traces.ErrHeld) {
+				if _, err = s.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
+					err = s.objects.Delete(ctx, key, info.Generation)
+				}
 			}
 			if err != nil && !errors.Is(err, traces.ErrNotFound) && !errors.Is(err, traces.ErrPreconditionFailed) {
 				s.log.Warn("drop old layer", "key", key, "err", err)

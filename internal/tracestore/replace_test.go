@@ -201,6 +201,30 @@ func TestReplaceUpdatesIndexAndDropsLayers(t *testing.T) {
 	}
 }
 
+// A hold that read the trace's layer count before a replace holds the old
+// layer after the overwrite (history seed 601 found it): the replace must
+// still remove it, or it stays held past every release, which covers only
+// the layers the index counts (none, after the replace).
+func TestReplaceDropsAnOldLayerHeldMeanwhile(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	if _, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(7, 1, 0)}); err != nil {
+		t.Fatalf("AddLayer: %v", err)
+	}
+	layer := traces.LayerKey(r.c, saved.ID, 1)
+	if _, err := r.gcs.SetTemporaryHold(ctx, layer, true, time.Time{}); err != nil {
+		t.Fatalf("hold the layer as the racing hold does: %v", err)
+	}
+	if _, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{RootTLID: 1}, saved.Generation); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if _, err := r.gcs.Stat(ctx, layer); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the old layer held meanwhile: Stat err = %v, want ErrNotFound", err)
+	}
+}
+
 // The overwrite publishes OBJECT_DELETE for the old generation. Even a
 // consumer that ignored overwrittenByGeneration would only remove rows of
 // that generation or older, and the rows now describe the new one.

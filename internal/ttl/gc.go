@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -563,11 +564,37 @@ func (g *GC) RenewToplevels(ctx context.Context, c traces.CanvasID, tlids []trac
 	return nil
 }
 
+// maxPromotions bounds how many times one pass reads a toplevel's keepers
+// again after finding some of them gone.
+const maxPromotions = 5
+
 // renewKeepers renews the keepers ks of canvas c whose customTime is before
 // before, to now (each object at most once), and writes each toplevel's
 // verdict: its next renew_after (never above now minus index.RenewSlack),
 // or that it is empty; each only if the toplevel did not change meanwhile.
+// A keeper found gone (its deletion notification is late or lost) loses
+// its rows, and the next newest trace takes its place: that trace was not
+// a keeper, so its retention may be about to run out, and the lifecycle
+// rule may apply it before the next pass. So the toplevels that lost a
+// keeper are read again and renewed in the same pass, up to maxPromotions
+// times.
 func (g *GC) renewKeepers(ctx context.Context, c traces.CanvasID, ks index.Keepers, now, before time.Time) (Summary, error) {
+	var total Summary
+	for round := 1; ; round++ {
+		s, lost, err := g.renewRound(ctx, c, ks, now, before)
+		total.add(s)
+		if err != nil || len(lost) == 0 || round == maxPromotions {
+			return total, err
+		}
+		if ks, err = g.db.Keepers(ctx, c, time.Time{}, g.policy().Keep, lost); err != nil {
+			return total, err
+		}
+	}
+}
+
+// renewRound is one round of renewKeepers: it also returns the toplevels
+// that had a keeper gone (no verdict written for them).
+func (g *GC) renewRound(ctx context.Context, c traces.CanvasID, ks index.Keepers, now, before time.Time) (Summary, []traces.TLID, error) {
 	var s Summary
 	pl := decide(ks.Traces, before)
 	s.Examined, s.Held, s.AlreadyFresh = len(ks.Traces), pl.held, len(pl.fresh)
@@ -611,11 +638,12 @@ func (g *GC) renewKeepers(ctx context.Context, c traces.CanvasID, ks index.Keepe
 		ct[k.ID] = now
 	}
 	if err := ctx.Err(); err != nil {
-		return s, err
+		return s, nil, err
 	}
 	if err := g.db.MarkRenewed(ctx, c, renewed, now); err != nil {
-		return s, err
+		return s, nil, err
 	}
+	var lost []traces.TLID
 	ceiling := now.Add(-index.RenewSlack)
 	vs := make([]index.RenewAfter, 0, len(ks.Toplevels))
 	for _, t := range ks.Toplevels {
@@ -627,9 +655,11 @@ func (g *GC) renewKeepers(ctx context.Context, c traces.CanvasID, ks index.Keepe
 		}
 		if v, ok := renewAfter(t.Keepers, ct, out, ceiling); ok {
 			vs = append(vs, index.RenewAfter{TLID: t.TLID, Rev: t.Rev, Value: v})
+		} else if slices.ContainsFunc(t.Keepers, func(id traces.TraceID) bool { return out[id] == outGone }) {
+			lost = append(lost, t.TLID)
 		}
 	}
-	return s, g.db.SetRenewAfter(ctx, c, vs, g.o.EmptyGrace)
+	return s, lost, g.db.SetRenewAfter(ctx, c, vs, g.o.EmptyGrace)
 }
 
 // renewTrace moves the customTime of a trace object and its layers to now.

@@ -107,6 +107,12 @@ func (s *Service) AddLayer(ctx context.Context, c traces.CanvasID, id traces.Tra
 			if info, serr := s.objects.Stat(ctx, key); serr == nil && st.Holds(info) {
 				err = nil
 			} else {
+				// A stale layer whose deletion by a replace failed: delete it
+				// now (the number stays a hole), or GC, which renews layers
+				// by number, would renew it for as long as the trace lives.
+				if trace, terr := s.objects.Stat(ctx, traces.TraceKey(c, id)); terr == nil {
+					s.dropLayer(ctx, key, trace.Created)
+				}
 				if derr := s.index.DropOp(ctx, c, id, tok); derr != nil {
 					return AddedLayer{}, fmt.Errorf("add layer %s: %w", key, derr)
 				}

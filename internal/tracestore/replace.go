@@ -144,25 +144,31 @@ func (s *Service) dropLayers(ctx context.Context, c traces.CanvasID, id traces.T
 	var g errgroup.Group
 	g.SetLimit(layerDeletes)
 	for i := 1; i <= n; i++ {
-		key := traces.LayerKey(c, id, i)
 		g.Go(func() error {
-			info, err := s.objects.Stat(ctx, key)
-			if err == nil && !replacedAt.IsZero() && !info.Created.Before(replacedAt) {
-				return nil // written for the new trace
-			}
-			if err == nil {
-				err = s.objects.Delete(ctx, key, info.Generation)
-			}
-			if errors.Is(err, traces.ErrHeld) {
-				if _, err = s.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
-					err = s.objects.Delete(ctx, key, info.Generation)
-				}
-			}
-			if err != nil && !errors.Is(err, traces.ErrNotFound) && !errors.Is(err, traces.ErrPreconditionFailed) {
-				s.log.Warn("drop old layer", "key", key, "err", err)
-			}
+			s.dropLayer(ctx, traces.LayerKey(c, id, i), replacedAt)
 			return nil
 		})
 	}
 	_ = g.Wait()
+}
+
+// dropLayer deletes the layer object at key if it was written before
+// replacedAt (the current trace object's creation), clearing its hold
+// first if a hold left it held (see dropLayers). Failures are logged.
+func (s *Service) dropLayer(ctx context.Context, key string, replacedAt time.Time) {
+	info, err := s.objects.Stat(ctx, key)
+	if err == nil && !replacedAt.IsZero() && !info.Created.Before(replacedAt) {
+		return // written for the new trace
+	}
+	if err == nil {
+		err = s.objects.Delete(ctx, key, info.Generation)
+	}
+	if errors.Is(err, traces.ErrHeld) {
+		if _, err = s.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
+			err = s.objects.Delete(ctx, key, info.Generation)
+		}
+	}
+	if err != nil && !errors.Is(err, traces.ErrNotFound) && !errors.Is(err, traces.ErrPreconditionFailed) {
+		s.log.Warn("drop old layer", "key", key, "err", err)
+	}
 }

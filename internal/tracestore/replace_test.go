@@ -336,3 +336,42 @@ func TestReplaceKeepsLayersOfTheNewTrace(t *testing.T) {
 		t.Errorf("the old trace's layer 2 remains: %v", err)
 	}
 }
+
+// A replace whose deletion of an old layer failed leaves that layer at its
+// number. The next layer add finds the number taken: it deletes the stale
+// layer (GC renews layers by number and would renew it for as long as the
+// trace lives) and takes the next number. History seed 801 found it.
+func TestAddLayerDeletesAStaleLayerInItsWay(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	if _, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(7, 1, 0)}); err != nil {
+		t.Fatalf("AddLayer: %v", err)
+	}
+	// The replace, but for its deletion of layer 1 (which failed).
+	rec, err := r.db.Get(ctx, r.c, saved.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := traces.Store(traces.AppendTraceMsgpack(nil, &traces.Trace{ID: saved.ID, RootTLID: 1, Timestamp: rec.Timestamp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.gcs.Replace(ctx, traces.TraceKey(r.c, saved.ID), st.Body, st.Object(r.now()), rec.Generation)
+	if err != nil {
+		t.Fatalf("overwrite the trace object: %v", err)
+	}
+	rec.Generation, rec.CustomTime, rec.Layers = info.Generation, info.CustomTime, 0
+	if _, err := r.db.ReplaceTrace(ctx, rec, r.now(), index.Token{}); err != nil {
+		t.Fatalf("ReplaceTrace: %v", err)
+	}
+
+	added, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(8, 1, 0)})
+	if err != nil || added.N != 2 || added.Generation != info.Generation {
+		t.Fatalf("AddLayer after the stale layer = %+v, %v; want layer 2 of generation %d", added, err, info.Generation)
+	}
+	if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, 1)); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the stale layer 1: Stat err = %v, want ErrNotFound", err)
+	}
+}

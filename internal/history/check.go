@@ -36,6 +36,11 @@ const (
 	// InvHoldLeak: after quiescence, an object is held although its trace
 	// was certainly released (or never held).
 	InvHoldLeak = "hold-leak"
+	// InvReleased: at a moment nothing runs, a trace object is held
+	// although an acknowledged release answered after every hold call of
+	// it had ended (or it was never held): the release's answer was not
+	// true when it was given.
+	InvReleased = "released"
 	// InvHoldEnd: an object is still held after a clock step (with its GC
 	// passes) that began after every hold of its trace had certainly ended.
 	InvHoldEnd = "hold-end"
@@ -92,8 +97,9 @@ func stamp(t time.Time) string { return t.UTC().Format("01-02 15:04:05") }
 // CheckSnapshot checks what holds at any moment nothing runs: every
 // committed trace, and every trace whose object is at a generation an
 // acknowledged write returned, has its index rows (else it cannot be
-// read); and no object of a trace written only before a finished canvas
-// deletion is left. Call it on every snapshot, before Observe.
+// read); no trace object is held once an acknowledged release (or no hold
+// at all) certainly left it unheld; and no object of a trace written only
+// before a finished canvas deletion is left. Call it on every snapshot, before Observe.
 func (m *Model) CheckSnapshot(s *Snapshot) []Violation {
 	var vs []Violation
 	for _, l := range m.labels() {
@@ -106,6 +112,11 @@ func (m *Model) CheckSnapshot(s *Snapshot) []Violation {
 					"%s: its object (generation %d, customTime %s) is there but its index rows are gone at %s, so reads answer 404 and lists omit it%s",
 					m.describe(l), o.Gen, stamp(o.CustomTime), stamp(s.At), m.writeHistory(l))})
 			}
+		}
+		if ok && o.Held && m.DefinitelyUnheld(l, s.At) {
+			vs = append(vs, Violation{InvReleased, l, key, fmt.Sprintf(
+				"%s: its object (generation %d) is held at %s although the trace was certainly released or never held%s",
+				m.describe(l), o.Gen, stamp(s.At), m.holdHistory(l))})
 		}
 		for _, d := range m.dels {
 			if !d.OK || d.Canvas != t.Canvas || d.End.After(s.At) || !m.writtenOnlyBefore(l, d.Start) {

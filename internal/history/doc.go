@@ -90,6 +90,12 @@
 //   - readable (CheckSnapshot): a committed trace's object, or one at a
 //     generation an acknowledged write returned, is present but its index
 //     rows are gone, so reads answer 404 and lists omit it.
+//   - released (CheckSnapshot): a trace object is held although its trace
+//     is certainly unheld (an acknowledged release began after every hold
+//     call had ended, or it was never held): a release must be complete
+//     when it answers, also a retry of one that failed midway, not only
+//     after the repair step. Layers are left to hold-leak: a layer add
+//     racing the release may leave one held for the repair step.
 //   - canvas-deleted (CheckSnapshot): an object of a trace written only
 //     before an acknowledged canvas deletion began survived it.
 //   - expire, expire-layer (CheckFinal): after quiescence (no customTime

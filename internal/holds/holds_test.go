@@ -634,3 +634,56 @@ func TestReleaseUnheldRenewsNothing(t *testing.T) {
 			before.Metageneration, after.Metageneration, before.CustomTime, after.CustomTime)
 	}
 }
+
+// A hold or release whose process died after its index write and before
+// its objects were reached, retried (on another replica): the retry is
+// acknowledged, so when it returns the objects are as it says, without
+// waiting for the repair step. A retried release used to find the index
+// already released and change nothing, leaving the objects held (and the
+// trace kept) until the repair step ran.
+func TestRetryAfterACrashBetweenIndexAndObjects(t *testing.T) {
+	t.Parallel()
+	for _, op := range []string{"hold", "release"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := t.Context()
+			r := e.put(t, 0, 5, 1)
+			want := "true"
+			if op == "hold" {
+				if _, err := e.db.BeginHold(ctx, e.canvas, r.ID, index.HoldSpec{}, e.base, 100); err != nil { // then the crash
+					t.Fatal(err)
+				}
+				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil { // the retry
+					t.Fatal(err)
+				}
+			} else {
+				if _, err := e.svc.Hold(ctx, e.canvas, r.ID, ""); err != nil {
+					t.Fatal(err)
+				}
+				e.advance(t, 24*time.Hour)
+				if _, err := e.db.BeginRelease(ctx, e.canvas, r.ID); err != nil { // then the crash
+					t.Fatal(err)
+				}
+				if err := e.svc.Release(ctx, e.canvas, r.ID); err != nil { // the retry
+					t.Fatal(err)
+				}
+				want = "false"
+				for _, k := range keys(r) {
+					info, err := e.gcs.Stat(ctx, k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if now := e.emu.E.Now().Truncate(time.Second); info.CustomTime.Before(now) {
+						t.Errorf("%s: customTime %s after the retried release at %s; want renewed", k, info.CustomTime, now)
+					}
+				}
+			}
+			diff(t, "objects", repeat(want, 2), e.objectHolds(t, keys(r)...))
+			diff(t, "index", repeat(want, 2), e.indexHeld(t, r))
+			if n := e.tokens(t, r.ID); n != 1 {
+				t.Errorf("tokens: %d, want 1 (the crashed operation's, for the repair step)", n)
+			}
+		})
+	}
+}

@@ -251,7 +251,10 @@ func (s *Service) gone(ctx context.Context, c traces.CanvasID, id traces.TraceID
 // and each layer in one PATCH each, then the index moves custom_time to now
 // and the token goes. The trace is kept a full retention period from now
 // and then follows the normal policy. Releasing a trace that is not held
-// changes nothing (its retention is not renewed). Errors as for Hold,
+// changes nothing (its retention is not renewed), unless an operation on it
+// is unfinished: then any of its objects still held is released as above
+// (Conform), so a release retried after its first try died midway is
+// complete when it returns. Errors as for Hold,
 // without the quota; what a failed call left undone, the repair step
 // completes (the release stands).
 func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.TraceID) error {
@@ -260,6 +263,17 @@ func (s *Service) Release(ctx context.Context, c traces.CanvasID, id traces.Trac
 	r, err := s.index.BeginRelease(ctx, c, id)
 	if err != nil {
 		return notFound(fmt.Errorf("release %s: %w", id, err), id)
+	}
+	if r.Unfinished {
+		// Not held in the index, but an operation is unfinished: perhaps
+		// this very release, retried after its process died between the
+		// index and the objects. What the caller is told must be true when
+		// it returns, so the objects are brought to the index's state now
+		// rather than by the repair step minutes later.
+		if err := s.Conform(ctx, c, id); err != nil {
+			return notFound(fmt.Errorf("release %s: %w", id, err), id)
+		}
+		return nil
 	}
 	return s.release(ctx, c, id, r)
 }

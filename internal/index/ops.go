@@ -189,12 +189,17 @@ WITH t AS (
   UPDATE trace_tlids x SET held = false FROM k
   WHERE x.canvas_id = k.canvas_id AND x.tlid = k.tlid AND x.trace_id = k.trace_id AND x.held
 )
-SELECT t.generation, t.layers, t.token, EXISTS (SELECT FROM traces WHERE canvas_id = $1 AND trace_id = $2)
-FROM (SELECT) AS one LEFT JOIN t ON true`
+SELECT t.generation, t.layers, t.token, x.unfinished IS NOT NULL, COALESCE(x.unfinished, false)
+FROM (SELECT) AS one LEFT JOIN t ON true
+LEFT JOIN (SELECT cardinality(pending) > 0 AS unfinished FROM traces WHERE canvas_id = $1 AND trace_id = $2) x ON true`
 
 // Releasing is what BeginRelease recorded.
 type Releasing struct {
-	Held       bool // false: the trace was not held; nothing was recorded
+	Held bool // false: the trace was not held; nothing was recorded
+	// Unfinished is set when the trace was not held but carries an
+	// operation token: a hold or release may not have reached its objects
+	// (its process died), so they may still be held.
+	Unfinished bool
 	Generation int64
 	Layers     int
 	Token      Token
@@ -203,7 +208,8 @@ type Releasing struct {
 // BeginRelease records, before any object is touched, that trace id is no
 // longer held, with an operation token; the caller then releases the
 // objects and calls EndRelease. A trace that is not held changes nothing
-// (Held false, no token). An unknown trace wraps traces.ErrNotFound. Errors
+// (Held false, no token; Unfinished if another operation's token is on
+// it). An unknown trace wraps traces.ErrNotFound. Errors
 // wrap traces.ErrUnavailable when the server cannot be reached.
 func (db *DB) BeginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID) (Releasing, error) {
 	return db.beginRelease(ctx, c, id, nil)
@@ -219,19 +225,20 @@ func (db *DB) BeginExpire(ctx context.Context, c traces.CanvasID, id traces.Trac
 
 func (db *DB) beginRelease(ctx context.Context, c traces.CanvasID, id traces.TraceID, endedBy any) (Releasing, error) {
 	var (
-		gen    *int64
-		layers *int32
-		tok    *time.Time
-		exists bool
+		gen        *int64
+		layers     *int32
+		tok        *time.Time
+		exists     bool
+		unfinished bool
 	)
-	if err := db.pool.QueryRow(ctx, beginReleaseSQL, [16]byte(c), [16]byte(id), endedBy).Scan(&gen, &layers, &tok, &exists); err != nil {
+	if err := db.pool.QueryRow(ctx, beginReleaseSQL, [16]byte(c), [16]byte(id), endedBy).Scan(&gen, &layers, &tok, &exists, &unfinished); err != nil {
 		return Releasing{}, fmt.Errorf("release %s/%s: %w", c, id, translate(err))
 	}
 	if !exists {
 		return Releasing{}, fmt.Errorf("release %s/%s: %w", c, id, traces.ErrNotFound)
 	}
 	if tok == nil {
-		return Releasing{}, nil
+		return Releasing{Unfinished: unfinished}, nil
 	}
 	return Releasing{Held: true, Generation: *gen, Layers: int(*layers), Token: Token{*tok}}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ const (
 	FormatVersion = "1"
 	metaFormat    = "tracegw-format"
 	metaSHA256    = "tracegw-sha256"
+	metaBase      = "tracegw-base-generation" // a layer's baseGeneration, also in its document
 	storedType    = "application/msgpack"
 	gzipEncoding  = "gzip"
 )
@@ -60,6 +62,23 @@ func (s Stored) Object(customTime time.Time) NewObject {
 		ContentType: storedType, ContentEncoding: gzipEncoding, CustomTime: customTime,
 		Metadata: map[string]string{metaFormat: FormatVersion, metaSHA256: s.Hash},
 	}
+}
+
+// LayerObject is Object for a layer added to generation base of its trace:
+// the metadata names base too, so whose layer it is can be told from the
+// attributes alone (LayerBase).
+func (s Stored) LayerObject(customTime time.Time, base int64) NewObject {
+	o := s.Object(customTime)
+	o.Metadata[metaBase] = strconv.FormatInt(base, 10)
+	return o
+}
+
+// LayerBase returns the trace generation a layer object was added to, as
+// its metadata names it; ok is false for a layer written before the
+// metadata did (its document still names it: DecodeStoredLayer).
+func LayerBase(info ObjectInfo) (base int64, ok bool) {
+	base, err := strconv.ParseInt(info.Metadata[metaBase], 10, 64)
+	return base, err == nil
 }
 
 // Holds reports whether the object info describes is s: same document hash.

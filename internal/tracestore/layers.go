@@ -100,7 +100,7 @@ func (s *Service) AddLayer(ctx context.Context, c traces.CanvasID, id traces.Tra
 		if err != nil {
 			return AddedLayer{}, fmt.Errorf("add layer to %s: %w", id, err)
 		}
-		_, err = s.objects.Create(ctx, key, st.Body, st.Object(ct))
+		_, err = s.objects.Create(ctx, key, st.Body, st.LayerObject(ct, rec.Generation))
 		if errors.Is(err, traces.ErrPreconditionFailed) {
 			// Our own earlier attempt that the adapter retried after it had
 			// landed, or a stale layer of a replaced generation.
@@ -111,7 +111,7 @@ func (s *Service) AddLayer(ctx context.Context, c traces.CanvasID, id traces.Tra
 				// now (the number stays a hole), or GC, which renews layers
 				// by number, would renew it for as long as the trace lives.
 				if trace, terr := s.objects.Stat(ctx, traces.TraceKey(c, id)); terr == nil {
-					s.dropLayer(ctx, key, trace.Created)
+					s.dropLayer(ctx, key, trace.Generation)
 				}
 				if derr := s.index.DropOp(ctx, c, id, tok); derr != nil {
 					return AddedLayer{}, fmt.Errorf("add layer %s: %w", key, derr)
@@ -178,11 +178,13 @@ func (s *Service) setLayerHold(ctx context.Context, key string, held bool, now t
 // readLayers fetches layers 1..n of a trace whose object is at generation
 // gen, in order, a few at a time, and the oldest customTime among them. A
 // layer object that is gone (expired, never written, or dropped by a
-// replace) or that names another generation is skipped.
-func (s *Service) readLayers(ctx context.Context, c traces.CanvasID, id traces.TraceID, n int, gen int64) ([]traces.Layer, time.Time, error) {
+// replace) or that names another generation is skipped; stale holds the
+// generations of the latter (0: none), by layer number - 1.
+func (s *Service) readLayers(ctx context.Context, c traces.CanvasID, id traces.TraceID, n int, gen int64) (_ []traces.Layer, oldest time.Time, stale []int64, _ error) {
 	layers := make([]traces.Layer, n)
 	cts := make([]time.Time, n)
 	keep := make([]bool, n)
+	stale = make([]int64, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(layerReads)
 	for i := range n {
@@ -200,6 +202,7 @@ func (s *Service) readLayers(ctx context.Context, c traces.CanvasID, id traces.T
 				return fmt.Errorf("layer %d: %w", i+1, err)
 			}
 			if base != gen {
+				stale[i] = info.Generation
 				return nil
 			}
 			layers[i], cts[i], keep[i] = l, info.CustomTime, true
@@ -207,10 +210,9 @@ func (s *Service) readLayers(ctx context.Context, c traces.CanvasID, id traces.T
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, nil, err
 	}
 	out := layers[:0]
-	var oldest time.Time
 	for i, l := range layers {
 		if keep[i] {
 			out = append(out, l)
@@ -219,5 +221,5 @@ func (s *Service) readLayers(ctx context.Context, c traces.CanvasID, id traces.T
 			}
 		}
 	}
-	return out, oldest, nil
+	return out, oldest, stale, nil
 }

@@ -60,8 +60,10 @@ func (s *Service) Repair(ctx context.Context, c traces.CanvasID, id traces.Trace
 		return fmt.Errorf("repair %s: %w", id, err)
 	}
 	r := record(c, t, info, info.CustomTime)
+	var stale []int64
 	if info.Generation == rec.Generation && rec.Layers > 0 {
-		layers, oldest, err := s.readLayers(ctx, c, id, rec.Layers, info.Generation)
+		layers, oldest, st, err := s.readLayers(ctx, c, id, rec.Layers, info.Generation)
+		stale = st
 		if err != nil {
 			return fmt.Errorf("repair %s: %w", id, err)
 		}
@@ -77,7 +79,16 @@ func (s *Service) Repair(ctx context.Context, c traces.CanvasID, id traces.Trace
 		return fmt.Errorf("repair %s: %w", id, err)
 	}
 	if rep.Replaced && info.Generation != rec.Generation && rep.OldLayers > 0 {
-		s.dropLayers(ctx, c, id, rep.OldLayers, info.Created)
+		s.dropLayers(ctx, c, id, rep.OldLayers, info.Generation)
+	}
+	// A layer of an older generation at a number the trace counts (a layer
+	// add racing a replace, whose own add then failed before clearing it)
+	// would be renewed by GC as the trace's, forever: delete that very
+	// object (by its generation, so a layer written since stays).
+	for i, gen := range stale {
+		if gen != 0 {
+			s.deleteLayer(ctx, traces.LayerKey(c, id, i+1), gen)
+		}
 	}
 	s.renewDue(ctx, c, rep.Due)
 	return nil

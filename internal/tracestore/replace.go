@@ -124,48 +124,77 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 		return Saved{}, fmt.Errorf("index %s: %w", key, err)
 	}
 	if rep.Replaced && rep.OldLayers > 0 {
-		s.dropLayers(ctx, c, id, rep.OldLayers, info.Created)
+		s.dropLayers(ctx, c, id, rep.OldLayers, info.Generation)
 	}
 	s.renewDue(ctx, c, rep.Due)
 	return Saved{ID: id, Generation: info.Generation}, nil
 }
 
-// dropLayers deletes layer objects 1..n of a replaced trace that were
-// written before the new trace object (replacedAt): once the index says 0
-// layers, a concurrent add may take a free number among 1..n for the new
-// trace, and that layer stays. Each delete names the generation it looked
-// at. A hold that read the old layer count may have held an old layer
-// after the overwrite; the layer is no longer the trace's, and no release
-// would ever reach it (a release covers the layers the index counts), so
-// its hold is cleared and it is deleted. Failures are logged, not returned:
-// the replace has committed, reads skip layers of an older generation, and
-// the lifecycle rule expires what is left.
-func (s *Service) dropLayers(ctx context.Context, c traces.CanvasID, id traces.TraceID, n int, replacedAt time.Time) {
+// dropLayers deletes those of layer objects 1..n of a replaced trace that
+// were not added to its generation gen (the new trace object's): once the
+// index says 0 layers, a concurrent add may take a free number among 1..n
+// for the new trace, and that layer stays. Each delete names the generation
+// it looked at. A hold that read the old layer count may have held an old
+// layer after the overwrite; the layer is no longer the trace's, and no
+// release would ever reach it (a release covers the layers the index
+// counts), so its hold is cleared and it is deleted. Failures are logged,
+// not returned: the replace has committed, reads skip layers of an older
+// generation, and the lifecycle rule expires what is left.
+func (s *Service) dropLayers(ctx context.Context, c traces.CanvasID, id traces.TraceID, n int, gen int64) {
 	var g errgroup.Group
 	g.SetLimit(layerDeletes)
 	for i := 1; i <= n; i++ {
 		g.Go(func() error {
-			s.dropLayer(ctx, traces.LayerKey(c, id, i), replacedAt)
+			s.dropLayer(ctx, traces.LayerKey(c, id, i), gen)
 			return nil
 		})
 	}
 	_ = g.Wait()
 }
 
-// dropLayer deletes the layer object at key if it was written before
-// replacedAt (the current trace object's creation), clearing its hold
-// first if a hold left it held (see dropLayers). Failures are logged.
-func (s *Service) dropLayer(ctx context.Context, key string, replacedAt time.Time) {
+// dropLayer deletes the layer object at key unless it was added to
+// generation gen of its trace, clearing its hold first if a hold left it
+// held (see dropLayers). Whose layer it is, its metadata says; a layer
+// written before the metadata named it is read. (Its creation time does
+// not tell: an add that read the index before a replace's index write
+// writes a layer of the old generation after the new trace object.)
+// Failures are logged.
+func (s *Service) dropLayer(ctx context.Context, key string, gen int64) {
 	info, err := s.objects.Stat(ctx, key)
-	if err == nil && !replacedAt.IsZero() && !info.Created.Before(replacedAt) {
-		return // written for the new trace
-	}
 	if err == nil {
-		err = s.objects.Delete(ctx, key, info.Generation)
+		base, ok := traces.LayerBase(info)
+		if !ok {
+			base, err = s.layerBase(ctx, key, &info)
+		}
+		if err == nil && base != gen {
+			s.deleteLayer(ctx, key, info.Generation)
+		}
 	}
+	if err != nil && !errors.Is(err, traces.ErrNotFound) {
+		s.log.Warn("drop old layer", "key", key, "err", err)
+	}
+}
+
+// layerBase reads the layer object at key for the generation its document
+// names, and sets *info to the object it read.
+func (s *Service) layerBase(ctx context.Context, key string, info *traces.ObjectInfo) (int64, error) {
+	raw, got, err := s.objects.Open(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	_, base, err := traces.DecodeStoredLayer(raw, s.o.Limits)
+	*info = got
+	return base, err
+}
+
+// deleteLayer deletes generation gen of the layer object at key, clearing
+// its hold first if a hold left it held; a newer object at key stays.
+// Failures are logged.
+func (s *Service) deleteLayer(ctx context.Context, key string, gen int64) {
+	err := s.objects.Delete(ctx, key, gen)
 	if errors.Is(err, traces.ErrHeld) {
 		if _, err = s.objects.SetTemporaryHold(ctx, key, false, time.Time{}); err == nil {
-			err = s.objects.Delete(ctx, key, info.Generation)
+			err = s.objects.Delete(ctx, key, gen)
 		}
 	}
 	if err != nil && !errors.Is(err, traces.ErrNotFound) && !errors.Is(err, traces.ErrPreconditionFailed) {

@@ -355,7 +355,7 @@ func (s *Service) Get(ctx context.Context, c traces.CanvasID, id traces.TraceID)
 		rec.Layers = 0 // they belong to the older generation
 	}
 	if rec.Layers > 0 {
-		layers, _, err := s.readLayers(ctx, c, id, rec.Layers, info.Generation)
+		layers, _, _, err := s.readLayers(ctx, c, id, rec.Layers, info.Generation)
 		if err != nil {
 			return Read{}, fmt.Errorf("get %s: %w", key, err)
 		}
@@ -374,7 +374,7 @@ func (s *Service) heal(ctx context.Context, c traces.CanvasID, t *traces.Trace, 
 		return
 	}
 	if rep.Replaced && rep.OldLayers > 0 {
-		s.dropLayers(ctx, c, t.ID, rep.OldLayers, info.Created)
+		s.dropLayers(ctx, c, t.ID, rep.OldLayers, info.Generation)
 	}
 	s.renewDue(ctx, c, rep.Due)
 }

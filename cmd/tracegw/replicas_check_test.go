@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -35,7 +36,7 @@ import (
 // of every toplevel without uncertainty are exactly the model's; held
 // traces are in their canvas's holds. It returns how many of each it
 // checked.
-func checkModel(t *testing.T, all []*modelTrace, end time.Time, objects map[string]int64, clients []*client.Client) (live, dead, listsChecked int) {
+func checkModel(t *testing.T, all []*modelTrace, end time.Time, objects map[string]int64, clients []*client.Client, explain func(*modelTrace) string) (live, dead, listsChecked int) {
 	t.Helper()
 	ctx := t.Context()
 	verdicts, lists := judge(all, end, 7*24*time.Hour)
@@ -53,7 +54,7 @@ func checkModel(t *testing.T, all []*modelTrace, end time.Time, objects map[stri
 		case mustGo:
 			dead++
 			if !errors.Is(err, client.ErrNotFound) || inBucket {
-				t.Errorf("trace %s/%s must be gone (neither keeper nor held, saved before %s): get %v, in bucket %v", m.canvas, m.id, m.setAt, err, inBucket)
+				t.Errorf("trace %s/%s must be gone (neither keeper nor held, saved before %s): get %v, in bucket %v\n%s", m.canvas, m.id, m.setAt, err, inBucket, explain(m))
 			}
 		}
 	}
@@ -89,6 +90,80 @@ func checkModel(t *testing.T, all []*modelTrace, end time.Time, objects map[stri
 	}
 
 	return live, dead, listsChecked
+}
+
+// explainer returns what the bucket, the index, the renewals and the model
+// say of a trace and of the traces newer than it on its toplevels: what a
+// failed verdict needs to be understood after the run is gone.
+func explainer(t *testing.T, pool *pgxpool.Pool, gcs *storage.Client, bucket string, all []*modelTrace, objects map[string]int64, patches []patch) func(*modelTrace) string {
+	return func(m *modelTrace) string {
+		ctx := t.Context()
+		var b strings.Builder
+		if a, err := gcs.Bucket(bucket).Object(traceKey(m)).Attrs(ctx); err != nil {
+			fmt.Fprintf(&b, "  object: %v\n", err)
+		} else {
+			fmt.Fprintf(&b, "  object: generation %d metageneration %d customTime %s temporaryHold %v eventBasedHold %v\n",
+				a.Generation, a.Metageneration, a.CustomTime, a.TemporaryHold, a.EventBasedHold)
+		}
+		for _, p := range patches {
+			if p.Object == traceKey(m) {
+				fmt.Fprintf(&b, "  patch: customTime %s hold %v status %d\n", p.CustomTime, p.Hold, p.Status)
+			}
+		}
+		fmt.Fprintf(&b, "  model: sure %v maybe %v held %v uncertain %v\n", slices.Sorted(maps.Keys(m.sure)), slices.Sorted(maps.Keys(m.maybe)), m.held, m.uncertain)
+		var (
+			gen     int64
+			tlids   []int64
+			ct      time.Time
+			layers  int
+			heldAt  *time.Time
+			pending []time.Time
+		)
+		err := pool.QueryRow(ctx, `SELECT generation, tlids, custom_time, layers, held_at, pending FROM traces WHERE canvas_id = $1 AND trace_id = $2`,
+			string(m.canvas), string(m.id)).Scan(&gen, &tlids, &ct, &layers, &heldAt, &pending)
+		fmt.Fprintf(&b, "  index: generation %d tlids %v custom_time %s layers %d held_at %v pending %v (err %v)\n", gen, tlids, ct, layers, heldAt, pending, err)
+		tls := map[client.TLID]bool{}
+		for _, tl := range tlids {
+			tls[client.TLID(tl)] = true
+		}
+		maps.Copy(tls, m.sure)
+		maps.Copy(tls, m.maybe)
+		for _, tl := range slices.Sorted(maps.Keys(tls)) {
+			var renewAfter time.Time
+			var rev int64
+			var deletedAt *time.Time
+			err := pool.QueryRow(ctx, `SELECT renew_after, rev, deleted_at FROM toplevels WHERE canvas_id = $1 AND tlid = $2`,
+				string(m.canvas), int64(tl)).Scan(&renewAfter, &rev, &deletedAt)
+			fmt.Fprintf(&b, "  toplevel %d: renew_after %s rev %d deleted_at %v (err %v)\n", tl, renewAfter, rev, deletedAt, err)
+			indexed := map[string]bool{}
+			rows, err := pool.Query(ctx, `SELECT trace_id::text FROM trace_tlids WHERE canvas_id = $1 AND tlid = $2 AND trace_id > $3 ORDER BY trace_id`,
+				string(m.canvas), int64(tl), string(m.id))
+			if err == nil {
+				for rows.Next() {
+					var id string
+					if rows.Scan(&id) == nil {
+						indexed[id] = true
+					}
+				}
+				rows.Close()
+			}
+			fmt.Fprintf(&b, "    newer rows in the index: %d\n", len(indexed))
+			shown := 0
+			for _, o := range all {
+				if o.canvas != m.canvas || o.id <= m.id || !(o.touches(tl) || indexed[string(o.id)]) {
+					continue
+				}
+				if shown++; shown > 20 {
+					fmt.Fprintf(&b, "    …\n")
+					break
+				}
+				_, inBucket := objects[traceKey(o)]
+				fmt.Fprintf(&b, "    newer %s: sure %v maybe %v acked %v uncertain %v held %v in bucket %v indexed %v\n",
+					o.id, o.sure[tl], o.maybe[tl], o.acked, o.uncertain, o.held, inBucket, indexed[string(o.id)])
+			}
+		}
+		return b.String()
+	}
 }
 
 // checkRenewals fails the test for an object whose customTime was renewed

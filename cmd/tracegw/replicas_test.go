@@ -278,7 +278,8 @@ func TestReplicas(t *testing.T) {
 	testutil.WaitFor(t, time.Minute, "every deletion seen by the audit subscription", func() bool { return audit.deleted(gone) == len(gone) })
 
 	// The model: keepers and held traces live, the rest is gone.
-	live, dead, listsChecked := checkModel(t, l.traces, end, objects, clients)
+	explain := explainer(t, pool, gcs, bucket, l.traces, objects, rec.patches())
+	live, dead, listsChecked := checkModel(t, l.traces, end, objects, clients, explain)
 
 	// No object renewed twice within one GC interval.
 	renewals, renewedObjects, failedPatches := checkRenewals(t, rec.patches())

@@ -300,8 +300,12 @@ type layerDuringReplace struct {
 
 func (l *layerDuringReplace) Replace(ctx context.Context, key string, body []byte, o traces.NewObject, ifGen int64) (traces.ObjectInfo, error) {
 	info, err := l.GCS.Replace(ctx, key, body, o, ifGen)
+	if err != nil {
+		return info, err
+	}
+	st, err := traces.Store(traces.AppendStoredLayer(nil, info.Generation, nil, []traces.FunctionResult{result(10, 1, 3)}))
 	if err == nil {
-		_, err = l.GCS.Create(ctx, l.key, []byte("new"), traces.NewObject{CustomTime: o.CustomTime})
+		_, err = l.GCS.Create(ctx, l.key, st.Body, st.LayerObject(o.CustomTime, info.Generation))
 	}
 	return info, err
 }
@@ -459,5 +463,36 @@ func TestRepairDeletesAStaleLayerTheTraceCounts(t *testing.T) {
 	}
 	if rs := got.Trace.FunctionResults; got.Generation != info.Generation || len(rs) != 1 || rs[0].TLID != 8 {
 		t.Errorf("after the repair: generation %d, results %+v; want generation %d with the new layer's one result", got.Generation, got.Trace.FunctionResults, info.Generation)
+	}
+}
+
+// A layer written before layers named their generation in metadata is
+// judged by its document: a replace still drops it.
+func TestReplaceDropsALayerWithoutTheMetadata(t *testing.T) {
+	t.Parallel()
+	r := newLayerRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	added, err := r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(7, 1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := traces.LayerKey(r.c, saved.ID, added.N)
+	st, err := traces.Store(traces.AppendStoredLayer(nil, saved.Generation, nil, []traces.FunctionResult{result(7, 1, 0)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.gcs.Stat(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.gcs.Replace(ctx, key, st.Body, st.Object(r.now()), info.Generation); err != nil { // as the previous version wrote it
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{ID: saved.ID, RootTLID: 1}, 0); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if _, err := r.gcs.Stat(ctx, key); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the old layer without metadata: Stat err = %v, want ErrNotFound", err)
 	}
 }

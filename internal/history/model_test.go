@@ -334,6 +334,33 @@ func TestCheckSnapshotAndBetween(t *testing.T) {
 	}
 }
 
+// released: a trace object held after an acknowledged release that began
+// once every hold call had ended; not when a hold call may come after the
+// release, nor while a hold stands, nor for a layer (left to hold-leak).
+func TestCheckSnapshotReleased(t *testing.T) {
+	f := newFixture(4)
+	for l := 1; l <= 4; l++ {
+		f.saved(l, 0, 1)
+	}
+	f.m.AddHold(HoldOp{Trace: 1, Window: win(1, 1), OK: true})
+	f.m.AddHold(HoldOp{Trace: 1, Release: true, Window: win(2, 2), OK: true})
+	f.m.AddHold(HoldOp{Trace: 2, Window: win(1, 3), OK: true}) // may come after the release
+	f.m.AddHold(HoldOp{Trace: 2, Release: true, Window: win(2, 2), OK: true})
+	f.m.AddHold(HoldOp{Trace: 3, Window: win(1, 1), OK: true})
+	f.m.AddHold(HoldOp{Trace: 4, Window: win(1, 1), OK: true})
+	f.m.AddHold(HoldOp{Trace: 4, Release: true, Window: win(2, 2), OK: true})
+	objs := []Object{f.trace(1, 2, 1), f.trace(2, 2, 1), f.trace(3, 2, 1), f.trace(4, 2, 1), f.layer(4, 1, 2, 1)}
+	for i := range 4 {
+		objs[i].Held = true
+	}
+	objs[3].Held = false
+	objs[4].Held = true
+	vs := f.m.CheckSnapshot(snap(3, objs...))
+	if got := invariants(vs); !slices.Equal(got, []string{InvReleased}) || vs[0].Label != 1 {
+		t.Errorf("CheckSnapshot: %v, want [%s] of t1", vs, InvReleased)
+	}
+}
+
 func TestCheckFinal(t *testing.T) {
 	const end = 40 * day
 	for _, tc := range []struct {

@@ -32,7 +32,7 @@ ORDER BY tlid FOR UPDATE`
 // trace_tlids rows for toplevels the new trace no longer touches removed,
 // the others upserted, toplevels linked. Only a newer generation may
 // replace the row, so a replace whose index write is overtaken by a later
-// one changes nothing. Nothing is inserted into a deleted canvas.
+// one changes nothing. Nothing is written into a deleted canvas.
 var replaceTraceSQL = `
 WITH old AS (
   SELECT tlids, layers, held_at IS NOT NULL AND NOT $8 AS held FROM traces
@@ -75,7 +75,7 @@ WITH old AS (
   RETURNING toplevels.tlid
 )
 SELECT EXISTS (SELECT FROM up), COALESCE((SELECT layers FROM old), 0),
-  ARRAY(SELECT tlid FROM tl WHERE due), ARRAY(SELECT tlid FROM dropped)`
+  ARRAY(SELECT tlid FROM tl WHERE due), ARRAY(SELECT tlid FROM dropped), NOT ` + notDeleted
 
 // endOpSQL removes an operation's token (see BeginOp) from a trace.
 const endOpSQL = `UPDATE traces SET pending = array_remove(pending, $3) WHERE canvas_id = $1 AND trace_id = $2 AND $3 = ANY (pending)`
@@ -92,6 +92,9 @@ type Replaced struct {
 	// has not renewed: those the trace no longer touches (a keeper left),
 	// and those revived or linked to a trace that is not fresh (PutTrace).
 	Due []traces.TLID
+	// CanvasDeleted is set when the canvas was deleted (DeleteCanvas): no
+	// row of it is written, whatever the generation (Replaced false).
+	CanvasDeleted bool
 }
 
 // ReplaceTrace points the index rows of r.ID at a new object generation
@@ -144,7 +147,7 @@ func (db *DB) rewrite(ctx context.Context, r traces.Record, now time.Time, clear
 		b.Queue(lockTraceToplevelsSQL, [16]byte(r.Canvas), [16]byte(r.ID), tlids)
 		b.Queue(replaceTraceSQL, [16]byte(r.Canvas), [16]byte(r.ID), int64(r.RootTLID), tlids,
 			r.Timestamp, r.Generation, r.CustomTime, clearHold, now, reindex).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&out.Replaced, &layers, &linked, &dropped)
+			return row.Scan(&out.Replaced, &layers, &linked, &dropped, &out.CanvasDeleted)
 		})
 		more(b)
 		return b

@@ -123,11 +123,32 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 	if err != nil {
 		return Saved{}, fmt.Errorf("index %s: %w", key, err)
 	}
+	if rep.CanvasDeleted {
+		return Saved{}, s.goneWithCanvas(ctx, c, id, info.Generation)
+	}
 	if rep.Replaced && rep.OldLayers > 0 {
 		s.dropLayers(ctx, c, id, rep.OldLayers, info.Generation)
 	}
 	s.renewDue(ctx, c, rep.Due)
 	return Saved{ID: id, Generation: info.Generation}, nil
+}
+
+// goneWithCanvas ends a replace that wrote generation gen of trace id into
+// canvas c after c was deleted (the deletion job may have listed it before,
+// or failed and wait to be resumed): the trace goes with its canvas, its
+// new object and its rows now, and the caller learns so. Acknowledged, the
+// replace would leave the rows of the overwritten document (the index
+// writes nothing into a deleted canvas), and GC would keep the new object
+// for the old document's toplevels, not its own.
+func (s *Service) goneWithCanvas(ctx context.Context, c traces.CanvasID, id traces.TraceID, gen int64) error {
+	key := traces.TraceKey(c, id)
+	if err := s.objects.Delete(ctx, key, gen); err != nil && !errors.Is(err, traces.ErrNotFound) {
+		s.log.Warn("delete trace of a deleted canvas", "key", key, "err", err)
+	}
+	if _, err := s.index.Remove(ctx, c, id, gen); err != nil {
+		s.log.Warn("remove rows of a deleted canvas", "key", key, "err", err)
+	}
+	return traces.Public(fmt.Errorf("replace %s: the canvas was deleted: %w", key, traces.ErrNotFound), "canvas %s was deleted", c)
 }
 
 // dropLayers deletes those of layer objects 1..n of a replaced trace that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -494,5 +495,33 @@ func TestReplaceDropsALayerWithoutTheMetadata(t *testing.T) {
 	}
 	if _, err := r.gcs.Stat(ctx, key); !errors.Is(err, traces.ErrNotFound) {
 		t.Errorf("the old layer without metadata: Stat err = %v, want ErrNotFound", err)
+	}
+}
+
+// A replace in a canvas that was deleted (its deletion job failed and waits
+// to be resumed, so the trace is still there): the index writes nothing
+// into a deleted canvas, and the replace used to answer success anyway,
+// leaving the rows of the overwritten document under the new object, so GC
+// kept it for the old document's toplevels, not the new one's. It is
+// refused now, and the trace goes with its canvas. History seed 1100 found
+// it (a keeper of the new document's toplevel was deleted).
+func TestReplaceInADeletedCanvas(t *testing.T) {
+	t.Parallel()
+	r := newExecRig(t)
+	ctx := t.Context()
+	saved := r.save(t, 1)
+	if err := r.db.MarkCanvasDeleted(ctx, r.c, r.now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{ID: saved.ID, RootTLID: 2}, 0)
+	var pe *traces.PublicError
+	if !errors.Is(err, traces.ErrNotFound) || !errors.As(err, &pe) || !strings.Contains(pe.Message, "was deleted") {
+		t.Fatalf("Replace in a deleted canvas: %v; want not found, the canvas was deleted", err)
+	}
+	if _, err := r.gcs.Stat(ctx, traces.TraceKey(r.c, saved.ID)); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the object: Stat err = %v, want ErrNotFound", err)
+	}
+	if _, err := r.db.Get(ctx, r.c, saved.ID); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("the rows: Get err = %v, want ErrNotFound", err)
 	}
 }

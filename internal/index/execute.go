@@ -161,13 +161,16 @@ func (db *DB) rewrite(ctx context.Context, r traces.Record, now time.Time, clear
 
 const forgetToplevelSQL = `
 INSERT INTO toplevels (canvas_id, tlid, renew_after, deleted_at) VALUES ($1, $2, $3, $3)
-ON CONFLICT (canvas_id, tlid) DO UPDATE SET deleted_at = COALESCE(toplevels.deleted_at, EXCLUDED.deleted_at),
+ON CONFLICT (canvas_id, tlid) DO UPDATE SET deleted_at = GREATEST(toplevels.deleted_at, EXCLUDED.deleted_at),
   rev = toplevels.rev + 1`
 
 // ForgetToplevel marks a toplevel deleted at time at (the editor deleted the
 // handler or function), inserting its row if GC never saw it: GC then stops
-// keeping its latest traces, which expire by the normal policy. A toplevel
-// already forgotten keeps its first deleted_at, so a repeat is harmless.
+// keeping its latest traces, which expire by the normal policy. A repeat
+// moves deleted_at to the later time (GREATEST: a retry that lost the race
+// to the first changes nothing): the editor deleted the toplevel again
+// after every execution that ran before it, so none of those may revive
+// it, however late its trace arrives.
 // The row stays for good, a tombstone: a trace that names the toplevel
 // later (a layer added to an old trace, an execution that was in flight)
 // revives it only if its own timestamp is after the deletion

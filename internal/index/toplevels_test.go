@@ -101,3 +101,36 @@ func TestRevivalByAnInFlightTraceIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A toplevel deleted twice without a revival between: a trace that ran
+// between the two deletions and arrives after the second must not revive
+// it (the editor deleted it after that execution). The second deletion
+// used to leave the first one's time, and such a trace revived the
+// toplevel, whose old traces GC then renewed for ever. History seed 1100
+// found it (expire).
+func TestRepeatedForgetCountsTheLastDeletion(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	c := canvasID(1)
+	first, second := base.Add(time.Hour), base.Add(3*time.Hour)
+	for _, at := range []time.Time{first, second} {
+		if err := db.ForgetToplevel(t.Context(), c, 7, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	between := record(c, int((2*time.Hour)/time.Second), 7) // ran after the first deletion, before the second
+	between.CustomTime = second.Add(time.Minute)
+	if _, err := db.PutTrace(t.Context(), between, between.CustomTime); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted := renewAfter(t, db, c, 7); !deleted {
+		t.Fatal("a trace that ran before the last deletion revived the toplevel")
+	}
+	after := record(c, int((3*time.Hour+ReviveGrace+time.Second)/time.Second), 7)
+	if _, err := db.PutTrace(t.Context(), after, after.CustomTime); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted := renewAfter(t, db, c, 7); deleted {
+		t.Error("a trace that ran after the last deletion did not revive the toplevel")
+	}
+}

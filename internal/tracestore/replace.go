@@ -142,9 +142,7 @@ func (s *Service) Replace(ctx context.Context, c traces.CanvasID, id traces.Trac
 // for the old document's toplevels, not its own.
 func (s *Service) goneWithCanvas(ctx context.Context, c traces.CanvasID, id traces.TraceID, gen int64) error {
 	key := traces.TraceKey(c, id)
-	if err := s.objects.Delete(ctx, key, gen); err != nil && !errors.Is(err, traces.ErrNotFound) {
-		s.log.Warn("delete trace of a deleted canvas", "key", key, "err", err)
-	}
+	s.dropUpload(ctx, key, gen)
 	if _, err := s.index.Remove(ctx, c, id, gen); err != nil {
 		s.log.Warn("remove rows of a deleted canvas", "key", key, "err", err)
 	}

@@ -3,6 +3,7 @@ package tracestore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -196,9 +197,7 @@ func TestReplaceUpdatesIndexAndDropsLayers(t *testing.T) {
 		t.Errorf("indexed tlids (-want +got):\n%s", d)
 	}
 	for n := 1; n <= 2; n++ {
-		if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, n)); !errors.Is(err, traces.ErrNotFound) {
-			t.Errorf("old layer %d: Stat err = %v, want ErrNotFound", n, err)
-		}
+		r.wantGone(t, traces.LayerKey(r.c, saved.ID, n), fmt.Sprintf("old layer %d", n))
 	}
 }
 
@@ -221,9 +220,7 @@ func TestReplaceDropsAnOldLayerHeldMeanwhile(t *testing.T) {
 	if _, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{RootTLID: 1}, saved.Generation); err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
-	if _, err := r.gcs.Stat(ctx, layer); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the old layer held meanwhile: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, layer, "the old layer held meanwhile")
 }
 
 // The overwrite publishes OBJECT_DELETE for the old generation. Even a
@@ -283,9 +280,7 @@ func TestReplaceErrors(t *testing.T) {
 	}
 	// Only executors create traces: a replace of an unknown trace writes
 	// nothing.
-	if _, err := r.gcs.Stat(ctx, traces.TraceKey(r.c, other)); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("object of the unknown trace: %v, want none", err)
-	}
+	r.wantGone(t, traces.TraceKey(r.c, other), "object of the unknown trace")
 	if ids := r.listed(t, 1); slices.Contains(ids, other) {
 		t.Errorf("listed under 1 = %v, want no %s", ids, other)
 	}
@@ -337,9 +332,7 @@ func TestReplaceKeepsLayersOfTheNewTrace(t *testing.T) {
 	if _, err := r.gcs.Stat(ctx, first); err != nil {
 		t.Errorf("the new trace's layer 1 was dropped: %v", err)
 	}
-	if _, err := r.gcs.Stat(ctx, second); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the old trace's layer 2 remains: %v", err)
-	}
+	r.wantGone(t, second, "the old trace's layer 2")
 }
 
 // A replace whose deletion of an old layer failed leaves that layer at its
@@ -360,9 +353,7 @@ func TestAddLayerDeletesAStaleLayerInItsWay(t *testing.T) {
 	if err != nil || added.N != 2 || added.Generation != info.Generation {
 		t.Fatalf("AddLayer after the stale layer = %+v, %v; want layer 2 of generation %d", added, err, info.Generation)
 	}
-	if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, 1)); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the stale layer 1: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, traces.LayerKey(r.c, saved.ID, 1), "the stale layer 1")
 }
 
 // replaceKeepingLayers replaces trace id as Replace does, but for its
@@ -418,9 +409,7 @@ func TestRepairDropsALayerAddedToTheOldGenerationAfterTheOverwrite(t *testing.T)
 	if err := r.svc.Repair(ctx, r.c, saved.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Repair: %v", err)
 	}
-	if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, 1)); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the layer of the old generation: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, traces.LayerKey(r.c, saved.ID, 1), "the layer of the old generation")
 	added, err = r.svc.AddLayer(ctx, r.c, saved.ID, nil, []traces.FunctionResult{result(8, 1, 0)})
 	if err != nil || added.Generation != info.Generation || added.N != 1 {
 		t.Fatalf("AddLayer after the repair = %+v, %v; want layer 1 of generation %d", added, err, info.Generation)
@@ -455,9 +444,7 @@ func TestRepairDeletesAStaleLayerTheTraceCounts(t *testing.T) {
 	if err := r.svc.Repair(ctx, r.c, saved.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Repair: %v", err)
 	}
-	if _, err := r.gcs.Stat(ctx, traces.LayerKey(r.c, saved.ID, 2)); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the stale layer 2: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, traces.LayerKey(r.c, saved.ID, 2), "the stale layer 2")
 	got, err := r.svc.Get(ctx, r.c, saved.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -493,9 +480,7 @@ func TestReplaceDropsALayerWithoutTheMetadata(t *testing.T) {
 	if _, err := r.svc.Replace(ctx, r.c, saved.ID, &traces.Trace{ID: saved.ID, RootTLID: 1}, 0); err != nil {
 		t.Fatalf("Replace: %v", err)
 	}
-	if _, err := r.gcs.Stat(ctx, key); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the old layer without metadata: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, key, "the old layer without metadata")
 }
 
 // A replace in a canvas that was deleted (its deletion job failed and waits
@@ -518,10 +503,16 @@ func TestReplaceInADeletedCanvas(t *testing.T) {
 	if !errors.Is(err, traces.ErrNotFound) || !errors.As(err, &pe) || !strings.Contains(pe.Message, "was deleted") {
 		t.Fatalf("Replace in a deleted canvas: %v; want not found, the canvas was deleted", err)
 	}
-	if _, err := r.gcs.Stat(ctx, traces.TraceKey(r.c, saved.ID)); !errors.Is(err, traces.ErrNotFound) {
-		t.Errorf("the object: Stat err = %v, want ErrNotFound", err)
-	}
+	r.wantGone(t, traces.TraceKey(r.c, saved.ID), "the object")
 	if _, err := r.db.Get(ctx, r.c, saved.ID); !errors.Is(err, traces.ErrNotFound) {
 		t.Errorf("the rows: Get err = %v, want ErrNotFound", err)
+	}
+}
+
+// wantGone fails the test unless the object at key is gone; what names it.
+func (r *execRig) wantGone(t *testing.T, key, what string) {
+	t.Helper()
+	if _, err := r.gcs.Stat(t.Context(), key); !errors.Is(err, traces.ErrNotFound) {
+		t.Errorf("%s: Stat err = %v, want ErrNotFound", what, err)
 	}
 }

@@ -266,9 +266,7 @@ func (s *Service) save(ctx context.Context, c traces.CanvasID, t *traces.Trace, 
 	if errors.Is(err, traces.ErrNotFound) && created {
 		// The canvas was deleted: the deletion job may have listed the
 		// canvas before this object existed.
-		if derr := s.objects.Delete(ctx, key, info.Generation); derr != nil && !errors.Is(derr, traces.ErrNotFound) {
-			s.log.Warn("delete trace of a deleted canvas", "key", key, "err", derr)
-		}
+		s.dropUpload(ctx, key, info.Generation)
 	}
 	if err != nil {
 		return Saved{}, traces.PublicIf(fmt.Errorf("index %s: %w", key, err), traces.ErrNotFound, "canvas %s was deleted", c)

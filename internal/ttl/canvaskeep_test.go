@@ -20,10 +20,7 @@ func TestCanvasKeepOnEmulator(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatalf("setup bucket: %v", err)
-	}
+	p := e.setupDefaultBucket(t)
 	g := e.newGC(t, e.gcs, p, Options{})
 	e.emu.E.SetHooks(emulator.Hooks{OnStep: g.Step})
 	own, dflt := canvas(1), canvas(2)
@@ -72,10 +69,7 @@ func TestPassEndsHolds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatalf("setup bucket: %v", err)
-	}
+	p := e.setupDefaultBucket(t)
 	hs := holds.New(e.gcs, e.db, holds.Options{Now: e.now})
 	g := e.newGC(t, e.gcs, p, Options{Holds: hs})
 	e.emu.E.SetHooks(emulator.Hooks{OnStep: g.Step})
@@ -180,10 +174,7 @@ func TestCurrentPolicy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatalf("setup bucket: %v", err)
-	}
+	p := e.setupDefaultBucket(t)
 	if ret, keep := e.newGC(t, e.gcs, p, Options{}).CurrentPolicy(ctx); ret != 7*Day || keep != 10 {
 		t.Errorf("unmanaged CurrentPolicy = %s, %d; want the configuration", ret, keep)
 	}

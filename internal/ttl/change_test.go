@@ -265,11 +265,7 @@ func TestRetentionRaised(t *testing.T) {
 func TestKeepRaised(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
-	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatal(err)
-	}
+	p := e.setupDefaultBucket(t)
 	e.runGC(e.managedGC(t, p, nil))
 	c := canvas(14)
 	var rs []traces.Record // oldest first: rank 25 … rank 1
@@ -326,10 +322,7 @@ func TestKeepRaiseWaitsForOldPasses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatal(err)
-	}
+	p := e.setupDefaultBucket(t)
 	e.runGC(e.managedGC(t, p, nil))
 	c := canvas(15)
 	var rs []traces.Record

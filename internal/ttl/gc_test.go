@@ -308,10 +308,7 @@ func TestPassRenewsTheTraceAGoneKeeperPromotes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatalf("setup bucket: %v", err)
-	}
+	p := e.setupDefaultBucket(t)
 	c := canvas(1)
 	if _, err := e.db.SetCanvasKeep(ctx, c, 2, p.Keep, e.now()); err != nil {
 		t.Fatal(err)

@@ -230,3 +230,14 @@ func canvas(b byte) traces.CanvasID {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// setupDefaultBucket sets up e's bucket for the default policy (its
+// lifecycle rule and policy record) and returns that policy.
+func (e *env) setupDefaultBucket(t *testing.T) Policy {
+	t.Helper()
+	p := DefaultPolicy()
+	if _, err := SetupBucket(t.Context(), e.gcs, p, BucketOptions{}, false); err != nil {
+		t.Fatalf("setup bucket: %v", err)
+	}
+	return p
+}

@@ -22,10 +22,7 @@ func TestRetentionOnEmulator(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, time.Hour)
 	ctx := t.Context()
-	p := DefaultPolicy()
-	if _, err := SetupBucket(ctx, e.gcs, p, BucketOptions{}, false); err != nil {
-		t.Fatalf("setup bucket: %v", err)
-	}
+	p := e.setupDefaultBucket(t)
 	g := e.newGC(t, e.gcs, p, Options{})
 	e.emu.E.SetHooks(emulator.Hooks{OnStep: g.Step})
 	const (
